@@ -1,0 +1,19 @@
+"""Named automation conditions.
+
+Late readings change recording hours up to 7 days + 5 minutes old, and backfills or
+reprocessing change hours of any age. ``eager()`` looks only at the latest time window and
+would silently ignore them, so the usage assets react to *which* upstream partitions
+changed, with no time window at all: the raw run records exactly the recording hours it
+changed, and only those (and the months holding them) are requested.
+
+``eager()``'s "no dependency missing" clause is dropped on purpose: an hour in which no
+meter reported is a legitimate gap, and must not block the month's running total forever.
+"""
+
+import dagster as dg
+
+UPSTREAM_CHANGED = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("upstream partition changed (late data and backfills included)")

@@ -1,0 +1,20 @@
+"""The code location: a short assembly of the domain modules."""
+
+import dagster as dg
+
+from billing_assets.defs.ingestion import deduplicated_raw, raw_readings
+from billing_assets.defs.usage import cumulative_usage, hourly_usage
+from billing_assets.resources import build_resources
+
+ASSETS = [raw_readings, deduplicated_raw, hourly_usage, cumulative_usage]
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Definitions for the environment described by the ``BILLING_*`` variables."""
+    return dg.Definitions(
+        assets=ASSETS,
+        resources=build_resources(),
+        # One process and one Spark session per run: a JVM per step would cost ~5 s each.
+        executor=dg.in_process_executor,
+    )

@@ -1,0 +1,71 @@
+"""Ingestion assets: ``raw_readings`` (per ingestion hour) and ``deduplicated_raw`` (per recording hour)."""
+
+from dataclasses import asdict
+
+import dagster as dg
+
+from billing_assets.partitions import BILLING_TZ, ingestion_hours, recording_hours, recording_partition_key
+from billing_assets.resources.landing import LandingZone
+from billing_assets.resources.spark import SparkResource
+from billing_assets.resources.warehouse import Warehouse
+from billing_assets.steps.ingest import ingest
+from billing_assets.tables.schemas import DEDUPLICATED_RAW, RAW_READINGS
+
+deduplicated_raw = dg.AssetSpec(
+    "deduplicated_raw",
+    description=(
+        "One row per distinct reading (record_id), first arrival wins. Written by raw_readings "
+        "runs, which record exactly the recording hours they changed."
+    ),
+    partitions_def=recording_hours,
+    # Any ingestion hour can carry readings for any recording hour of the previous 7 days.
+    deps=[dg.AssetDep("raw_readings", partition_mapping=dg.AllPartitionMapping())],
+    group_name="silver",
+    kinds={"delta"},
+    metadata={"table": DEDUPLICATED_RAW.name, "partition_column": DEDUPLICATED_RAW.partition_by},
+)
+
+
+@dg.asset(
+    partitions_def=ingestion_hours,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="raw",
+    kinds={"spark", "delta"},
+    description=(
+        "One row per parsed reading of an ingestion hour's landing files (duplicates included). "
+        "Rejected records go to quarantined_readings; accepted ones are merged into deduplicated_raw."
+    ),
+    metadata={"table": RAW_READINGS.name, "partition_column": RAW_READINGS.partition_by},
+)
+def raw_readings(
+    context: dg.AssetExecutionContext, spark: SparkResource, landing: LandingZone, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """Parse, validate, watermark and deduplicate the landing files of the run's ingestion hours."""
+    hour_keys = context.partition_keys
+    files = [f for key in hour_keys for f in landing.list_files(key)]
+    context.log.info(f"{len(files)} landing files in {len(hour_keys)} ingestion hour(s)")
+    report = ingest(spark.spark_session, warehouse, hour_keys, files, BILLING_TZ, landing.storage_options())
+
+    # Only after the Delta commit: downstream automation trusts these events.
+    for table_key in report.touched_hours:
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=deduplicated_raw.key,
+                partition=recording_partition_key(table_key),
+                metadata={"recording_hour": table_key, "source_ingestion_hours": ", ".join(hour_keys)},
+            )
+        )
+
+    totals = {name: sum(getattr(c, name) for c in report.counts.values()) for name in
+              ("read", "inserted", "duplicates", "conflicts", "quarantined")}
+    return dg.MaterializeResult(
+        metadata={
+            **{f"records_{name}": dg.MetadataValue.int(value) for name, value in totals.items()},
+            "files": report.files,
+            "recording_hours_touched": dg.MetadataValue.json(report.touched_hours),
+            "recording_hours_rewritten": len(report.changed_hours),
+            "quarantine_reasons": dg.MetadataValue.json(report.quarantine_reasons),
+            "per_ingestion_hour": dg.MetadataValue.json({k: asdict(c) for k, c in report.counts.items()}),
+            "delta_versions": dg.MetadataValue.json(report.versions),
+        }
+    )

@@ -1,0 +1,31 @@
+"""The late-data watermark and hour completeness (pure arithmetic, no Spark)."""
+
+from datetime import datetime, timedelta
+
+from billing_assets.settings import CLOCK_DRIFT, LATE_DATA_WINDOW
+
+HOUR = timedelta(hours=1)
+
+
+def acceptance_window(ingestion_hour: datetime) -> tuple[datetime, datetime]:
+    """Inclusive bounds on ``interval_start`` for readings landed in ``ingestion_hour``.
+
+    ``H - 7 days <= interval_start <= H + 1 hour + 5 minutes``: anything older is too late to
+    bill, anything newer claims a time the meter cannot have reached yet, even with drift.
+    """
+    return ingestion_hour - LATE_DATA_WINDOW, ingestion_hour + HOUR + CLOCK_DRIFT
+
+
+def watermark_reason(interval_start: datetime, ingestion_hour: datetime) -> str | None:
+    """``None`` when the reading is inside the window, else ``too_late`` or ``from_future``."""
+    lo, hi = acceptance_window(ingestion_hour)
+    if interval_start < lo:
+        return "too_late"
+    if interval_start > hi:
+        return "from_future"
+    return None
+
+
+def is_complete(ingestion_hour: datetime, now: datetime) -> bool:
+    """An ingestion hour is complete once wall-clock time passes ``H + 1 h + 5 min``."""
+    return now > ingestion_hour + HOUR + CLOCK_DRIFT

@@ -1,0 +1,214 @@
+"""Parse one landing file into readings and quarantine rows (pure Python, no Spark).
+
+Every input record yields exactly one output row: either an accepted reading or a
+quarantine row with a reason. A file that cannot be read at all yields one quarantine row
+for the whole file. Nothing is dropped silently, so ``records read == rows out``.
+"""
+
+import codecs
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from billing_assets.domain.record_ids import derive_record_id
+from billing_assets.domain.timestamps import TimestampError, is_ambiguous, local_to_utc, parse_naive_or_aware
+from billing_assets.domain.watermark import watermark_reason
+
+#: Quarantine keeps this much of the offending text: enough to diagnose, bounded in size.
+RAW_TEXT_LIMIT = 4096
+#: Longer lines are not parsed: no meter reading is this long, and parsing one costs memory.
+MAX_LINE_CHARS = 1 << 20
+SPLIT_COLUMNS = ("interval_start", "consumption_delta", "meterpoint_id")
+JSON_LINE_FIELDS = ("record_id", "meterpoint_id", "interval_start", "consumption")
+
+
+@dataclass(frozen=True)
+class ParsedRow:
+    """One input record's outcome: a reading (``reason is None``) or a quarantine entry."""
+
+    source_file: str
+    line_number: int
+    record_id: str | None = None
+    meterpoint_id: str | None = None
+    interval_start: datetime | None = None
+    consumption: float | None = None
+    reason: str | None = None
+    detail: str | None = None
+    raw: str | None = None
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= RAW_TEXT_LIMIT else text[:RAW_TEXT_LIMIT] + f"... [{len(text)} chars]"
+
+
+def decode_text(data: bytes) -> str:
+    """Decode landing bytes: UTF-8 (BOM tolerated) or BOM-marked UTF-16; anything else is rejected."""
+    if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise _Reject("unreadable_file", f"invalid UTF-16: {exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _Reject("unreadable_file", f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    if "\x00" in text:
+        raise _Reject("unreadable_file", "binary content (NUL bytes)")
+    return text
+
+
+def _consumption(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Reject("invalid_consumption", f"consumption is not a number: {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise _Reject("invalid_consumption", f"consumption is not finite: {value!r}")
+    if number < 0:
+        raise _Reject("invalid_consumption", f"consumption is negative: {value!r}")
+    return number
+
+
+def _text_field(record: dict, name: str) -> str:
+    value = record.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise _Reject("missing_field", f"{name} is missing or empty")
+    if not isinstance(value, str):
+        raise _Reject("invalid_field", f"{name} is not a string: {value!r}")
+    return value.strip()
+
+
+class _FileParser:
+    """Turns the records of one file into rows; remembers repeated local times per meter."""
+
+    def __init__(self, source_file: str, ingestion_hour: datetime, zone: ZoneInfo) -> None:
+        self.source_file = source_file
+        self.ingestion_hour = ingestion_hour
+        self.zone = zone
+        self._seen_local: Counter[tuple[str, datetime]] = Counter()
+
+    def _to_utc(self, meterpoint_id: str, value: object) -> datetime:
+        parsed = parse_naive_or_aware(value)
+        if parsed.tzinfo is not None:
+            return parsed
+        # The repeated autumn hour: within one file, a meter's first reading at an ambiguous
+        # wall-clock time is the summer-time one, its second the winter-time one.
+        fold = 0
+        if is_ambiguous(parsed, self.zone):
+            key = (meterpoint_id, parsed)
+            fold = 1 if self._seen_local[key] else 0
+            self._seen_local[key] += 1
+        return local_to_utc(parsed, self.zone, fold)
+
+    def reading(self, line_number: int, raw: str, record_id: str | None, fields: dict) -> ParsedRow:
+        """Validate one record's fields; a failure becomes a quarantine row."""
+        try:
+            meterpoint_id = _text_field(fields, "meterpoint_id")
+            if "interval_start" not in fields or fields["interval_start"] is None:
+                raise _Reject("missing_field", "interval_start is missing")
+            if "consumption" not in fields or fields["consumption"] is None:
+                raise _Reject("missing_field", "consumption is missing")
+            try:
+                interval_start = self._to_utc(meterpoint_id, fields["interval_start"])
+            except TimestampError as exc:
+                raise _Reject(exc.reason, str(exc)) from None
+            consumption = _consumption(fields["consumption"])
+            if record_id is None:
+                record_id = derive_record_id(meterpoint_id, interval_start)
+            late = watermark_reason(interval_start, self.ingestion_hour)
+            if late:
+                raise _Reject(late, f"interval_start {interval_start.isoformat()} outside the watermark")
+        except _Reject as rej:
+            return self.reject(line_number, rej.reason, str(rej), raw, record_id)
+        return ParsedRow(
+            source_file=self.source_file,
+            line_number=line_number,
+            record_id=record_id,
+            meterpoint_id=meterpoint_id,
+            interval_start=interval_start,
+            consumption=consumption,
+        )
+
+    def reject(self, line_number: int, reason: str, detail: str, raw: str, record_id: str | None = None) -> ParsedRow:
+        """A quarantine row for one record (or, with line 0, the whole file)."""
+        return ParsedRow(
+            source_file=self.source_file,
+            line_number=line_number,
+            record_id=record_id,
+            reason=reason,
+            detail=detail,
+            raw=_clip(raw),
+        )
+
+
+def _split_form(doc: object) -> bool:
+    return isinstance(doc, dict) and "columns" in doc and "data" in doc
+
+
+def _parse_split(parser: _FileParser, doc: dict) -> list[ParsedRow]:
+    columns = doc["columns"]
+    if not isinstance(columns, list) or not set(SPLIT_COLUMNS) <= set(columns) or not isinstance(doc["data"], list):
+        raise _Reject("unreadable_file", f"split-form file lacks columns {SPLIT_COLUMNS}: {columns!r}")
+    rows = []
+    for index, values in enumerate(doc["data"], start=1):
+        raw = json.dumps(values, default=str)
+        if not isinstance(values, list) or len(values) != len(columns):
+            rows.append(parser.reject(index, "malformed_record", f"row does not match {len(columns)} columns", raw))
+            continue
+        fields = dict(zip(columns, values, strict=True))
+        fields["consumption"] = fields.pop("consumption_delta")
+        rows.append(parser.reading(index, raw, None, fields))
+    return rows
+
+
+def _decode_line(line: str) -> object:
+    """The JSON value of one line, or the exception explaining why there is none."""
+    if len(line) > MAX_LINE_CHARS:
+        return _Reject("line_too_long", f"line of {len(line)} chars exceeds {MAX_LINE_CHARS}")
+    try:
+        return json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        return _Reject("malformed_json", f"invalid JSON: {exc}")
+
+
+def _parse_json_line(parser: _FileParser, line_number: int, line: str, record: object) -> ParsedRow:
+    if isinstance(record, _Reject):
+        return parser.reject(line_number, record.reason, str(record), line)
+    if not isinstance(record, dict):
+        return parser.reject(line_number, "malformed_record", "a reading must be a JSON object", line)
+    try:
+        record_id = _text_field(record, "record_id")
+    except _Reject as rej:
+        return parser.reject(line_number, rej.reason, str(rej), line)
+    return parser.reading(line_number, line, record_id, record)
+
+
+def parse_landing_file(data: bytes, source_file: str, ingestion_hour: datetime, zone: ZoneInfo) -> list[ParsedRow]:
+    """Parse a landing file in either format; the format is told apart by content."""
+    parser = _FileParser(source_file, ingestion_hour, zone)
+    try:
+        text = decode_text(data)
+        if not text.strip():
+            raise _Reject("unreadable_file", "empty file")
+        try:
+            whole = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            whole = None
+        if _split_form(whole):
+            return _parse_split(parser, whole)
+        lines = [(n, line, _decode_line(line)) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        if whole is None and not any(isinstance(value, dict) for _, _, value in lines):
+            # Typically a truncated split-form document: no record in it can be trusted.
+            raise _Reject("unreadable_file", "neither JSON lines nor a complete split-form document")
+        return [_parse_json_line(parser, n, line, value) for n, line, value in lines]
+    except _Reject as rej:
+        preview = data[:RAW_TEXT_LIMIT].decode("utf-8", errors="replace")
+        return [parser.reject(0, rej.reason, str(rej), preview)]

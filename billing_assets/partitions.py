@@ -1,0 +1,66 @@
+"""Partitions of the asset graph, and conversions between their keys and the tables' hour keys.
+
+* Ingestion hours are UTC and keyed ``%Y-%m-%d-%H``: a key is literally the landing folder
+  name (``ingestion_hour=<key>``).
+* Recording hours, and everything computed from them, live in the billing time zone:
+  Dagster maps hours onto months only within one time zone, and billing months are local
+  calendar months. Their keys carry the UTC offset (``2026-10-25-01+0100`` and
+  ``2026-10-25-01+0000`` are the two distinct hours of the autumn change). The tables keep
+  the UTC key (``recording_hour`` column); ``table_hour_key`` converts.
+"""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from billing_assets.domain.timestamps import HOUR_KEY_FORMAT, hour_key, parse_hour_key
+from billing_assets.settings import LATE_DATA_WINDOW, billing_timezone, start_date
+
+BILLING_TZ = billing_timezone()
+RECORDING_HOUR_FORMAT = "%Y-%m-%d-%H%z"
+MONTH_FORMAT = "%Y-%m"
+
+_FIRST_INGESTION = datetime.combine(start_date(), datetime.min.time(), tzinfo=UTC)
+# Readings in the first ingestion hour may be up to 7 days (+ drift) old, so recording
+# hours start a whole day earlier than that.
+_FIRST_RECORDING = (_FIRST_INGESTION - LATE_DATA_WINDOW - timedelta(days=1)).astimezone(ZoneInfo(BILLING_TZ))
+
+#: Landing folders, one per UTC hour of arrival.
+ingestion_hours = dg.HourlyPartitionsDefinition(
+    start_date=_FIRST_INGESTION.strftime(HOUR_KEY_FORMAT), fmt=HOUR_KEY_FORMAT, timezone="UTC"
+)
+
+#: Hours of ``interval_start``: what a reading measures, whenever it arrived.
+recording_hours = dg.HourlyPartitionsDefinition(
+    start_date=_FIRST_RECORDING.replace(minute=0).strftime(RECORDING_HOUR_FORMAT),
+    fmt=RECORDING_HOUR_FORMAT,
+    timezone=BILLING_TZ,
+)
+
+#: Calendar months in the billing time zone; in London October starts 23:00 UTC on 30 Sep.
+billing_months = dg.MonthlyPartitionsDefinition(
+    start_date=_FIRST_RECORDING.strftime(MONTH_FORMAT), fmt=MONTH_FORMAT, timezone=BILLING_TZ
+)
+
+
+def table_hour_key(instant: datetime) -> str:
+    """The UTC ``recording_hour`` value of the hour starting at ``instant``."""
+    return hour_key(instant)
+
+
+def recording_partition_key(table_key: str) -> str:
+    """The Dagster recording-hour partition key of a UTC ``recording_hour`` value."""
+    return parse_hour_key(table_key).astimezone(ZoneInfo(BILLING_TZ)).strftime(RECORDING_HOUR_FORMAT)
+
+
+def hour_range(window: dg.TimeWindow) -> tuple[str, str]:
+    """First and last UTC hour keys inside a partition time window."""
+    return table_hour_key(window.start), table_hour_key(window.end - timedelta(hours=1))
+
+
+def month_range(window: dg.TimeWindow) -> tuple[str, str]:
+    """First and last billing-month keys inside a monthly time window."""
+    zone = ZoneInfo(BILLING_TZ)
+    last = (window.end - timedelta(hours=1)).astimezone(zone)
+    return window.start.astimezone(zone).strftime(MONTH_FORMAT), last.strftime(MONTH_FORMAT)

@@ -1,0 +1,19 @@
+"""Resources, and the one place that turns the environment into resource instances."""
+
+import dagster as dg
+
+from billing_assets.resources.landing import LandingZone
+from billing_assets.resources.spark import SparkResource, spark_config
+from billing_assets.resources.warehouse import Warehouse
+from billing_assets.settings import DEFAULT_LANDING_URI, DEFAULT_WAREHOUSE_URI, env
+
+
+def build_resources(
+    landing_uri: str | None = None, warehouse_uri: str | None = None, spark_master: str | None = None
+) -> dict[str, dg.ConfigurableResource]:
+    """Resources from explicit values, else ``BILLING_*`` environment variables, else defaults."""
+    return {
+        "spark": SparkResource(spark_config=spark_config(spark_master or env("BILLING_SPARK_MASTER", "local[*]"))),
+        "landing": LandingZone(uri=landing_uri or env("BILLING_LANDING_URI", DEFAULT_LANDING_URI)),
+        "warehouse": Warehouse(uri=warehouse_uri or env("BILLING_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI)),
+    }

@@ -1,0 +1,96 @@
+"""The landing zone: Hive-style ``ingestion_hour=YYYY-MM-DD-HH/`` folders on local disk or S3.
+
+fsspec gives one interface over both, so neither the sensor nor ``raw_readings`` branches
+on where the files live; only the storage options differ.
+"""
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+import dagster as dg
+import fsspec
+from fsspec.core import url_to_fs
+from pydantic import Field
+
+from billing_assets.domain.timestamps import parse_hour_key
+
+HOUR_FOLDER = "ingestion_hour={}"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9._=-][A-Za-z0-9._=+ -]*")
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """One landing file: where to open it, its name relative to the root, and its identity."""
+
+    ingestion_hour: str
+    uri: str
+    name: str
+    size: int
+    version: str
+    #: Why the file must not be opened (an unsafe name); it is quarantined instead.
+    rejected: str | None = None
+
+
+class UnsafeLandingPath(ValueError):
+    """A landing path that could escape its folder or smuggle text into a predicate."""
+
+
+def check_file_name(name: str) -> str:
+    """Accept plain file names only: no separators, no ``..``, no quotes or control characters."""
+    if name in {".", ".."} or not _SAFE_NAME.fullmatch(name):
+        raise UnsafeLandingPath(f"unsafe landing file name: {name!r}")
+    return name
+
+
+class LandingZone(dg.ConfigurableResource):
+    """Where readings land: a local folder or ``s3://bucket/prefix``."""
+
+    uri: str = Field(description="Root of the landing zone (local path or s3://bucket/prefix).")
+    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint override.")
+    access_key_id: str | None = Field(default=None, description="S3 access key (use dg.EnvVar).")
+    secret_access_key: str | None = Field(default=None, description="S3 secret key (use dg.EnvVar).")
+
+    def storage_options(self) -> dict:
+        """fsspec options for this zone (also shipped to Spark executors)."""
+        if not self.uri.startswith("s3://"):
+            return {}
+        options: dict = {}
+        if self.endpoint_url:
+            options["client_kwargs"] = {"endpoint_url": self.endpoint_url}
+        if self.access_key_id:
+            options["key"] = self.access_key_id
+            options["secret"] = self.secret_access_key
+        return options
+
+    def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        fs, root = url_to_fs(self.uri, **self.storage_options())
+        return fs, root.rstrip("/")
+
+    def list_files(self, hour_key: str) -> list[LandingFile]:
+        """Every file in one ingestion hour's folder, sorted by name (the arrival order we use)."""
+        parse_hour_key(hour_key)
+        fs, root = self._fs()
+        folder = posixpath.join(root, HOUR_FOLDER.format(hour_key))
+        if not fs.exists(folder):
+            return []
+        files = []
+        for path, info in sorted(fs.find(folder, detail=True).items()):
+            relative = posixpath.relpath(path, root)
+            try:
+                for part in relative.split("/")[1:]:
+                    check_file_name(part)
+                rejected = None
+            except UnsafeLandingPath as exc:
+                rejected = str(exc)
+            files.append(
+                LandingFile(
+                    ingestion_hour=hour_key,
+                    uri=fs.unstrip_protocol(path),
+                    name=relative,
+                    size=int(info.get("size") or 0),
+                    version=str(info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""),
+                    rejected=rejected,
+                )
+            )
+        return files

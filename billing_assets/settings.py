@@ -1,0 +1,42 @@
+"""Deployment settings read from the environment.
+
+Only the values that shape the asset graph itself (partition start and billing time zone)
+are read when the code location loads; paths and credentials reach resources through
+``dg.EnvVar`` so they are resolved per run and never frozen into the definitions.
+"""
+
+import os
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+DEFAULT_LANDING_URI = "data/landing"
+DEFAULT_WAREHOUSE_URI = "data/warehouse"
+DEFAULT_TIMEZONE = "Europe/London"
+DEFAULT_START_DATE = "2026-01-01"
+
+#: Readings may arrive up to 7 days after their interval (domain rule).
+LATE_DATA_WINDOW = timedelta(days=7)
+#: Meter, ingestion and trigger clocks drift at most 5 minutes from each other (domain rule).
+CLOCK_DRIFT = timedelta(minutes=5)
+
+
+def env(name: str, default: str) -> str:
+    """An environment variable, or the default when unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def billing_timezone() -> str:
+    """The IANA zone whose calendar months are billing months (``BILLING_TIMEZONE``)."""
+    name = env("BILLING_TIMEZONE", DEFAULT_TIMEZONE)
+    ZoneInfo(name)  # fail at load time on a misspelt zone, not mid-run
+    return name
+
+
+def start_date() -> date:
+    """The first ingestion day (``BILLING_START_DATE``, ISO date, UTC)."""
+    raw = env("BILLING_START_DATE", DEFAULT_START_DATE)
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValueError(f"BILLING_START_DATE must be an ISO date like 2026-01-01, got {raw!r}") from exc

@@ -1,0 +1,153 @@
+"""The ingestion step behind ``raw_readings``: landing files to raw, quarantine and deduplicated tables.
+
+Kept free of Dagster so it can be run and tested on its own; the asset adds partitions,
+metadata and events around it.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from billing_assets.resources.landing import LandingFile
+from billing_assets.resources.warehouse import Warehouse
+from billing_assets.tables.delta_io import in_predicate, read_table, replace_partitions, retry_on_conflict
+from billing_assets.tables.schemas import DEDUPLICATED_RAW, QUARANTINED_READINGS, RAW_READINGS
+from billing_assets.transforms.dedup import plan_dedup
+from billing_assets.transforms.ingest import parse_landing_files
+
+OUTCOMES = ("inserted", "duplicates", "conflicts", "quarantined")
+
+
+@dataclass
+class HourCounts:
+    """Conservation figures of one ingestion hour."""
+
+    read: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    quarantined: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        """Records read = inserted + duplicates + conflicts + quarantined."""
+        return self.read == sum(getattr(self, name) for name in OUTCOMES)
+
+
+@dataclass
+class IngestReport:
+    """What one ingestion run did."""
+
+    counts: dict[str, HourCounts]
+    #: Recording hours (UTC keys) holding a record accepted from these hours, or that lost one.
+    touched_hours: list[str]
+    #: Recording hours whose partition was rewritten by this run.
+    changed_hours: list[str]
+    files: int
+    versions: dict[str, int] = field(default_factory=dict)
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+
+
+class ConservationError(AssertionError):
+    """Records went missing or were counted twice: a bug, never a data problem."""
+
+
+def _conflict_rows(classified: DataFrame) -> DataFrame:
+    return classified.filter("status = 'conflict'").select(
+        "source_file",
+        "line_number",
+        "record_id",
+        F.lit("conflict").alias("reason"),
+        F.format_string(
+            "payload differs from the copy first seen in %s line %d "
+            "(meterpoint %s, interval_start %s, consumption %s)",
+            "winner.source_file",
+            "winner.line_number",
+            "winner.meterpoint_id",
+            F.date_format("winner.interval_start", "yyyy-MM-dd'T'HH:mm:ssXXX"),
+            F.col("winner.consumption").cast("string"),
+        ).alias("detail"),
+        F.to_json(F.struct("record_id", "meterpoint_id", "interval_start", "consumption")).alias("raw"),
+        "ingestion_hour",
+    )
+
+
+def ingest(
+    spark: SparkSession,
+    warehouse: Warehouse,
+    hour_keys: Sequence[str],
+    files: Sequence[LandingFile],
+    timezone: str,
+    storage_options: dict,
+) -> IngestReport:
+    """Parse, quarantine, deduplicate and commit the landing files of ``hour_keys``."""
+    options = warehouse.storage_options()
+    dedup_uri = warehouse.table_uri(DEDUPLICATED_RAW)
+    parsed = parse_landing_files(spark, files, timezone, storage_options).persist()
+    try:
+        readings = parsed.filter("reason IS NULL")
+        rejected = parsed.filter("reason IS NOT NULL")
+        reading_hours = sorted(r[0] for r in readings.select("recording_hour").distinct().collect())
+
+        def deduplicate() -> tuple:
+            existing = read_table(
+                spark, dedup_uri, DEDUPLICATED_RAW, [("recording_hour", "in", reading_hours)] if reading_hours else None
+            )
+            if not reading_hours:
+                existing = existing.limit(0)
+            plan = plan_dedup(readings, existing)
+            try:
+                status_counts = plan.classified.groupBy("ingestion_hour", "status").count().collect()
+                conflicts = _conflict_rows(plan.classified).persist()
+                conflicts.count()
+                version = None
+                if plan.changed_hours:
+                    version = replace_partitions(
+                        plan.rewrite, dedup_uri, DEDUPLICATED_RAW, in_predicate("recording_hour", plan.changed_hours),
+                        options,
+                    )
+                return plan, status_counts, conflicts, version
+            finally:
+                plan.release()
+
+        plan, status_counts, conflicts, dedup_version = retry_on_conflict(deduplicate)
+        quarantine = rejected.select(*QUARANTINED_READINGS.schema.names).unionByName(conflicts)
+        reasons = {r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()}
+        hours_predicate = in_predicate("ingestion_hour", list(hour_keys))
+        versions = {
+            QUARANTINED_READINGS.name: replace_partitions(
+                quarantine, warehouse.table_uri(QUARANTINED_READINGS), QUARANTINED_READINGS, hours_predicate, options
+            ),
+            RAW_READINGS.name: replace_partitions(
+                readings, warehouse.table_uri(RAW_READINGS), RAW_READINGS, hours_predicate, options
+            ),
+        }
+        if dedup_version is not None:
+            versions[DEDUPLICATED_RAW.name] = dedup_version
+        conflicts.unpersist()
+
+        counts = {key: HourCounts() for key in hour_keys}
+        for row in parsed.groupBy("ingestion_hour").agg(
+            F.count(F.lit(1)).alias("read"), F.count("reason").alias("quarantined")
+        ).collect():
+            counts[row["ingestion_hour"]].read = row["read"]
+            counts[row["ingestion_hour"]].quarantined = row["quarantined"]
+        for row in status_counts:
+            name = {"inserted": "inserted", "duplicate": "duplicates", "conflict": "conflicts"}[row["status"]]
+            setattr(counts[row["ingestion_hour"]], name, row["count"])
+    finally:
+        parsed.unpersist()
+
+    unbalanced = {key: c for key, c in counts.items() if not c.balanced}
+    if unbalanced:
+        raise ConservationError(f"records read != inserted + duplicates + conflicts + quarantined: {unbalanced}")
+    return IngestReport(
+        counts=counts,
+        touched_hours=plan.touched_hours,
+        changed_hours=plan.changed_hours,
+        files=len(files),
+        versions=versions,
+        quarantine_reasons=reasons,
+    )

@@ -1,0 +1,97 @@
+"""Headless processing: ingestion hours in order, then every downstream partition they touched.
+
+Runs are recorded in the Dagster instance, so the UI shows them exactly as if it had
+launched them. One Spark session serves every run of the process.
+"""
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import dagster as dg
+
+from billing_assets.defs.ingestion import deduplicated_raw, raw_readings
+from billing_assets.defs.usage import cumulative_usage, hourly_usage
+from billing_assets.definitions import ASSETS
+from billing_assets.domain.timestamps import hour_key, hour_keys_between
+from billing_assets.partitions import billing_months, recording_hours
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+@dataclass
+class ProcessReport:
+    """Runs launched and partitions refreshed."""
+
+    run_ids: list[str] = field(default_factory=list)
+    recording_hours: list[str] = field(default_factory=list)
+    billing_months: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _ranges(partitions_def: dg.PartitionsDefinition, keys: Sequence[str]) -> list[dg.PartitionKeyRange]:
+    """Contiguous ranges of keys, so each range is one Spark run rather than one run per key."""
+    if not keys:
+        return []
+    return partitions_def.subset_with_partition_keys(keys).get_partition_key_ranges(partitions_def)
+
+
+def _progress(label: str, done: int, total: int, started: float) -> str:
+    elapsed = time.monotonic() - started
+    eta = elapsed / done * (total - done) if done else 0.0
+    return f"[{label}] {done}/{total} done, {total - done} left, ~{eta:.0f}s remaining"
+
+
+def process(
+    start: datetime,
+    end: datetime,
+    resources: dict,
+    instance: dg.DagsterInstance,
+    echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> ProcessReport:
+    """Process ingestion hours ``[start, end)`` and bring their downstream partitions up to date."""
+    report = ProcessReport()
+    touched: set[str] = set()
+
+    def run(selection: dg.AssetsDefinition, **kwargs) -> dg.ExecuteInProcessResult:
+        result = dg.materialize(ASSETS, selection=[selection.key], resources=resources, instance=instance, **kwargs)
+        report.run_ids.append(result.run_id)
+        return result
+
+    hours = hour_keys_between(start, end)
+    began = time.monotonic()
+    for done, key in enumerate(hours):
+        echo(f"{_progress('ingest', done, len(hours), began)}; now ingestion hour {key}")
+        result = run(raw_readings, partition_key=key)
+        touched.update(
+            event.partition
+            for event in result.get_asset_materialization_events()
+            if event.asset_key == deduplicated_raw.key and event.partition
+        )
+    report.seconds["raw_readings"] = time.monotonic() - began
+
+    began = time.monotonic()
+    report.recording_hours = sorted(touched, key=lambda k: recording_hours.time_window_for_partition_key(k).start)
+    for key_range in _ranges(recording_hours, report.recording_hours):
+        echo(f"[hourly_usage] recording hours {key_range.start} .. {key_range.end}")
+        run(hourly_usage, tags={RANGE_START: key_range.start, RANGE_END: key_range.end})
+    report.seconds["hourly_usage"] = time.monotonic() - began
+
+    began = time.monotonic()
+    months = dg.TimeWindowPartitionMapping().get_downstream_partitions_for_partitions(
+        recording_hours.subset_with_partition_keys(report.recording_hours), recording_hours, billing_months
+    )
+    report.billing_months = sorted(months.get_partition_keys())
+    for key_range in _ranges(billing_months, report.billing_months):
+        echo(f"[cumulative_usage] billing months {key_range.start} .. {key_range.end}")
+        run(cumulative_usage, tags={RANGE_START: key_range.start, RANGE_END: key_range.end})
+    report.seconds["cumulative_usage"] = time.monotonic() - began
+    echo(
+        f"processed {len(hours)} ingestion hours ({hour_key(start)} .. {hours[-1] if hours else '-'}): "
+        f"{len(report.recording_hours)} recording hours, {len(report.billing_months)} billing months, "
+        f"{len(report.run_ids)} runs"
+    )
+    return report

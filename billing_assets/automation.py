@@ -17,3 +17,14 @@ UPSTREAM_CHANGED = (
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("upstream partition changed (late data and backfills included)")
+
+#: Evaluates the conditions above. It emits backfills, so many requested partitions of a
+#: Spark asset become one run per contiguous range (BackfillPolicy.single_run) rather than
+#: one run, and one JVM start, per partition.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "usage_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    emit_backfills=True,
+    minimum_interval_seconds=30,
+)

@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+import warnings
 from datetime import UTC, datetime
 
 from billing_assets.settings import DEFAULT_LANDING_URI, billing_timezone, env
@@ -28,9 +29,6 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
-    from billing_assets.instance import get_instance
-    from billing_assets.process import process
-    from billing_assets.resources import build_resources
     from billing_assets.resources.spark import JavaMissingError, require_java
 
     if args.end <= args.start:
@@ -41,6 +39,10 @@ def _process(args: argparse.Namespace) -> int:
     except JavaMissingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+    from billing_assets.instance import get_instance
+    from billing_assets.process import process
+    from billing_assets.resources import build_resources
     instance = get_instance()
     report = process(args.start, args.end, build_resources(), instance)
     for step, seconds in report.seconds.items():
@@ -71,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``billing-assets`` command."""
     args = build_parser().parse_args(argv)
+    # Dagster flags the backfill-policy parameter as beta on every import; users can't act on it.
+    warnings.filterwarnings("ignore", message=".*backfill_policy.*")
     return args.func(args)
 
 

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from billing_assets.automation import automation_sensor
 from billing_assets.defs.ingestion import deduplicated_raw, raw_readings
 from billing_assets.defs.usage import cumulative_usage, hourly_usage
 from billing_assets.resources import build_resources
@@ -15,6 +16,7 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         resources=build_resources(),
+        sensors=[automation_sensor],
         # One process and one Spark session per run: a JVM per step would cost ~5 s each.
         executor=dg.in_process_executor,
     )

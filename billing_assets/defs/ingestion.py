@@ -4,26 +4,14 @@ from dataclasses import asdict
 
 import dagster as dg
 
-from billing_assets.partitions import BILLING_TZ, ingestion_hours, recording_hours, recording_partition_key
+from billing_assets.partitions import BILLING_TZ, hour_range, ingestion_hours, recording_hours, recording_partition_key
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
-from billing_assets.steps.ingest import ingest
+from billing_assets.steps.ingest import ingest, rebuild_deduplicated
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, RAW_READINGS
 
-deduplicated_raw = dg.AssetSpec(
-    "deduplicated_raw",
-    description=(
-        "One row per distinct reading (record_id), first arrival wins. Written by raw_readings "
-        "runs, which record exactly the recording hours they changed."
-    ),
-    partitions_def=recording_hours,
-    # Any ingestion hour can carry readings for any recording hour of the previous 7 days.
-    deps=[dg.AssetDep("raw_readings", partition_mapping=dg.AllPartitionMapping())],
-    group_name="silver",
-    kinds={"delta"},
-    metadata={"table": DEDUPLICATED_RAW.name, "partition_column": DEDUPLICATED_RAW.partition_by},
-)
+DEDUPLICATED_KEY = dg.AssetKey("deduplicated_raw")
 
 
 @dg.asset(
@@ -50,7 +38,7 @@ def raw_readings(
     for table_key in report.touched_hours:
         context.log_event(
             dg.AssetMaterialization(
-                asset_key=deduplicated_raw.key,
+                asset_key=DEDUPLICATED_KEY,
                 partition=recording_partition_key(table_key),
                 metadata={"recording_hour": table_key, "source_ingestion_hours": ", ".join(hour_keys)},
             )
@@ -68,4 +56,27 @@ def raw_readings(
             "per_ingestion_hour": dg.MetadataValue.json({k: asdict(c) for k, c in report.counts.items()}),
             "delta_versions": dg.MetadataValue.json(report.versions),
         }
+    )
+
+
+@dg.asset(
+    partitions_def=recording_hours,
+    # Any ingestion hour can carry readings for any recording hour of the previous 7 days.
+    deps=[dg.AssetDep(raw_readings, partition_mapping=dg.AllPartitionMapping())],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="silver",
+    kinds={"spark", "delta"},
+    description=(
+        "One row per distinct reading (record_id); the first arrival wins. raw_readings runs "
+        "write it incrementally and record exactly the recording hours they changed; "
+        "materialising it directly rebuilds those hours from the raw table (a repair path)."
+    ),
+    metadata={"table": DEDUPLICATED_RAW.name, "partition_column": DEDUPLICATED_RAW.partition_by},
+)
+def deduplicated_raw(context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Rebuild the run's recording hours from raw_readings (same result as incremental ingestion)."""
+    first, last = hour_range(context.partition_time_window)
+    version = rebuild_deduplicated(spark.spark_session, warehouse, first, last)
+    return dg.MaterializeResult(
+        metadata={"recording_hours": f"{first} .. {last}", "delta_version": dg.MetadataValue.int(version)}
     )

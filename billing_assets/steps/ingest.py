@@ -10,9 +10,18 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from billing_assets.domain.timestamps import hour_key, parse_hour_key
+from billing_assets.domain.watermark import HOUR
 from billing_assets.resources.landing import LandingFile
 from billing_assets.resources.warehouse import Warehouse
-from billing_assets.tables.delta_io import in_predicate, read_table, replace_partitions, retry_on_conflict
+from billing_assets.settings import CLOCK_DRIFT, LATE_DATA_WINDOW
+from billing_assets.tables.delta_io import (
+    in_predicate,
+    range_predicate,
+    read_table,
+    replace_partitions,
+    retry_on_conflict,
+)
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, QUARANTINED_READINGS, RAW_READINGS
 from billing_assets.transforms.dedup import plan_dedup
 from billing_assets.transforms.ingest import parse_landing_files
@@ -151,3 +160,35 @@ def ingest(
         versions=versions,
         quarantine_reasons=reasons,
     )
+
+
+def rebuild_deduplicated(spark: SparkSession, warehouse: Warehouse, first_hour: str, last_hour: str) -> int:
+    """Recompute recording hours ``[first_hour, last_hour]`` of deduplicated_raw from raw_readings.
+
+    The raw table keeps every accepted reading with its arrival, so first-arrival-wins can be
+    replayed from it: a repair path that yields exactly what incremental ingestion built.
+    Only ingestion hours inside the watermark of those recording hours can hold their readings.
+    """
+    first, last = parse_hour_key(first_hour), parse_hour_key(last_hour)
+    earliest, latest = first - HOUR - CLOCK_DRIFT, last + HOUR + LATE_DATA_WINDOW
+    options = warehouse.storage_options()
+
+    def step() -> int:
+        raw = read_table(
+            spark,
+            warehouse.table_uri(RAW_READINGS),
+            RAW_READINGS,
+            [("ingestion_hour", ">=", hour_key(earliest)), ("ingestion_hour", "<=", hour_key(latest))],
+            options,
+        ).filter(F.col("recording_hour").between(first_hour, last_hour))
+        existing = spark.createDataFrame([], raw.select(*DEDUPLICATED_RAW.schema.names).schema)
+        plan = plan_dedup(raw, existing)
+        try:
+            return replace_partitions(
+                plan.winners, warehouse.table_uri(DEDUPLICATED_RAW), DEDUPLICATED_RAW,
+                range_predicate("recording_hour", first_hour, last_hour), options,
+            )
+        finally:
+            plan.release()
+
+    return retry_on_conflict(step)

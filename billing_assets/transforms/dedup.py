@@ -33,6 +33,11 @@ class DedupPlan:
     #: The cached working set; ``release()`` frees it once the plan is written.
     ranked: DataFrame
 
+    @property
+    def winners(self) -> DataFrame:
+        """The first-arrival copy of every record seen (batch and table)."""
+        return self.ranked.filter("_rank = 1").select(*DEDUPLICATED_RAW.schema.names)
+
     def release(self) -> None:
         """Drop the cached working set from Spark's memory."""
         self.ranked.unpersist()

@@ -104,6 +104,7 @@ def test_rematerialising_any_partition_leaves_every_table_equal(pipeline) -> Non
     pipeline.materialize("raw_readings", H1)
     pipeline.materialize("raw_readings", H2)
     pipeline.materialize("raw_readings", H1, H2)  # the same hours again, as one range run
+    pipeline.materialize("deduplicated_raw", "2026-03-07-07+0000", "2026-03-10-10+0000")  # rebuild from raw
     pipeline.materialize("hourly_usage", "2026-03-10-07+0000")
     pipeline.materialize("hourly_usage", "2026-03-07-07+0000", "2026-03-10-10+0000")
     pipeline.materialize("cumulative_usage", "2026-03")

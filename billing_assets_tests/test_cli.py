@@ -1,0 +1,62 @@
+"""The command line, as a scheduled job would use it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+from deltalake import DeltaTable
+
+from billing_assets.cli import main
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_generate_sample_is_deterministic_and_has_both_formats(tmp_path: Path) -> None:
+    args = ["generate-sample", "--meterpoints", "5", "--start", "2026-03-28T00", "--hours", "6", "--seed", "3"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    a = tree(tmp_path / "a")
+    assert a == tree(tmp_path / "b")
+    assert sorted({name.split("/")[0] for name in a}) == [f"ingestion_hour=2026-03-28-{h:02d}" for h in range(6)]
+    names = [name.split("/")[1] for name in a]
+    assert any(n.startswith("legacy-") for n in names) and any(n.startswith("readings-") for n in names)
+    main([*args[:-1], "4", "--out", str(tmp_path / "c")])
+    assert tree(tmp_path / "c") != a
+
+
+def test_process_runs_every_asset_and_records_runs_in_the_instance(tmp_path: Path, spark, monkeypatch, capsys) -> None:
+    landing, warehouse, home = tmp_path / "landing", tmp_path / "warehouse", tmp_path / "home"
+    monkeypatch.setenv("BILLING_LANDING_URI", str(landing))
+    monkeypatch.setenv("BILLING_WAREHOUSE_URI", str(warehouse))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert main(["generate-sample", "--meterpoints", "4", "--start", "2026-03-31T20", "--hours", "6"]) == 0
+    assert main(["process", "--start", "2026-03-31T20", "--end", "2026-04-01T02"]) == 0
+
+    err = capsys.readouterr().err
+    assert "[ingest] 5/6 done, 1 left" in err and "now ingestion hour 2026-04-01-01" in err
+    instance = dg.DagsterInstance.from_config(str(home))
+    runs = instance.get_runs()
+    assert len(runs) >= 8 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+    # The window crosses the London month boundary (April starts 23:00 UTC on 31 March).
+    months = set(DeltaTable(str(warehouse / "cumulative_usage")).to_pyarrow_table().column("billing_month").to_pylist())
+    assert months == {"2026-03", "2026-04"}
+    for asset in ("raw_readings", "hourly_usage", "cumulative_usage", "deduplicated_raw"):
+        assert instance.get_latest_materialization_event(dg.AssetKey(asset)) is not None, asset
+
+
+def test_missing_java_is_one_clear_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env.update(PATH=str(tmp_path), DAGSTER_HOME=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-m", "billing_assets.cli", "process", "--start", "2026-03-31T20", "--end", "2026-03-31T21"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: Spark needs Java 17+: no `java` on PATH and JAVA_HOME is unset "
+        "(install e.g. Debian's openjdk-17-jre-headless)"
+    ]

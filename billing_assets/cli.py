@@ -20,7 +20,11 @@ def _generate(args: argparse.Namespace) -> int:
     from billing_assets.landing.sample import generate_sample
 
     summary = generate_sample(
-        args.out, meterpoints=args.meterpoints, start=args.start, hours=args.hours, seed=args.seed,
+        args.out,
+        meterpoints=args.meterpoints,
+        start=args.start,
+        hours=args.hours,
+        seed=args.seed,
         timezone=billing_timezone(),
     )
     kinds = ", ".join(f"{kind}={count}" for kind, count in sorted(summary.kinds.items()))
@@ -43,6 +47,7 @@ def _process(args: argparse.Namespace) -> int:
     from billing_assets.instance import get_instance
     from billing_assets.process import process
     from billing_assets.resources import build_resources
+
     instance = get_instance()
     report = process(args.start, args.end, build_resources(), instance)
     for step, seconds in report.seconds.items():

@@ -12,9 +12,9 @@ from datetime import datetime
 
 import dagster as dg
 
+from billing_assets.definitions import ASSETS
 from billing_assets.defs.ingestion import deduplicated_raw, raw_readings
 from billing_assets.defs.usage import cumulative_usage, hourly_usage
-from billing_assets.definitions import ASSETS
 from billing_assets.domain.timestamps import hour_key, hour_keys_between
 from billing_assets.partitions import billing_months, recording_hours
 

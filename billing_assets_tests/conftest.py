@@ -51,14 +51,14 @@ class Pipeline:
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
         return path
 
-    def materialize(self, asset: str, partition: str | None = None, last: str | None = None) -> dg.ExecuteInProcessResult:
+    def materialize(
+        self, asset: str, partition: str | None = None, last: str | None = None
+    ) -> dg.ExecuteInProcessResult:
         """Materialise one partition, or the range ``[partition, last]`` in a single run."""
         kwargs: dict = {"partition_key": partition}
         if last is not None:
             kwargs = {"tags": {RANGE_START: partition, RANGE_END: last}}
-        result = dg.materialize(
-            ASSETS, selection=[asset], resources=self.resources, instance=self.instance, **kwargs
-        )
+        result = dg.materialize(ASSETS, selection=[asset], resources=self.resources, instance=self.instance, **kwargs)
         assert result.success
         return result
 

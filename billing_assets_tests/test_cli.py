@@ -53,7 +53,11 @@ def test_missing_java_is_one_clear_line(tmp_path: Path) -> None:
     env.update(PATH=str(tmp_path), DAGSTER_HOME=str(tmp_path))
     done = subprocess.run(
         [sys.executable, "-m", "billing_assets.cli", "process", "--start", "2026-03-31T20", "--end", "2026-03-31T21"],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [

@@ -44,8 +44,10 @@ def raw_readings(
             )
         )
 
-    totals = {name: sum(getattr(c, name) for c in report.counts.values()) for name in
-              ("read", "inserted", "duplicates", "conflicts", "quarantined")}
+    totals = {
+        name: sum(getattr(c, name) for c in report.counts.values())
+        for name in ("read", "inserted", "duplicates", "conflicts", "quarantined")
+    }
     return dg.MaterializeResult(
         metadata={
             **{f"records_{name}": dg.MetadataValue.int(value) for name, value in totals.items()},
@@ -73,10 +75,16 @@ def raw_readings(
     ),
     metadata={"table": DEDUPLICATED_RAW.name, "partition_column": DEDUPLICATED_RAW.partition_by},
 )
-def deduplicated_raw(context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse) -> dg.MaterializeResult:
+def deduplicated_raw(
+    context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse
+) -> dg.MaterializeResult:
     """Rebuild the run's recording hours from raw_readings (same result as incremental ingestion)."""
     first, last = hour_range(context.partition_time_window)
-    version = rebuild_deduplicated(spark.spark_session, warehouse, first, last)
+    result = rebuild_deduplicated(spark.spark_session, warehouse, first, last)
     return dg.MaterializeResult(
-        metadata={"recording_hours": f"{first} .. {last}", "delta_version": dg.MetadataValue.int(version)}
+        metadata={
+            "rows": dg.MetadataValue.int(result.rows),
+            "recording_hours": f"{first} .. {last}",
+            "delta_version": dg.MetadataValue.int(result.version),
+        }
     )

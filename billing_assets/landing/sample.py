@@ -98,7 +98,11 @@ class _Landing:
             doc = {
                 "columns": ["interval_start", "consumption_delta", "meterpoint_id"],
                 "data": [
-                    [r.interval_start.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S"), r.consumption, r.meterpoint_id]
+                    [
+                        r.interval_start.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S"),
+                        r.consumption,
+                        r.meterpoint_id,
+                    ]
                     for r in rows
                 ],
             }
@@ -173,22 +177,48 @@ def generate_sample(
             bad = rng.choice(
                 [
                     '{"record_id": "x", "meterpoint_id": "' + mp + '", "interval_start": ',
-                    json.dumps({"record_id": f"neg-{hour_key(hour)}", "meterpoint_id": mp,
-                                "interval_start": hour.strftime("%Y-%m-%dT%H:%M:%SZ"), "consumption": -1.5}),
-                    json.dumps({"record_id": f"str-{hour_key(hour)}", "meterpoint_id": mp,
-                                "interval_start": hour.strftime("%Y-%m-%dT%H:%M:%SZ"), "consumption": "lots"}),
-                    json.dumps({"record_id": f"ts-{hour_key(hour)}", "meterpoint_id": mp,
-                                "interval_start": "yesterday", "consumption": 0.3}),
-                    json.dumps({"record_id": f"nomp-{hour_key(hour)}",
-                                "interval_start": hour.strftime("%Y-%m-%dT%H:%M:%SZ"), "consumption": 0.3}),
+                    json.dumps(
+                        {
+                            "record_id": f"neg-{hour_key(hour)}",
+                            "meterpoint_id": mp,
+                            "interval_start": hour.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "consumption": -1.5,
+                        }
+                    ),
+                    json.dumps(
+                        {
+                            "record_id": f"str-{hour_key(hour)}",
+                            "meterpoint_id": mp,
+                            "interval_start": hour.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "consumption": "lots",
+                        }
+                    ),
+                    json.dumps(
+                        {
+                            "record_id": f"ts-{hour_key(hour)}",
+                            "meterpoint_id": mp,
+                            "interval_start": "yesterday",
+                            "consumption": 0.3,
+                        }
+                    ),
+                    json.dumps(
+                        {
+                            "record_id": f"nomp-{hour_key(hour)}",
+                            "interval_start": hour.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "consumption": 0.3,
+                        }
+                    ),
                 ]
             )
             landing.bad_line(hour, bad)
             summary.kinds["malformed_line"] += 1
         if rng.random() < 0.04:
             bad_file = rng.choice(
-                [b"", b'{"columns": ["interval_start", "consumption_delta", "meterpoint_id"], "data": [["2026-',
-                 bytes(rng.getrandbits(8) for _ in range(64)) + b"\x00"]
+                [
+                    b"",
+                    b'{"columns": ["interval_start", "consumption_delta", "meterpoint_id"], "data": [["2026-',
+                    bytes(rng.getrandbits(8) for _ in range(64)) + b"\x00",
+                ]
             )
             landing.raw_files[f"{hour_key(hour)}/broken-{rng.getrandbits(16):04x}.json"] = bad_file
             summary.kinds["unreadable_file"] += 1

@@ -15,6 +15,7 @@ from billing_assets.domain.watermark import HOUR
 from billing_assets.resources.landing import LandingFile
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.settings import CLOCK_DRIFT, LATE_DATA_WINDOW
+from billing_assets.steps.recompute import StepResult, between, recompute
 from billing_assets.tables.delta_io import (
     in_predicate,
     range_predicate,
@@ -23,7 +24,7 @@ from billing_assets.tables.delta_io import (
     retry_on_conflict,
 )
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, QUARANTINED_READINGS, RAW_READINGS
-from billing_assets.transforms.dedup import plan_dedup
+from billing_assets.transforms.dedup import first_arrivals, plan_dedup
 from billing_assets.transforms.ingest import parse_landing_files
 
 OUTCOMES = ("inserted", "duplicates", "conflicts", "quarantined")
@@ -70,8 +71,7 @@ def _conflict_rows(classified: DataFrame) -> DataFrame:
         "record_id",
         F.lit("conflict").alias("reason"),
         F.format_string(
-            "payload differs from the copy first seen in %s line %d "
-            "(meterpoint %s, interval_start %s, consumption %s)",
+            "payload differs from the copy first seen in %s line %d (meterpoint %s, interval_start %s, consumption %s)",
             "winner.source_file",
             "winner.line_number",
             "winner.meterpoint_id",
@@ -114,7 +114,10 @@ def ingest(
                 version = None
                 if plan.changed_hours:
                     version = replace_partitions(
-                        plan.rewrite, dedup_uri, DEDUPLICATED_RAW, in_predicate("recording_hour", plan.changed_hours),
+                        plan.rewrite,
+                        dedup_uri,
+                        DEDUPLICATED_RAW,
+                        in_predicate("recording_hour", plan.changed_hours),
                         options,
                     )
                 return plan, status_counts, conflicts, version
@@ -138,9 +141,11 @@ def ingest(
         conflicts.unpersist()
 
         counts = {key: HourCounts() for key in hour_keys}
-        for row in parsed.groupBy("ingestion_hour").agg(
-            F.count(F.lit(1)).alias("read"), F.count("reason").alias("quarantined")
-        ).collect():
+        for row in (
+            parsed.groupBy("ingestion_hour")
+            .agg(F.count(F.lit(1)).alias("read"), F.count("reason").alias("quarantined"))
+            .collect()
+        ):
             counts[row["ingestion_hour"]].read = row["read"]
             counts[row["ingestion_hour"]].quarantined = row["quarantined"]
         for row in status_counts:
@@ -162,33 +167,21 @@ def ingest(
     )
 
 
-def rebuild_deduplicated(spark: SparkSession, warehouse: Warehouse, first_hour: str, last_hour: str) -> int:
+def rebuild_deduplicated(spark: SparkSession, warehouse: Warehouse, first_hour: str, last_hour: str) -> StepResult:
     """Recompute recording hours ``[first_hour, last_hour]`` of deduplicated_raw from raw_readings.
 
     The raw table keeps every accepted reading with its arrival, so first-arrival-wins can be
     replayed from it: a repair path that yields exactly what incremental ingestion built.
     Only ingestion hours inside the watermark of those recording hours can hold their readings.
     """
-    first, last = parse_hour_key(first_hour), parse_hour_key(last_hour)
-    earliest, latest = first - HOUR - CLOCK_DRIFT, last + HOUR + LATE_DATA_WINDOW
-    options = warehouse.storage_options()
-
-    def step() -> int:
-        raw = read_table(
-            spark,
-            warehouse.table_uri(RAW_READINGS),
-            RAW_READINGS,
-            [("ingestion_hour", ">=", hour_key(earliest)), ("ingestion_hour", "<=", hour_key(latest))],
-            options,
-        ).filter(F.col("recording_hour").between(first_hour, last_hour))
-        existing = spark.createDataFrame([], raw.select(*DEDUPLICATED_RAW.schema.names).schema)
-        plan = plan_dedup(raw, existing)
-        try:
-            return replace_partitions(
-                plan.winners, warehouse.table_uri(DEDUPLICATED_RAW), DEDUPLICATED_RAW,
-                range_predicate("recording_hour", first_hour, last_hour), options,
-            )
-        finally:
-            plan.release()
-
-    return retry_on_conflict(step)
+    earliest = parse_hour_key(first_hour) - HOUR - CLOCK_DRIFT
+    latest = parse_hour_key(last_hour) + HOUR + LATE_DATA_WINDOW
+    return recompute(
+        spark,
+        warehouse,
+        RAW_READINGS,
+        between("ingestion_hour", hour_key(earliest), hour_key(latest)),
+        lambda raw: first_arrivals(raw.filter(F.col("recording_hour").between(first_hour, last_hour))),
+        DEDUPLICATED_RAW,
+        range_predicate("recording_hour", first_hour, last_hour),
+    )

@@ -33,14 +33,19 @@ class DedupPlan:
     #: The cached working set; ``release()`` frees it once the plan is written.
     ranked: DataFrame
 
-    @property
-    def winners(self) -> DataFrame:
-        """The first-arrival copy of every record seen (batch and table)."""
-        return self.ranked.filter("_rank = 1").select(*DEDUPLICATED_RAW.schema.names)
-
     def release(self) -> None:
         """Drop the cached working set from Spark's memory."""
         self.ranked.unpersist()
+
+
+def first_arrivals(readings: DataFrame) -> DataFrame:
+    """The earliest-arriving copy of each ``record_id`` (the deduplicated table's rows)."""
+    by_arrival = Window.partitionBy("record_id").orderBy(*ARRIVAL)
+    return (
+        readings.withColumn("_rank", F.row_number().over(by_arrival))
+        .filter("_rank = 1")
+        .select(*DEDUPLICATED_RAW.schema.names)
+    )
 
 
 def plan_dedup(batch: DataFrame, existing: DataFrame) -> DedupPlan:

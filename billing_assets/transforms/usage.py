@@ -54,8 +54,10 @@ def cumulative_usage(hourly: DataFrame, timezone: str) -> DataFrame:
         ["billing_month", "meterpoint_id", "usage_hour"],
         "left",
     ).withColumn("_x", F.coalesce("_c", F.lit(0).cast(EXACT)))
-    running = Window.partitionBy("meterpoint_id", "billing_month").orderBy("usage_hour").rowsBetween(
-        Window.unboundedPreceding, Window.currentRow
+    running = (
+        Window.partitionBy("meterpoint_id", "billing_month")
+        .orderBy("usage_hour")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
     return filled.select(
         "meterpoint_id",

@@ -16,7 +16,9 @@ def materialized_partitions(result: dg.ExecuteInProcessResult, asset: str) -> li
 def requested_partitions(evaluation) -> dict[str, list[str]]:
     """Asset -> partition keys an automation evaluation requested."""
     return {
-        res.key.to_user_string(): sorted(ap.partition_key for ap in res.true_subset.expensively_compute_asset_partitions())
+        res.key.to_user_string(): sorted(
+            ap.partition_key for ap in res.true_subset.expensively_compute_asset_partitions()
+        )
         for res in evaluation.results
         if res.true_subset.size
     }
@@ -33,38 +35,62 @@ def run_scenario(pipeline) -> dict[str, dg.ExecuteInProcessResult]:
 def test_scenario_every_table_row_by_row(pipeline) -> None:
     results = run_scenario(pipeline)
 
-    dedup = [(x["record_id"], x["meterpoint_id"], x["interval_start"], x["consumption"], x["recording_hour"],
-              x["ingestion_hour"]) for x in pipeline.rows("deduplicated_raw", ("record_id",))]
-    assert dedup == sorted([
-        (M3_ID, "m3", ts("2026-03-10T07:00"), 1.0, "2026-03-10-07", H1),
-        ("r1", "m1", ts("2026-03-10T07:00"), 0.5, "2026-03-10-07", H1),
-        ("r2", "m1", ts("2026-03-10T07:30"), 0.25, "2026-03-10-07", H1),
-        ("r3", "m2", ts("2026-03-07T07:30"), 1.5, "2026-03-07-07", H1),
-        ("r5", "m1", ts("2026-03-10T08:00"), 0.75, "2026-03-10-08", H2),
-        ("r6", "m2", ts("2026-03-10T08:30"), 0.2, "2026-03-10-08", H2),
-        ("r8", "m2", ts("2026-03-10T10:05"), 0.4, "2026-03-10-10", H2),
-    ])
+    dedup = [
+        (
+            x["record_id"],
+            x["meterpoint_id"],
+            x["interval_start"],
+            x["consumption"],
+            x["recording_hour"],
+            x["ingestion_hour"],
+        )
+        for x in pipeline.rows("deduplicated_raw", ("record_id",))
+    ]
+    assert dedup == sorted(
+        [
+            (M3_ID, "m3", ts("2026-03-10T07:00"), 1.0, "2026-03-10-07", H1),
+            ("r1", "m1", ts("2026-03-10T07:00"), 0.5, "2026-03-10-07", H1),
+            ("r2", "m1", ts("2026-03-10T07:30"), 0.25, "2026-03-10-07", H1),
+            ("r3", "m2", ts("2026-03-07T07:30"), 1.5, "2026-03-07-07", H1),
+            ("r5", "m1", ts("2026-03-10T08:00"), 0.75, "2026-03-10-08", H2),
+            ("r6", "m2", ts("2026-03-10T08:30"), 0.2, "2026-03-10-08", H2),
+            ("r8", "m2", ts("2026-03-10T10:05"), 0.4, "2026-03-10-10", H2),
+        ]
+    )
 
-    raw = [(x["ingestion_hour"], x["source_file"], x["line_number"], x["record_id"])
-           for x in pipeline.rows("raw_readings", ("ingestion_hour", "source_file", "line_number"))]
+    raw = [
+        (x["ingestion_hour"], x["source_file"], x["line_number"], x["record_id"])
+        for x in pipeline.rows("raw_readings", ("ingestion_hour", "source_file", "line_number"))
+    ]
     assert raw == [
-        (H1, f"ingestion_hour={H1}/a.json", 1, "r1"), (H1, f"ingestion_hour={H1}/a.json", 2, "r2"),
-        (H1, f"ingestion_hour={H1}/a.json", 3, "r2"), (H1, f"ingestion_hour={H1}/a.json", 4, "r3"),
-        (H1, f"ingestion_hour={H1}/a.json", 5, "r2"), (H1, f"ingestion_hour={H1}/b.json", 1, M3_ID),
-        (H2, f"ingestion_hour={H2}/d.json", 1, "r1"), (H2, f"ingestion_hour={H2}/d.json", 2, "r5"),
-        (H2, f"ingestion_hour={H2}/d.json", 3, "r6"), (H2, f"ingestion_hour={H2}/d.json", 5, "r8"),
+        (H1, f"ingestion_hour={H1}/a.json", 1, "r1"),
+        (H1, f"ingestion_hour={H1}/a.json", 2, "r2"),
+        (H1, f"ingestion_hour={H1}/a.json", 3, "r2"),
+        (H1, f"ingestion_hour={H1}/a.json", 4, "r3"),
+        (H1, f"ingestion_hour={H1}/a.json", 5, "r2"),
+        (H1, f"ingestion_hour={H1}/b.json", 1, M3_ID),
+        (H2, f"ingestion_hour={H2}/d.json", 1, "r1"),
+        (H2, f"ingestion_hour={H2}/d.json", 2, "r5"),
+        (H2, f"ingestion_hour={H2}/d.json", 3, "r6"),
+        (H2, f"ingestion_hour={H2}/d.json", 5, "r8"),
     ]
 
-    quarantine = [(x["ingestion_hour"], x["source_file"].split("/")[1], x["line_number"], x["reason"], x["record_id"])
-                  for x in pipeline.rows("quarantined_readings", ("ingestion_hour", "source_file", "line_number"))]
+    quarantine = [
+        (x["ingestion_hour"], x["source_file"].split("/")[1], x["line_number"], x["reason"], x["record_id"])
+        for x in pipeline.rows("quarantined_readings", ("ingestion_hour", "source_file", "line_number"))
+    ]
     assert quarantine == [
-        (H1, "a.json", 5, "conflict", "r2"), (H1, "a.json", 6, "malformed_json", None),
-        (H1, "a.json", 7, "too_late", "r4"), (H1, "c.json", 0, "unreadable_file", None),
+        (H1, "a.json", 5, "conflict", "r2"),
+        (H1, "a.json", 6, "malformed_json", None),
+        (H1, "a.json", 7, "too_late", "r4"),
+        (H1, "c.json", 0, "unreadable_file", None),
         (H2, "d.json", 4, "from_future", "r7"),
     ]
 
-    hourly = [(x["meterpoint_id"], x["usage_hour"], x["consumption"], x["reading_count"], x["recording_hour"])
-              for x in pipeline.rows("hourly_usage", ("recording_hour", "meterpoint_id"))]
+    hourly = [
+        (x["meterpoint_id"], x["usage_hour"], x["consumption"], x["reading_count"], x["recording_hour"])
+        for x in pipeline.rows("hourly_usage", ("recording_hour", "meterpoint_id"))
+    ]
     assert hourly == [
         ("m2", ts("2026-03-07T07:00"), 1.5, 1, "2026-03-07-07"),
         ("m1", ts("2026-03-10T07:00"), 0.75, 2, "2026-03-10-07"),
@@ -84,12 +110,21 @@ def test_scenario_every_table_row_by_row(pipeline) -> None:
     )
 
     # Conservation, as reported in the materialisation metadata of each ingestion hour.
-    for hour, (read, inserted, duplicates, conflicts, quarantined) in {H1: (9, 4, 1, 1, 3), H2: (5, 3, 1, 0, 1)}.items():
-        [meta] = [e.materialization.metadata for e in results[hour].get_asset_materialization_events()
-                  if e.asset_key.path == ["raw_readings"]]
-        figures = {k: meta[f"records_{k}"].value for k in ("read", "inserted", "duplicates", "conflicts", "quarantined")}
-        assert figures == dict(read=read, inserted=inserted, duplicates=duplicates, conflicts=conflicts,
-                               quarantined=quarantined)
+    for hour, (read, inserted, duplicates, conflicts, quarantined) in {
+        H1: (9, 4, 1, 1, 3),
+        H2: (5, 3, 1, 0, 1),
+    }.items():
+        [meta] = [
+            e.materialization.metadata
+            for e in results[hour].get_asset_materialization_events()
+            if e.asset_key.path == ["raw_readings"]
+        ]
+        figures = {
+            k: meta[f"records_{k}"].value for k in ("read", "inserted", "duplicates", "conflicts", "quarantined")
+        }
+        assert figures == dict(
+            read=read, inserted=inserted, duplicates=duplicates, conflicts=conflicts, quarantined=quarantined
+        )
         assert figures["read"] == inserted + duplicates + conflicts + quarantined
 
     # The raw run records exactly the recording hours that received rows.
@@ -146,8 +181,13 @@ def test_late_reading_changes_exactly_its_hour_and_the_rest_of_its_month(pipelin
 
     hourly_after = pipeline.rows("hourly_usage")
     assert [x for x in hourly_after if x not in hourly_before] == [
-        {"meterpoint_id": "m1", "usage_hour": ts("2026-03-07T12:00"), "consumption": 2.0, "reading_count": 1,
-         "recording_hour": "2026-03-07-12"}
+        {
+            "meterpoint_id": "m1",
+            "usage_hour": ts("2026-03-07T12:00"),
+            "consumption": 2.0,
+            "reading_count": 1,
+            "recording_hour": "2026-03-07-12",
+        }
     ]
     assert [x for x in hourly_before if x not in hourly_after] == []
 
@@ -163,16 +203,24 @@ def test_late_reading_changes_exactly_its_hour_and_the_rest_of_its_month(pipelin
 
 def test_watermark_boundaries_in_the_pipeline(pipeline) -> None:
     hour = "2026-03-10-09"
-    pipeline.land(hour, "edges.json", [
-        r("exactly_7d", "m1", "2026-03-03T09:00:00Z", 0.1),
-        r("over_7d", "m1", "2026-03-03T08:59:59Z", 0.1),
-        r("exactly_drift", "m1", "2026-03-10T10:05:00Z", 0.1),
-        r("over_drift", "m1", "2026-03-10T10:05:00.001Z", 0.1),
-    ])
+    pipeline.land(
+        hour,
+        "edges.json",
+        [
+            r("exactly_7d", "m1", "2026-03-03T09:00:00Z", 0.1),
+            r("over_7d", "m1", "2026-03-03T08:59:59Z", 0.1),
+            r("exactly_drift", "m1", "2026-03-10T10:05:00Z", 0.1),
+            r("over_drift", "m1", "2026-03-10T10:05:00.001Z", 0.1),
+        ],
+    )
     pipeline.materialize("raw_readings", hour)
-    assert [x["record_id"] for x in pipeline.rows("deduplicated_raw", ("record_id",))] == ["exactly_7d", "exactly_drift"]
+    assert [x["record_id"] for x in pipeline.rows("deduplicated_raw", ("record_id",))] == [
+        "exactly_7d",
+        "exactly_drift",
+    ]
     assert {x["record_id"]: x["reason"] for x in pipeline.rows("quarantined_readings")} == {
-        "over_7d": "too_late", "over_drift": "from_future"
+        "over_7d": "too_late",
+        "over_drift": "from_future",
     }
 
 
@@ -180,19 +228,36 @@ def test_malformed_input_the_batch_survives_and_every_bad_record_has_a_reason(pi
     hour = "2026-03-10-09"
     good = [r(f"g{i}", "m1", f"2026-03-10T08:{i:02d}:00Z", 0.1) for i in range(3)]
     pipeline.land(hour, "good.json", good)
-    pipeline.land(hour, "mixed.json", "\n".join(["{", '{"record_id": "x"}', "[]", '{"record_id": "g9", "meterpoint_id":'
-                                               ' "m1", "interval_start": "2026-03-10T08:30:00Z", "consumption": -1}']))
+    pipeline.land(
+        hour,
+        "mixed.json",
+        "\n".join(
+            [
+                "{",
+                '{"record_id": "x"}',
+                "[]",
+                '{"record_id": "g9", "meterpoint_id":'
+                ' "m1", "interval_start": "2026-03-10T08:30:00Z", "consumption": -1}',
+            ]
+        ),
+    )
     pipeline.land(hour, "empty.json", b"")
     pipeline.land(hour, "binary.json", bytes(range(256)))
     result = pipeline.materialize("raw_readings", hour)
     assert [x["record_id"] for x in pipeline.rows("deduplicated_raw", ("record_id",))] == ["g0", "g1", "g2"]
     quarantine = pipeline.rows("quarantined_readings", ("source_file", "line_number"))
     assert [(x["source_file"].split("/")[1], x["line_number"], x["reason"]) for x in quarantine] == [
-        ("binary.json", 0, "unreadable_file"), ("empty.json", 0, "unreadable_file"),
-        ("mixed.json", 1, "malformed_json"), ("mixed.json", 2, "missing_field"),
-        ("mixed.json", 3, "malformed_record"), ("mixed.json", 4, "invalid_consumption"),
+        ("binary.json", 0, "unreadable_file"),
+        ("empty.json", 0, "unreadable_file"),
+        ("mixed.json", 1, "malformed_json"),
+        ("mixed.json", 2, "missing_field"),
+        ("mixed.json", 3, "malformed_record"),
+        ("mixed.json", 4, "invalid_consumption"),
     ]
     assert all(x["detail"] for x in quarantine)
-    [meta] = [e.materialization.metadata for e in result.get_asset_materialization_events()
-              if e.asset_key.path == ["raw_readings"]]
+    [meta] = [
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path == ["raw_readings"]
+    ]
     assert meta["records_read"].value == 9 and meta["records_quarantined"].value == 6

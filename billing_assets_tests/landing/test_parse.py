@@ -31,8 +31,10 @@ def test_json_lines_reading_is_accepted_with_utc_time() -> None:
 
 
 def test_split_form_with_any_column_order_derives_record_ids() -> None:
-    doc = {"columns": ["meterpoint_id", "consumption_delta", "interval_start"],
-           "data": [["m1", 0.186, "2026-03-10 07:30:00"], ["m2", 0.2, "2026-03-10T07:00:00+01:00"]]}
+    doc = {
+        "columns": ["meterpoint_id", "consumption_delta", "interval_start"],
+        "data": [["m1", 0.186, "2026-03-10 07:30:00"], ["m2", 0.2, "2026-03-10T07:00:00+01:00"]],
+    }
     rows = parse(json.dumps(doc))
     assert [r.reason for r in rows] == [None, None]
     assert rows[0].interval_start == datetime(2026, 3, 10, 7, 30, tzinfo=UTC)  # London is on GMT in March
@@ -105,9 +107,14 @@ def test_blank_lines_are_not_records() -> None:
 
 
 def test_repeated_autumn_hour_in_split_form_first_is_summer_time_second_winter() -> None:
-    doc = {"columns": ["interval_start", "consumption_delta", "meterpoint_id"],
-           "data": [["2026-10-25 01:30:00", 0.1, "m1"], ["2026-10-25 01:30:00", 0.2, "m1"],
-                    ["2026-10-25 01:30:00", 0.3, "m2"]]}
+    doc = {
+        "columns": ["interval_start", "consumption_delta", "meterpoint_id"],
+        "data": [
+            ["2026-10-25 01:30:00", 0.1, "m1"],
+            ["2026-10-25 01:30:00", 0.2, "m1"],
+            ["2026-10-25 01:30:00", 0.3, "m2"],
+        ],
+    }
     rows = parse(json.dumps(doc), hour=datetime(2026, 10, 25, 2, tzinfo=UTC))
     assert [r.interval_start.hour for r in rows] == [0, 1, 0]
     assert len({r.record_id for r in rows}) == 3

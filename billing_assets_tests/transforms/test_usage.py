@@ -11,8 +11,15 @@ from billing_assets.transforms.usage import cumulative_usage, hourly_usage
 
 def hourly_frame(spark: SparkSession, rows: list[tuple[str, str, float]]):
     readings = spark.createDataFrame(
-        [(mp, datetime.fromisoformat(hour).replace(tzinfo=UTC), x, datetime.fromisoformat(hour).strftime("%Y-%m-%d-%H"))
-         for mp, hour, x in rows],
+        [
+            (
+                mp,
+                datetime.fromisoformat(hour).replace(tzinfo=UTC),
+                x,
+                datetime.fromisoformat(hour).strftime("%Y-%m-%d-%H"),
+            )
+            for mp, hour, x in rows
+        ],
         "meterpoint_id string, interval_start timestamp, consumption double, recording_hour string",
     )
     return hourly_usage(readings)
@@ -20,8 +27,10 @@ def hourly_frame(spark: SparkSession, rows: list[tuple[str, str, float]]):
 
 def totals(spark: SparkSession, rows, timezone: str = "Europe/London") -> dict[str, tuple[str, float]]:
     out = cumulative_usage(hourly_frame(spark, rows), timezone).collect()
-    return {r["usage_hour"].astimezone(UTC).strftime("%Y-%m-%dT%H"): (r["billing_month"], r["cumulative_consumption"])
-            for r in out}
+    return {
+        r["usage_hour"].astimezone(UTC).strftime("%Y-%m-%dT%H"): (r["billing_month"], r["cumulative_consumption"])
+        for r in out
+    }
 
 
 @pytest.mark.parametrize(
@@ -44,13 +53,27 @@ def test_running_total_resets_at_the_local_month_boundary(spark, last_hour_of_mo
 
 
 def test_running_total_accumulates_within_a_month_and_carries_gaps(spark):
-    hourly = hourly_frame(spark, [("m1", "2026-10-24T23:00", 0.5), ("m1", "2026-10-25T01:00", 0.25),
-                                  ("m1", "2026-10-25T01:00", 0.25), ("m2", "2026-10-25T00:00", 1.0)])
-    rows = sorted(cumulative_usage(hourly, "Europe/London").collect(), key=lambda r: (r["meterpoint_id"], r["usage_hour"]))
-    assert [(r["meterpoint_id"], r["usage_hour"].astimezone(UTC).hour, r["consumption"], r["cumulative_consumption"])
-            for r in rows] == [
-        ("m1", 23, 0.5, 0.5), ("m1", 0, 0.0, 0.5), ("m1", 1, 0.5, 1.0),  # the 00:00 gap carries the total
-        ("m2", 0, 1.0, 1.0), ("m2", 1, 0.0, 1.0),  # every meter runs to the month's latest hour
+    hourly = hourly_frame(
+        spark,
+        [
+            ("m1", "2026-10-24T23:00", 0.5),
+            ("m1", "2026-10-25T01:00", 0.25),
+            ("m1", "2026-10-25T01:00", 0.25),
+            ("m2", "2026-10-25T00:00", 1.0),
+        ],
+    )
+    rows = sorted(
+        cumulative_usage(hourly, "Europe/London").collect(), key=lambda r: (r["meterpoint_id"], r["usage_hour"])
+    )
+    assert [
+        (r["meterpoint_id"], r["usage_hour"].astimezone(UTC).hour, r["consumption"], r["cumulative_consumption"])
+        for r in rows
+    ] == [
+        ("m1", 23, 0.5, 0.5),
+        ("m1", 0, 0.0, 0.5),
+        ("m1", 1, 0.5, 1.0),  # the 00:00 gap carries the total
+        ("m2", 0, 1.0, 1.0),
+        ("m2", 1, 0.0, 1.0),  # every meter runs to the month's latest hour
     ]
 
 

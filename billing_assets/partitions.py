@@ -9,7 +9,7 @@
   the UTC key (``recording_hour`` column); ``table_hour_key`` converts.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -64,3 +64,21 @@ def month_range(window: dg.TimeWindow) -> tuple[str, str]:
     zone = ZoneInfo(BILLING_TZ)
     last = (window.end - timedelta(hours=1)).astimezone(zone)
     return window.start.astimezone(zone).strftime(MONTH_FORMAT), last.strftime(MONTH_FORMAT)
+
+#: Local calendar days in the billing time zone: settlement dates, dimension loads (the
+#: source refreshes at local midnight) and gold tables. Today is a partition too.
+local_days = dg.DailyPartitionsDefinition(
+    start_date=_FIRST_RECORDING.strftime("%Y-%m-%d"), timezone=BILLING_TZ, end_offset=1
+)
+
+
+def day_range(window: dg.TimeWindow) -> tuple[date, date]:
+    """First and last local dates inside a daily time window."""
+    zone = ZoneInfo(BILLING_TZ)
+    return window.start.astimezone(zone).date(), (window.end - timedelta(hours=1)).astimezone(zone).date()
+
+
+def all_days() -> tuple[date, date]:
+    """First and last local date that have a partition now."""
+    keys = local_days.get_partition_keys()
+    return date.fromisoformat(keys[0]), date.fromisoformat(keys[-1])

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 DEFAULT_LANDING_URI = "data/landing"
 DEFAULT_WAREHOUSE_URI = "data/warehouse"
+DEFAULT_SOURCE_DB = "data/source.db"
 DEFAULT_TIMEZONE = "Europe/London"
 DEFAULT_START_DATE = "2026-01-01"
 

@@ -39,7 +39,8 @@ class Pipeline:
         self.landing.mkdir()
         self.spark = spark
         self.instance = dg.DagsterInstance.ephemeral()
-        self.resources = build_resources(str(self.landing), str(self.warehouse), "local[2]")
+        self.source_db = root / "source.db"
+        self.resources = build_resources(str(self.landing), str(self.warehouse), "local[2]", str(self.source_db))
 
     def land(self, hour: str, name: str, content: str | bytes | list[dict]) -> Path:
         """Write one landing file (JSON lines when given a list of dicts)."""
@@ -58,7 +59,11 @@ class Pipeline:
         kwargs: dict = {"partition_key": partition}
         if last is not None:
             kwargs = {"tags": {RANGE_START: partition, RANGE_END: last}}
-        result = dg.materialize(ASSETS, selection=[asset], resources=self.resources, instance=self.instance, **kwargs)
+        # A multi-asset runs whole: select every asset it produces.
+        [owner] = [a for a in ASSETS if dg.AssetKey(asset) in a.keys]
+        result = dg.materialize(
+            ASSETS, selection=list(owner.keys), resources=self.resources, instance=self.instance, **kwargs
+        )
         assert result.success
         return result
 

@@ -29,8 +29,12 @@ def ensure_table(uri: str, spec: TableSpec, storage_options: dict[str, str] | No
         return DeltaTable(uri, storage_options=storage_options)
     except TableNotFoundError:
         return DeltaTable.create(
-            uri, schema=spec.schema, partition_by=[spec.partition_by], storage_options=storage_options, mode="ignore"
+            uri, schema=spec.schema, partition_by=_partitioning(spec), storage_options=storage_options, mode="ignore"
         )
+
+
+def _partitioning(spec: TableSpec) -> list[str] | None:
+    return [spec.partition_by] if spec.partition_by else None
 
 
 def in_predicate(column: str, values: Sequence[str]) -> str:
@@ -64,12 +68,13 @@ def replace_partitions(
     df: DataFrame,
     uri: str,
     spec: TableSpec,
-    predicate: str,
+    predicate: str | None,
     storage_options: dict[str, str] | None = None,
 ) -> int:
-    """Replace every row matching ``predicate`` with ``df`` in one commit; returns the new version.
+    """Replace every row matching ``predicate`` (all rows if ``None``) with ``df`` in one commit.
 
-    delta-rs rejects rows outside the predicate, so a bug cannot spill into other partitions.
+    Returns the new table version. delta-rs rejects rows outside the predicate, so a bug
+    cannot spill into other partitions.
     """
     data = _to_arrow(df, spec)
     ensure_table(uri, spec, storage_options)
@@ -78,7 +83,7 @@ def replace_partitions(
         data,
         mode="overwrite",
         predicate=predicate,
-        partition_by=[spec.partition_by],
+        partition_by=_partitioning(spec),
         storage_options=storage_options,
     )
     return DeltaTable(uri, storage_options=storage_options).version()

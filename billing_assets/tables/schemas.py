@@ -13,7 +13,8 @@ class TableSpec:
 
     name: str
     schema: pa.Schema
-    partition_by: str
+    #: The partition column; ``None`` for small tables that are always replaced whole.
+    partition_by: str | None
 
 
 RAW_READINGS = TableSpec(
@@ -94,4 +95,165 @@ CUMULATIVE_USAGE = TableSpec(
     "billing_month",
 )
 
-ALL_TABLES = (RAW_READINGS, QUARANTINED_READINGS, DEDUPLICATED_RAW, HOURLY_USAGE, CUMULATIVE_USAGE)
+# --- Dimensions: daily snapshots of the source database, and their type-2 history ---
+
+_SCD2 = [
+    ("valid_from_date", pa.date32()),  # first load day on which this version was seen
+    ("valid_to_date", pa.date32()),  # first load day on which it was no longer seen; null = current
+    ("is_current", pa.bool_()),
+    ("row_hash", pa.string()),
+]
+
+AGREEMENT_COLUMNS = [
+    ("agreement_id", pa.int64()),
+    ("agreement_valid_from", pa.date32()),
+    ("agreement_valid_to", pa.date32()),
+    ("product_id", pa.int64()),
+    ("meterpoint_id", pa.string()),
+    ("account_id", pa.string()),
+]
+PRODUCT_COLUMNS = [
+    ("id", pa.int64()),
+    ("product_id", pa.int64()),
+    ("display_name", pa.string()),
+    ("is_variable", pa.bool_()),
+]
+METERPOINT_COLUMNS = [("meterpoint_id", pa.string()), ("region", pa.string())]
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A source table kept as daily snapshots and a type-2 history."""
+
+    source_table: str
+    key: str
+    columns: tuple[tuple[str, pa.DataType], ...]
+
+    @property
+    def snapshots(self) -> TableSpec:
+        """One partition per load day: the source table as it was read that day."""
+        return TableSpec(
+            f"{self.source_table}_snapshots",
+            pa.schema([*self.columns, ("snapshot_date", pa.date32())]),
+            "snapshot_date",
+        )
+
+    @property
+    def history(self) -> TableSpec:
+        """Type-2 history: one row per version of each source row."""
+        return TableSpec(f"dim_{self.source_table}", pa.schema([*self.columns, *_SCD2]), None)
+
+
+AGREEMENT = Dimension("agreement", "agreement_id", tuple(AGREEMENT_COLUMNS))
+PRODUCT = Dimension("product", "product_id", tuple(PRODUCT_COLUMNS))
+METERPOINT = Dimension("meterpoint", "meterpoint_id", tuple(METERPOINT_COLUMNS))
+DIMENSIONS = (AGREEMENT, PRODUCT, METERPOINT)
+
+AGREEMENT_DAYS = TableSpec(
+    "agreement_days",
+    pa.schema(
+        [
+            ("agreement_id", pa.int64()),
+            ("meterpoint_id", pa.string()),
+            ("account_id", pa.string()),
+            ("product_id", pa.int64()),
+            ("product_display_name", pa.string()),
+            ("product_is_variable", pa.bool_()),
+            ("covers_readings", pa.bool_()),
+            ("is_active", pa.bool_()),
+            ("date", pa.date32()),
+        ]
+    ),
+    "date",
+)
+
+# --- Gold tables (the analysts' contract) ---
+
+ACTIVE_AGREEMENTS = TableSpec(
+    "active_agreements",
+    pa.schema(
+        [
+            ("agreement_id", pa.int64()),
+            ("meterpoint_id", pa.string()),
+            ("product_display_name", pa.string()),
+            ("product_is_variable", pa.bool_()),
+            ("as_of_date", pa.date32()),
+        ]
+    ),
+    "as_of_date",
+)
+
+HALF_HOURLY_CONSUMPTION = TableSpec(
+    "half_hourly_consumption",
+    pa.schema(
+        [
+            ("interval_start", UTC_TIMESTAMP),
+            ("settlement_period", pa.int32()),
+            ("meterpoint_count", pa.int64()),
+            ("consumption", pa.float64()),
+            ("settlement_date", pa.date32()),
+        ]
+    ),
+    "settlement_date",
+)
+
+PRODUCT_DAILY_CONSUMPTION = TableSpec(
+    "product_daily_consumption",
+    pa.schema(
+        [
+            ("product_display_name", pa.string()),
+            ("meterpoint_count", pa.int64()),
+            ("consumption", pa.float64()),
+            ("date", pa.date32()),
+        ]
+    ),
+    "date",
+)
+
+AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT = TableSpec(
+    "avg_consumption_per_half_hour_by_product",
+    pa.schema(
+        [
+            ("interval_start", UTC_TIMESTAMP),
+            ("product_display_name", pa.string()),
+            ("meterpoint_count", pa.int64()),
+            ("consumption", pa.float64()),
+            ("avg_consumption", pa.float64()),
+            ("settlement_date", pa.date32()),
+        ]
+    ),
+    "settlement_date",
+)
+
+UNMATCHED_READINGS = TableSpec(
+    "unmatched_readings",
+    pa.schema(
+        [
+            ("record_id", pa.string()),
+            ("meterpoint_id", pa.string()),
+            ("interval_start", UTC_TIMESTAMP),
+            ("consumption", pa.float64()),
+            ("reason", pa.string()),
+            ("settlement_date", pa.date32()),
+        ]
+    ),
+    "settlement_date",
+)
+
+GOLD_TABLES = (
+    ACTIVE_AGREEMENTS,
+    HALF_HOURLY_CONSUMPTION,
+    PRODUCT_DAILY_CONSUMPTION,
+    AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT,
+    UNMATCHED_READINGS,
+)
+ALL_TABLES = (
+    RAW_READINGS,
+    QUARANTINED_READINGS,
+    DEDUPLICATED_RAW,
+    HOURLY_USAGE,
+    CUMULATIVE_USAGE,
+    *(spec for dim in DIMENSIONS for spec in (dim.snapshots, dim.history)),
+    AGREEMENT_DAYS,
+    *GOLD_TABLES,
+)

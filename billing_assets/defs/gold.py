@@ -1,0 +1,95 @@
+"""Gold assets for analysts: consumption by half hour and by product, unmatched readings, active agreements."""
+
+import dagster as dg
+
+from billing_assets.automation import UPSTREAM_CHANGED
+from billing_assets.partitions import BILLING_TZ, day_range, hour_range, local_days
+from billing_assets.resources.spark import SparkResource
+from billing_assets.resources.warehouse import Warehouse
+from billing_assets.steps.gold import build_active_agreements, build_consumption_gold
+from billing_assets.tables.schemas import (
+    ACTIVE_AGREEMENTS,
+    AGREEMENT_DAYS,
+    AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT,
+    HALF_HOURLY_CONSUMPTION,
+    PRODUCT_DAILY_CONSUMPTION,
+    UNMATCHED_READINGS,
+)
+
+_READINGS_GOLD = {
+    HALF_HOURLY_CONSUMPTION: (
+        "One row per half hour (UTC interval_start, local settlement date and period 1..46/48/50): "
+        "meterpoints with readings and their total consumption, every reading included.",
+        ["deduplicated_raw"],
+    ),
+    PRODUCT_DAILY_CONSUMPTION: (
+        "One row per product display name per local day: meterpoints with readings and their consumption.",
+        ["deduplicated_raw", AGREEMENT_DAYS.name],
+    ),
+    AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT: (
+        "One row per half hour per product display name: meterpoints, total and average consumption.",
+        ["deduplicated_raw", AGREEMENT_DAYS.name],
+    ),
+    UNMATCHED_READINGS: (
+        "One row per reading no agreement covers on its local day (reason no_agreement or unknown_product).",
+        ["deduplicated_raw", AGREEMENT_DAYS.name],
+    ),
+}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            spec.name,
+            description=text,
+            deps=deps,
+            group_name="gold",
+            kinds={"spark", "delta"},
+            automation_condition=UPSTREAM_CHANGED,
+            metadata={"table": spec.name, "partition_column": spec.partition_by},
+        )
+        for spec, (text, deps) in _READINGS_GOLD.items()
+    ],
+    partitions_def=local_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=False,
+)
+def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse):
+    """One Spark pass over the run's local days writes all readings-based gold tables."""
+    window = context.partition_time_window
+    first_day, last_day = day_range(window)
+    first_hour, last_hour = hour_range(window)
+    report = build_consumption_gold(
+        spark.spark_session, warehouse, first_day, last_day, first_hour, last_hour, BILLING_TZ
+    )
+    for spec in _READINGS_GOLD:
+        yield dg.MaterializeResult(
+            asset_key=spec.name,
+            metadata={
+                "rows": dg.MetadataValue.int(report.rows[spec.name]),
+                "days": f"{first_day} .. {last_day}",
+                "readings": report.readings,
+                "readings_matched": report.matched,
+                "readings_unmatched": report.unmatched,
+            },
+        )
+
+
+@dg.asset(
+    name=ACTIVE_AGREEMENTS.name,
+    deps=[AGREEMENT_DAYS.name],
+    partitions_def=local_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=UPSTREAM_CHANGED,
+    group_name="gold",
+    kinds={"spark", "delta"},
+    description="One row per agreement active on a day (valid_from < day < valid_to), with its product.",
+    metadata={"table": ACTIVE_AGREEMENTS.name, "partition_column": ACTIVE_AGREEMENTS.partition_by},
+)
+def active_agreements(
+    context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """Replace the run's days of active agreements."""
+    first, last = day_range(context.partition_time_window)
+    result = build_active_agreements(spark.spark_session, warehouse, first, last)
+    return dg.MaterializeResult(metadata={"rows": dg.MetadataValue.int(result.rows), "days": f"{first} .. {last}"})

@@ -1,0 +1,109 @@
+"""Loading the source database: daily snapshots, type-2 history, and agreement coverage by day."""
+
+from dataclasses import dataclass
+from datetime import date
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from billing_assets.resources.warehouse import Warehouse
+from billing_assets.source.sqlite import read_source
+from billing_assets.steps.recompute import StepResult, recompute
+from billing_assets.tables.delta_io import ensure_table, in_predicate, range_predicate, read_table, replace_partitions
+from billing_assets.tables.schemas import AGREEMENT, AGREEMENT_DAYS, DIMENSIONS, PRODUCT, TableSpec
+from billing_assets.transforms.dimensions import agreement_days, scd2_history, source_problems
+
+
+@dataclass
+class DimensionReport:
+    """What one load did."""
+
+    snapshot_taken: bool
+    rows: dict[str, int]
+    #: Local days whose agreement coverage changed (and were rewritten).
+    changed_days: list[str]
+    #: Agreement ids behind each kind of source problem.
+    problems: dict[str, list[int]]
+
+
+def _has_snapshot(warehouse: Warehouse, spec: TableSpec, day: date) -> bool:
+    table = ensure_table(warehouse.table_uri(spec), spec, warehouse.storage_options())
+    return bool(table.file_uris(partition_filters=[("snapshot_date", "=", day.isoformat())]))
+
+
+def _day_fingerprints(days: DataFrame) -> DataFrame:
+    columns = [c for c in AGREEMENT_DAYS.schema.names if c != "date"]
+    return days.groupBy("date").agg(
+        F.count(F.lit(1)).alias("n"), F.sum(F.xxhash64(*columns).cast("decimal(38,0)")).alias("h")
+    )
+
+
+def load_dimensions(
+    spark: SparkSession, warehouse: Warehouse, source_path: str, load_day: date, first_day: date, last_day: date
+) -> DimensionReport:
+    """Snapshot the source for ``load_day`` (once), rebuild history, refresh coverage of changed days.
+
+    The source keeps no history, so a day's snapshot is taken the first time that day is
+    loaded and kept afterwards: re-running a day never rewrites what was known that day.
+    """
+    options = warehouse.storage_options()
+    taken = not any(_has_snapshot(warehouse, dim.snapshots, load_day) for dim in DIMENSIONS)
+    if taken:
+        tables = read_source(source_path)  # reads and validates everything before any write
+        for dim in DIMENSIONS:
+            snapshot = tables[dim.source_table].append_column(
+                "snapshot_date", pa.array([load_day] * tables[dim.source_table].num_rows, pa.date32())
+            )
+            frame = spark.createDataFrame(snapshot)
+            replace_partitions(
+                frame, warehouse.table_uri(dim.snapshots), dim.snapshots,
+                in_predicate("snapshot_date", [load_day.isoformat()]), options,
+            )
+
+    rows, histories = {}, {}
+    for dim in DIMENSIONS:
+        snapshots = read_table(spark, warehouse.table_uri(dim.snapshots), dim.snapshots, None, options)
+        history = histories[dim.source_table] = scd2_history(snapshots, dim).persist()
+        rows[dim.history.name] = history.count()
+        replace_partitions(history, warehouse.table_uri(dim.history), dim.history, None, options)
+    current = {name: history.filter("is_current") for name, history in histories.items()}
+    problems = source_problems(current["agreement"], current["product"], current["meterpoint"])
+
+    coverage = agreement_days(current[AGREEMENT.source_table], current[PRODUCT.source_table], first_day, last_day)
+    coverage = coverage.persist()
+    existing = read_table(spark, warehouse.table_uri(AGREEMENT_DAYS), AGREEMENT_DAYS, None, options)
+    new_fp, old_fp = _day_fingerprints(coverage).alias("n"), _day_fingerprints(existing).alias("o")
+    changed = (
+        new_fp.join(old_fp, F.col("n.date") == F.col("o.date"), "full_outer")
+        .filter("n.date IS NULL OR o.date IS NULL OR n.n != o.n OR n.h != o.h")
+        .select(F.coalesce("n.date", "o.date").alias("date"))
+        .collect()
+    )
+    changed_days = sorted(row["date"].isoformat() for row in changed)
+    if changed_days:
+        replace_partitions(
+            coverage.filter(F.col("date").isin([date.fromisoformat(d) for d in changed_days])),
+            warehouse.table_uri(AGREEMENT_DAYS), AGREEMENT_DAYS, in_predicate("date", changed_days), options,
+        )
+    rows[AGREEMENT_DAYS.name] = coverage.count()
+    coverage.unpersist()
+    for history in histories.values():
+        history.unpersist()
+    return DimensionReport(snapshot_taken=taken, rows=rows, changed_days=changed_days, problems=problems)
+
+
+def rebuild_agreement_days(spark: SparkSession, warehouse: Warehouse, first_day: date, last_day: date) -> StepResult:
+    """Recompute coverage for local days ``[first_day, last_day]`` from the current dimensions."""
+    options = warehouse.storage_options()
+
+    products = read_table(spark, warehouse.table_uri(PRODUCT.history), PRODUCT.history, None, options)
+    return recompute(
+        spark, warehouse,
+        AGREEMENT.history, None,
+        lambda agreements: agreement_days(
+            agreements.filter("is_current"), products.filter("is_current"), first_day, last_day
+        ),
+        AGREEMENT_DAYS, range_predicate("date", first_day.isoformat(), last_day.isoformat()),
+    )
+

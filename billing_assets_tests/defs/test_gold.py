@@ -1,0 +1,192 @@
+"""Dimensions and gold tables on real Spark and Delta, against hand-computed expectations."""
+
+import json
+import sqlite3
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from billing_assets.definitions import ASSETS
+from billing_assets_tests.conftest import Pipeline
+from billing_assets_tests.defs.scenario import r, ts
+from billing_assets_tests.defs.test_pipeline import requested_partitions
+
+PRODUCTS = [(1, 101, "Standard", 1), (2, 102, "Standard", 1), (3, 201, "Fixed", 0)]
+METERPOINTS = [("m1", "London"), ("m2", "Wales"), ("m3", "Scotland"), ("m4", "London")]
+AGREEMENTS = [
+    (1, "2026-01-01", "2026-03-28", 101, "m1", "A1"),  # switches product on 28 March ...
+    (2, "2026-03-28", None, 201, "m1", "A1"),  # ... to this open-ended one
+    (3, "2026-01-01", None, 102, "m2", "A2"),  # another product id with the same display name
+    (4, "2026-03-28", "2026-03-28", 201, "m3", "A3"),  # zero-length: covers nothing
+]  # m4 has readings but never an agreement
+MARCH, OCTOBER = "2026-03-30-00", "2026-10-26-00"
+
+
+def write_source(path, agreements=AGREEMENTS) -> None:
+    path.unlink(missing_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE product (id INTEGER, product_id INTEGER, display_name TEXT, is_variable INTEGER);"
+            "CREATE TABLE meterpoint (meterpoint_id TEXT, region TEXT);"
+            "CREATE TABLE agreement (agreement_id INTEGER, agreement_valid_from TEXT, agreement_valid_to TEXT,"
+            " product_id INTEGER, meterpoint_id TEXT, account_id TEXT);"
+        )
+        conn.executemany("INSERT INTO product VALUES (?, ?, ?, ?)", PRODUCTS)
+        conn.executemany("INSERT INTO meterpoint VALUES (?, ?)", METERPOINTS)
+        conn.executemany("INSERT INTO agreement VALUES (?, ?, ?, ?, ?, ?)", agreements)
+    conn.close()
+
+
+def land_readings(pipeline) -> None:
+    pipeline.land(MARCH, "readings.json", [
+        r("a", "m1", "2026-03-27T10:00:00Z", 1.0),
+        r("b", "m2", "2026-03-27T10:00:00Z", 2.0),
+        r("c", "m1", "2026-03-28T10:00:00Z", 0.5),  # switch day: the new agreement only
+        r("d", "m1", "2026-03-28T10:30:00Z", 0.25),
+        r("e", "m2", "2026-03-28T10:00:00Z", 1.0),
+        r("f", "m3", "2026-03-28T10:00:00Z", 3.0),  # only a zero-length agreement
+        r("g", "m4", "2026-03-28T10:00:00Z", 4.0),  # no agreement at all
+        r("h", "m2", "2026-03-29T00:30:00Z", 1.0),  # spring change: 00:30 GMT, period 2
+        r("i", "m2", "2026-03-29T01:00:00Z", 1.0),  # 02:00 BST, period 3
+        r("j", "m2", "2026-03-29T22:30:00Z", 1.0),  # 23:30 BST, period 46
+    ])
+    pipeline.land(OCTOBER, "readings.json", [
+        r("k", "m2", "2026-10-24T23:00:00Z", 1.0),  # 00:00 BST on 25 October, period 1
+        r("l", "m2", "2026-10-25T23:30:00Z", 1.0),  # 23:30 GMT, period 50
+    ])
+    # The repeated hour as naive local time: first 01:30 is summer time, the second winter time.
+    pipeline.land(OCTOBER, "legacy.json", json.dumps({
+        "columns": ["interval_start", "consumption_delta", "meterpoint_id"],
+        "data": [["2026-10-25 01:30:00", 1.0, "m2"], ["2026-10-25 01:30:00", 1.0, "m2"]],
+    }))
+
+
+def build_gold(pipeline):
+    """Load the source, ingest the readings, and build every gold table for the scenario's days."""
+    write_source(pipeline.source_db)
+    land_readings(pipeline)
+    pipeline.materialize("dim_agreement", "2026-03-30")
+    for hour in (MARCH, OCTOBER):
+        pipeline.materialize("raw_readings", hour)
+    for first, last in (("2026-03-27", "2026-03-29"), ("2026-10-25", "2026-10-25")):
+        pipeline.materialize("half_hourly_consumption", first, last)
+    pipeline.materialize("active_agreements", "2026-03-27", "2026-03-29")
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def gold(tmp_path_factory, spark):
+    """Built once for the read-only tests of this module."""
+    return build_gold(Pipeline(tmp_path_factory.mktemp("gold"), spark))
+
+
+def project(rows, *columns):
+    return [tuple(row[c] for c in columns) for row in rows]
+
+
+def test_half_hourly_consumption_with_settlement_periods_on_clock_change_days(gold) -> None:
+    rows = gold.rows("half_hourly_consumption", ("interval_start",))
+    assert project(rows, "interval_start", "settlement_date", "settlement_period", "meterpoint_count", "consumption") == [
+        (ts("2026-03-27T10:00"), date(2026, 3, 27), 21, 2, 3.0),
+        (ts("2026-03-28T10:00"), date(2026, 3, 28), 21, 4, 8.5),
+        (ts("2026-03-28T10:30"), date(2026, 3, 28), 22, 1, 0.25),
+        (ts("2026-03-29T00:30"), date(2026, 3, 29), 2, 1, 1.0),
+        (ts("2026-03-29T01:00"), date(2026, 3, 29), 3, 1, 1.0),
+        (ts("2026-03-29T22:30"), date(2026, 3, 29), 46, 1, 1.0),  # the short day has 46 periods
+        (ts("2026-10-24T23:00"), date(2026, 10, 25), 1, 1, 1.0),
+        (ts("2026-10-25T00:30"), date(2026, 10, 25), 4, 1, 1.0),  # 01:30 BST
+        (ts("2026-10-25T01:30"), date(2026, 10, 25), 6, 1, 1.0),  # 01:30 GMT
+        (ts("2026-10-25T23:30"), date(2026, 10, 25), 50, 1, 1.0),  # the long day has 50 periods
+    ]
+
+
+def test_product_tables_split_the_switch_day_and_group_by_display_name(gold) -> None:
+    daily = gold.rows("product_daily_consumption", ("date", "product_display_name"))
+    assert project(daily, "date", "product_display_name", "meterpoint_count", "consumption") == [
+        (date(2026, 3, 27), "Standard", 2, 3.0),  # m1 (product 101) and m2 (product 102)
+        (date(2026, 3, 28), "Fixed", 1, 0.75),  # m1 after the switch, no double counting
+        (date(2026, 3, 28), "Standard", 1, 1.0),
+        (date(2026, 3, 29), "Standard", 1, 3.0),
+        (date(2026, 10, 25), "Standard", 1, 4.0),
+    ]
+    avg = gold.rows("avg_consumption_per_half_hour_by_product", ("interval_start", "product_display_name"))
+    assert project(avg, "interval_start", "product_display_name", "meterpoint_count", "consumption", "avg_consumption")[
+        :4
+    ] == [
+        (ts("2026-03-27T10:00"), "Standard", 2, 3.0, 1.5),
+        (ts("2026-03-28T10:00"), "Fixed", 1, 0.5, 0.5),
+        (ts("2026-03-28T10:00"), "Standard", 1, 1.0, 1.0),
+        (ts("2026-03-28T10:30"), "Fixed", 1, 0.25, 0.25),
+    ]
+    assert len(avg) == 4 + 3 + 4
+
+
+def test_unmatched_readings_are_listed_not_lost(gold) -> None:
+    rows = gold.rows("unmatched_readings", ("record_id",))
+    assert project(rows, "record_id", "meterpoint_id", "consumption", "reason", "settlement_date") == [
+        ("f", "m3", 3.0, "no_agreement", date(2026, 3, 28)),
+        ("g", "m4", 4.0, "no_agreement", date(2026, 3, 28)),
+    ]
+
+
+def test_every_accepted_reading_appears_exactly_once_in_product_tables_or_unmatched(gold) -> None:
+    readings = gold.rows("deduplicated_raw")
+    product_total = sum(x["consumption"] for x in gold.rows("product_daily_consumption"))
+    unmatched = gold.rows("unmatched_readings")
+    half_hourly_total = sum(x["consumption"] for x in gold.rows("half_hourly_consumption"))
+    assert len(readings) == 14
+    assert product_total + sum(x["consumption"] for x in unmatched) == pytest.approx(sum(x["consumption"] for x in readings))
+    assert half_hourly_total == pytest.approx(sum(x["consumption"] for x in readings))
+    matched_ids = {x["record_id"] for x in readings} - {x["record_id"] for x in unmatched}
+    assert len(matched_ids) + len(unmatched) == len(readings)
+
+
+def test_active_agreements_rule(gold) -> None:
+    rows = gold.rows("active_agreements", ("as_of_date", "agreement_id"))
+    assert project(rows, "as_of_date", "agreement_id", "meterpoint_id", "product_display_name", "product_is_variable") == [
+        (date(2026, 3, 27), 1, "m1", "Standard", True),
+        (date(2026, 3, 27), 3, "m2", "Standard", True),
+        (date(2026, 3, 28), 3, "m2", "Standard", True),  # 1 ended, 2 only starts: valid_from < D is strict
+        (date(2026, 3, 29), 2, "m1", "Fixed", False),
+        (date(2026, 3, 29), 3, "m2", "Standard", True),
+    ]
+
+
+def test_source_change_keeps_history_and_refreshes_exactly_the_affected_gold_days(pipeline) -> None:
+    gold = build_gold(pipeline)
+    defs = dg.Definitions(assets=ASSETS, resources=gold.resources)
+    baseline = dg.evaluate_automation_conditions(defs=defs, instance=gold.instance)
+    changed = [(1, "2026-01-01", "2026-03-27", 101, "m1", "A1"), *AGREEMENTS[1:]]
+    write_source(gold.source_db, changed)
+    result = gold.materialize("dim_agreement", "2026-03-31")
+
+    history = gold.rows("dim_agreement", ("agreement_id", "valid_from_date"))
+    versions = [x for x in history if x["agreement_id"] == 1]
+    assert project(versions, "agreement_valid_to", "valid_from_date", "valid_to_date", "is_current") == [
+        (date(2026, 3, 28), date(2026, 3, 30), date(2026, 3, 31), False),
+        (date(2026, 3, 27), date(2026, 3, 31), None, True),
+    ]
+    assert all(x["is_current"] for x in history if x["agreement_id"] != 1)
+    assert sorted(
+        e.partition for e in result.get_asset_materialization_events() if e.asset_key.path == ["agreement_days"]
+    ) == ["2026-03-27"]
+
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=gold.instance, cursor=baseline.cursor)
+    requested = requested_partitions(evaluation)
+    assert requested["product_daily_consumption"] == ["2026-03-27"]
+    assert requested["active_agreements"] == ["2026-03-27"]
+    assert "half_hourly_consumption" not in requested  # readings did not change
+
+    gold.materialize("product_daily_consumption", "2026-03-27")
+    daily = gold.rows("product_daily_consumption", ("date", "product_display_name"))
+    assert project(daily, "date", "product_display_name", "meterpoint_count", "consumption")[0] == (
+        date(2026, 3, 27), "Standard", 1, 2.0
+    )
+    assert ("a", "no_agreement") in project(gold.rows("unmatched_readings"), "record_id", "reason")
+
+    # Re-running either load day changes nothing: each day keeps the snapshot first taken.
+    before = gold.snapshot()
+    gold.materialize("dim_agreement", "2026-03-31")
+    gold.materialize("dim_agreement", "2026-03-30")
+    assert gold.snapshot() == before

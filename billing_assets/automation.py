@@ -18,6 +18,15 @@ UPSTREAM_CHANGED = (
     & ~dg.AutomationCondition.in_progress()
 ).with_label("upstream partition changed (late data and backfills included)")
 
+#: Today's dimension partition: loaded as soon as it exists (the source refreshes at local
+#: midnight), and on first start-up; not retried in a loop after a failed load.
+DAILY_SOURCE_LOAD = (
+    dg.AutomationCondition.in_latest_time_window()
+    & dg.AutomationCondition.missing()
+    & ~dg.AutomationCondition.in_progress()
+    & ~dg.AutomationCondition.execution_failed()
+).with_label("today's source snapshot missing")
+
 #: Evaluates the conditions above. It emits backfills, so many requested partitions of a
 #: Spark asset become one run per contiguous range (BackfillPolicy.single_run) rather than
 #: one run, and one JVM start, per partition.

@@ -5,7 +5,7 @@ import sys
 import warnings
 from datetime import UTC, datetime
 
-from billing_assets.settings import DEFAULT_LANDING_URI, billing_timezone, env
+from billing_assets.settings import DEFAULT_LANDING_URI, DEFAULT_SOURCE_DB, billing_timezone, env
 
 
 def _hour(text: str) -> datetime:
@@ -18,6 +18,7 @@ def _hour(text: str) -> datetime:
 
 def _generate(args: argparse.Namespace) -> int:
     from billing_assets.landing.sample import generate_sample
+    from billing_assets.source.sample_db import write_sample_source
 
     summary = generate_sample(
         args.out,
@@ -29,6 +30,9 @@ def _generate(args: argparse.Namespace) -> int:
     )
     kinds = ", ".join(f"{kind}={count}" for kind, count in sorted(summary.kinds.items()))
     print(f"wrote {summary.files} files to {args.out}: {kinds}")
+    if args.source_db:
+        write_sample_source(args.source_db, summary.meterpoints, args.start.date(), seed=args.seed)
+        print(f"wrote the source database {args.source_db} ({len(summary.meterpoints)} meterpoints)")
     return 0
 
 
@@ -66,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start", type=_hour, default=_hour("2026-03-28T00"), help="first ingestion hour, UTC")
     gen.add_argument("--hours", type=int, default=96)
     gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument(
+        "--source-db",
+        default=env("BILLING_SOURCE_DB", DEFAULT_SOURCE_DB),
+        help="also write a matching SQLite source database here ('' to skip)",
+    )
     gen.set_defaults(func=_generate)
 
     proc = commands.add_parser("process", help="process ingestion hours [start, end) and everything downstream")

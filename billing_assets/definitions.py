@@ -3,7 +3,7 @@
 import dagster as dg
 
 from billing_assets.automation import automation_sensor
-from billing_assets.defs.dimensions import agreement_days, load_source_job, load_source_schedule, source_dimensions
+from billing_assets.defs.dimensions import agreement_days, source_dimensions
 from billing_assets.defs.gold import active_agreements, consumption_gold
 from billing_assets.defs.ingestion import deduplicated_raw, raw_readings
 from billing_assets.defs.usage import cumulative_usage, hourly_usage
@@ -28,8 +28,6 @@ def defs() -> dg.Definitions:
         assets=ASSETS,
         resources=build_resources(),
         sensors=[automation_sensor],
-        jobs=[load_source_job],
-        schedules=[load_source_schedule],
         # One process and one Spark session per run: a JVM per step would cost ~5 s each.
         executor=dg.in_process_executor,
     )

@@ -65,6 +65,7 @@ def month_range(window: dg.TimeWindow) -> tuple[str, str]:
     last = (window.end - timedelta(hours=1)).astimezone(zone)
     return window.start.astimezone(zone).strftime(MONTH_FORMAT), last.strftime(MONTH_FORMAT)
 
+
 #: Local calendar days in the billing time zone: settlement dates, dimension loads (the
 #: source refreshes at local midnight) and gold tables. Today is a partition too.
 local_days = dg.DailyPartitionsDefinition(

@@ -4,6 +4,7 @@ Runs are recorded in the Dagster instance, so the UI shows them exactly as if it
 launched them. One Spark session serves every run of the process.
 """
 
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -13,10 +14,12 @@ from datetime import datetime
 import dagster as dg
 
 from billing_assets.definitions import ASSETS
+from billing_assets.defs.dimensions import source_dimensions
+from billing_assets.defs.gold import active_agreements, consumption_gold
 from billing_assets.defs.ingestion import deduplicated_raw, raw_readings
 from billing_assets.defs.usage import cumulative_usage, hourly_usage
 from billing_assets.domain.timestamps import hour_key, hour_keys_between
-from billing_assets.partitions import billing_months, recording_hours
+from billing_assets.partitions import billing_months, local_days, recording_hours
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -29,6 +32,7 @@ class ProcessReport:
     run_ids: list[str] = field(default_factory=list)
     recording_hours: list[str] = field(default_factory=list)
     billing_months: list[str] = field(default_factory=list)
+    days: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -57,9 +61,18 @@ def process(
     touched: set[str] = set()
 
     def run(selection: dg.AssetsDefinition, **kwargs) -> dg.ExecuteInProcessResult:
-        result = dg.materialize(ASSETS, selection=[selection.key], resources=resources, instance=instance, **kwargs)
+        result = dg.materialize(
+            ASSETS, selection=list(selection.keys), resources=resources, instance=instance, **kwargs
+        )
         report.run_ids.append(result.run_id)
         return result
+
+    if os.path.isfile(resources["source"].path):
+        today = local_days.get_last_partition_key()
+        echo(f"[dimensions] loading the source database for {today}")
+        began = time.monotonic()
+        run(source_dimensions, partition_key=today)
+        report.seconds["source_dimensions"] = time.monotonic() - began
 
     hours = hour_keys_between(start, end)
     began = time.monotonic()
@@ -89,9 +102,22 @@ def process(
         echo(f"[cumulative_usage] billing months {key_range.start} .. {key_range.end}")
         run(cumulative_usage, tags={RANGE_START: key_range.start, RANGE_END: key_range.end})
     report.seconds["cumulative_usage"] = time.monotonic() - began
+
+    began = time.monotonic()
+    days = dg.TimeWindowPartitionMapping().get_downstream_partitions_for_partitions(
+        recording_hours.subset_with_partition_keys(report.recording_hours), recording_hours, local_days
+    )
+    report.days = sorted(days.get_partition_keys())
+    for key_range in _ranges(local_days, report.days):
+        echo(f"[gold] local days {key_range.start} .. {key_range.end}")
+        tags = {RANGE_START: key_range.start, RANGE_END: key_range.end}
+        run(consumption_gold, tags=tags)
+        run(active_agreements, tags=tags)
+    report.seconds["gold"] = time.monotonic() - began
     echo(
         f"processed {len(hours)} ingestion hours ({hour_key(start)} .. {hours[-1] if hours else '-'}): "
         f"{len(report.recording_hours)} recording hours, {len(report.billing_months)} billing months, "
+        f"{len(report.days)} local days, "
         f"{len(report.run_ids)} runs"
     )
     return report

@@ -9,6 +9,7 @@ import dagster as dg
 from deltalake import DeltaTable
 
 from billing_assets.cli import main
+from billing_assets.tables.schemas import ALL_TABLES
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -17,14 +18,15 @@ def tree(root: Path) -> dict[str, bytes]:
 
 def test_generate_sample_is_deterministic_and_has_both_formats(tmp_path: Path) -> None:
     args = ["generate-sample", "--meterpoints", "5", "--start", "2026-03-28T00", "--hours", "6", "--seed", "3"]
-    assert main([*args, "--out", str(tmp_path / "a")]) == 0
-    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert main([*args, "--out", str(tmp_path / "a"), "--source-db", str(tmp_path / "a.db")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b"), "--source-db", str(tmp_path / "b.db")]) == 0
+    assert (tmp_path / "a.db").read_bytes() == (tmp_path / "b.db").read_bytes()
     a = tree(tmp_path / "a")
     assert a == tree(tmp_path / "b")
     assert sorted({name.split("/")[0] for name in a}) == [f"ingestion_hour=2026-03-28-{h:02d}" for h in range(6)]
     names = [name.split("/")[1] for name in a]
     assert any(n.startswith("legacy-") for n in names) and any(n.startswith("readings-") for n in names)
-    main([*args[:-1], "4", "--out", str(tmp_path / "c")])
+    main([*args[:-1], "4", "--out", str(tmp_path / "c"), "--source-db", ""])
     assert tree(tmp_path / "c") != a
 
 
@@ -33,6 +35,7 @@ def test_process_runs_every_asset_and_records_runs_in_the_instance(tmp_path: Pat
     monkeypatch.setenv("BILLING_LANDING_URI", str(landing))
     monkeypatch.setenv("BILLING_WAREHOUSE_URI", str(warehouse))
     monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("BILLING_SOURCE_DB", str(tmp_path / "source.db"))
     assert main(["generate-sample", "--meterpoints", "4", "--start", "2026-03-31T20", "--hours", "6"]) == 0
     assert main(["process", "--start", "2026-03-31T20", "--end", "2026-04-01T02"]) == 0
 
@@ -44,8 +47,11 @@ def test_process_runs_every_asset_and_records_runs_in_the_instance(tmp_path: Pat
     # The window crosses the London month boundary (April starts 23:00 UTC on 31 March).
     months = set(DeltaTable(str(warehouse / "cumulative_usage")).to_pyarrow_table().column("billing_month").to_pylist())
     assert months == {"2026-03", "2026-04"}
-    for asset in ("raw_readings", "hourly_usage", "cumulative_usage", "deduplicated_raw"):
-        assert instance.get_latest_materialization_event(dg.AssetKey(asset)) is not None, asset
+    for spec in ALL_TABLES:
+        if spec.name.endswith("_snapshots") or spec.name in {"quarantined_readings"}:
+            continue  # tables, not assets
+        assert instance.get_latest_materialization_event(dg.AssetKey(spec.name)) is not None, spec.name
+    assert DeltaTable(str(warehouse / "product_daily_consumption")).to_pyarrow_table().num_rows > 0
 
 
 def test_missing_java_is_one_clear_line(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from billing_assets.automation import DAILY_SOURCE_LOAD
 from billing_assets.partitions import all_days, day_range, local_days
 from billing_assets.resources.source import SourceDatabase
 from billing_assets.resources.spark import SparkResource
@@ -31,6 +32,7 @@ _DIM_DESCRIPTIONS = {
             group_name="dimensions",
             kinds={"sqlite", "spark", "delta"},
             metadata={"table": dim.history.name, "snapshots_table": dim.snapshots.name},
+            automation_condition=DAILY_SOURCE_LOAD,
         )
         for dim in (AGREEMENT, PRODUCT, METERPOINT)
     ],
@@ -88,16 +90,10 @@ def source_dimensions(
     ),
     metadata={"table": AGREEMENT_DAYS.name, "partition_column": AGREEMENT_DAYS.partition_by},
 )
-def agreement_days(context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse) -> dg.MaterializeResult:
+def agreement_days(
+    context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse
+) -> dg.MaterializeResult:
     """Rebuild the run's days of coverage from the current dimension versions."""
     first, last = day_range(context.partition_time_window)
     result = rebuild_agreement_days(spark.spark_session, warehouse, first, last)
     return dg.MaterializeResult(metadata={"rows": dg.MetadataValue.int(result.rows), "days": f"{first} .. {last}"})
-
-
-load_source_job = dg.define_asset_job("load_source", selection=[source_dimensions], partitions_def=local_days)
-
-#: The source database is refreshed at local midnight; load it a few minutes later.
-load_source_schedule = dg.build_schedule_from_partitioned_job(
-    load_source_job, hour_of_day=0, minute_of_hour=10, default_status=dg.DefaultScheduleStatus.RUNNING
-)

@@ -28,6 +28,7 @@ class SampleSummary:
 
     files: int = 0
     kinds: Counter = field(default_factory=Counter)
+    meterpoints: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -225,4 +226,5 @@ def generate_sample(
         hour += timedelta(hours=1)
 
     summary.files = landing.write(out)
+    summary.meterpoints = [mp for mp, _ in meters]
     return summary

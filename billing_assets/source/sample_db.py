@@ -68,7 +68,8 @@ def write_sample_source(path: str, meterpoints: Sequence[str], first_day: date, 
         conn.executescript(SCHEMA)
         conn.executemany("INSERT INTO product VALUES (?, ?, ?, ?)", PRODUCTS)
         conn.executemany(
-            "INSERT INTO meterpoint VALUES (?, ?)", [(mp, REGIONS[i % len(REGIONS)]) for i, mp in enumerate(meterpoints)]
+            "INSERT INTO meterpoint VALUES (?, ?)",
+            [(mp, REGIONS[i % len(REGIONS)]) for i, mp in enumerate(meterpoints)],
         )
         conn.executemany("INSERT INTO agreement VALUES (?, ?, ?, ?, ?, ?)", agreements)
     conn.close()

@@ -57,8 +57,11 @@ def load_dimensions(
             )
             frame = spark.createDataFrame(snapshot)
             replace_partitions(
-                frame, warehouse.table_uri(dim.snapshots), dim.snapshots,
-                in_predicate("snapshot_date", [load_day.isoformat()]), options,
+                frame,
+                warehouse.table_uri(dim.snapshots),
+                dim.snapshots,
+                in_predicate("snapshot_date", [load_day.isoformat()]),
+                options,
             )
 
     rows, histories = {}, {}
@@ -84,7 +87,10 @@ def load_dimensions(
     if changed_days:
         replace_partitions(
             coverage.filter(F.col("date").isin([date.fromisoformat(d) for d in changed_days])),
-            warehouse.table_uri(AGREEMENT_DAYS), AGREEMENT_DAYS, in_predicate("date", changed_days), options,
+            warehouse.table_uri(AGREEMENT_DAYS),
+            AGREEMENT_DAYS,
+            in_predicate("date", changed_days),
+            options,
         )
     rows[AGREEMENT_DAYS.name] = coverage.count()
     coverage.unpersist()
@@ -99,11 +105,13 @@ def rebuild_agreement_days(spark: SparkSession, warehouse: Warehouse, first_day:
 
     products = read_table(spark, warehouse.table_uri(PRODUCT.history), PRODUCT.history, None, options)
     return recompute(
-        spark, warehouse,
-        AGREEMENT.history, None,
+        spark,
+        warehouse,
+        AGREEMENT.history,
+        None,
         lambda agreements: agreement_days(
             agreements.filter("is_current"), products.filter("is_current"), first_day, last_day
         ),
-        AGREEMENT_DAYS, range_predicate("date", first_day.isoformat(), last_day.isoformat()),
+        AGREEMENT_DAYS,
+        range_predicate("date", first_day.isoformat(), last_day.isoformat()),
     )
-

@@ -48,12 +48,18 @@ def build_consumption_gold(
 
     def step() -> GoldReport:
         readings = read_table(
-            spark, warehouse.table_uri(DEDUPLICATED_RAW), DEDUPLICATED_RAW,
-            between("recording_hour", first_hour, last_hour), options,
+            spark,
+            warehouse.table_uri(DEDUPLICATED_RAW),
+            DEDUPLICATED_RAW,
+            between("recording_hour", first_hour, last_hour),
+            options,
         )
         coverage = read_table(
-            spark, warehouse.table_uri(AGREEMENT_DAYS), AGREEMENT_DAYS,
-            between("date", first_day.isoformat(), last_day.isoformat()), options,
+            spark,
+            warehouse.table_uri(AGREEMENT_DAYS),
+            AGREEMENT_DAYS,
+            between("date", first_day.isoformat(), last_day.isoformat()),
+            options,
         )
         settled = gold.settle(readings, timezone).persist()
         matched, unmatched = gold.attribute(settled, coverage)
@@ -61,8 +67,11 @@ def build_consumption_gold(
         outputs: list[tuple[TableSpec, object, str]] = [
             (HALF_HOURLY_CONSUMPTION, gold.half_hourly_consumption(settled), "settlement_date"),
             (PRODUCT_DAILY_CONSUMPTION, gold.product_daily_consumption(matched), "date"),
-            (AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT, gold.avg_consumption_per_half_hour_by_product(matched),
-             "settlement_date"),
+            (
+                AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT,
+                gold.avg_consumption_per_half_hour_by_product(matched),
+                "settlement_date",
+            ),
             (UNMATCHED_READINGS, gold.unmatched_readings(unmatched), "settlement_date"),
         ]
         try:
@@ -71,8 +80,11 @@ def build_consumption_gold(
                 frame = frame.persist()
                 rows[spec.name] = frame.count()
                 replace_partitions(
-                    frame, warehouse.table_uri(spec), spec,
-                    range_predicate(column, first_day.isoformat(), last_day.isoformat()), options,
+                    frame,
+                    warehouse.table_uri(spec),
+                    spec,
+                    range_predicate(column, first_day.isoformat(), last_day.isoformat()),
+                    options,
                 )
                 frame.unpersist()
             return GoldReport(rows, settled.count(), matched.count(), unmatched.count())
@@ -86,8 +98,11 @@ def build_consumption_gold(
 def build_active_agreements(spark: SparkSession, warehouse: Warehouse, first_day: date, last_day: date) -> StepResult:
     """Recompute ``active_agreements`` for local days ``[first_day, last_day]``."""
     return recompute(
-        spark, warehouse,
-        AGREEMENT_DAYS, between("date", first_day.isoformat(), last_day.isoformat()),
+        spark,
+        warehouse,
+        AGREEMENT_DAYS,
+        between("date", first_day.isoformat(), last_day.isoformat()),
         gold.active_agreements,
-        ACTIVE_AGREEMENTS, range_predicate("as_of_date", first_day.isoformat(), last_day.isoformat()),
+        ACTIVE_AGREEMENTS,
+        range_predicate("as_of_date", first_day.isoformat(), last_day.isoformat()),
     )

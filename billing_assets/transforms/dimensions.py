@@ -98,7 +98,11 @@ def source_problems(agreements: DataFrame, products: DataFrame, meterpoints: Dat
     a, b = agreements.alias("a"), agreements.alias("b")
     never_ends = F.lit("9999-12-31").cast("date")
     overlapping = (
-        a.join(b, (F.col("a.meterpoint_id") == F.col("b.meterpoint_id")) & (F.col("a.agreement_id") < F.col("b.agreement_id")))
+        a.join(
+            b,
+            (F.col("a.meterpoint_id") == F.col("b.meterpoint_id"))
+            & (F.col("a.agreement_id") < F.col("b.agreement_id")),
+        )
         .filter(
             (F.col("a.agreement_valid_from") < F.coalesce("b.agreement_valid_to", never_ends))
             & (F.col("b.agreement_valid_from") < F.coalesce("a.agreement_valid_to", never_ends))

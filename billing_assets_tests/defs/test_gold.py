@@ -39,27 +39,41 @@ def write_source(path, agreements=AGREEMENTS) -> None:
 
 
 def land_readings(pipeline) -> None:
-    pipeline.land(MARCH, "readings.json", [
-        r("a", "m1", "2026-03-27T10:00:00Z", 1.0),
-        r("b", "m2", "2026-03-27T10:00:00Z", 2.0),
-        r("c", "m1", "2026-03-28T10:00:00Z", 0.5),  # switch day: the new agreement only
-        r("d", "m1", "2026-03-28T10:30:00Z", 0.25),
-        r("e", "m2", "2026-03-28T10:00:00Z", 1.0),
-        r("f", "m3", "2026-03-28T10:00:00Z", 3.0),  # only a zero-length agreement
-        r("g", "m4", "2026-03-28T10:00:00Z", 4.0),  # no agreement at all
-        r("h", "m2", "2026-03-29T00:30:00Z", 1.0),  # spring change: 00:30 GMT, period 2
-        r("i", "m2", "2026-03-29T01:00:00Z", 1.0),  # 02:00 BST, period 3
-        r("j", "m2", "2026-03-29T22:30:00Z", 1.0),  # 23:30 BST, period 46
-    ])
-    pipeline.land(OCTOBER, "readings.json", [
-        r("k", "m2", "2026-10-24T23:00:00Z", 1.0),  # 00:00 BST on 25 October, period 1
-        r("l", "m2", "2026-10-25T23:30:00Z", 1.0),  # 23:30 GMT, period 50
-    ])
+    pipeline.land(
+        MARCH,
+        "readings.json",
+        [
+            r("a", "m1", "2026-03-27T10:00:00Z", 1.0),
+            r("b", "m2", "2026-03-27T10:00:00Z", 2.0),
+            r("c", "m1", "2026-03-28T10:00:00Z", 0.5),  # switch day: the new agreement only
+            r("d", "m1", "2026-03-28T10:30:00Z", 0.25),
+            r("e", "m2", "2026-03-28T10:00:00Z", 1.0),
+            r("f", "m3", "2026-03-28T10:00:00Z", 3.0),  # only a zero-length agreement
+            r("g", "m4", "2026-03-28T10:00:00Z", 4.0),  # no agreement at all
+            r("h", "m2", "2026-03-29T00:30:00Z", 1.0),  # spring change: 00:30 GMT, period 2
+            r("i", "m2", "2026-03-29T01:00:00Z", 1.0),  # 02:00 BST, period 3
+            r("j", "m2", "2026-03-29T22:30:00Z", 1.0),  # 23:30 BST, period 46
+        ],
+    )
+    pipeline.land(
+        OCTOBER,
+        "readings.json",
+        [
+            r("k", "m2", "2026-10-24T23:00:00Z", 1.0),  # 00:00 BST on 25 October, period 1
+            r("l", "m2", "2026-10-25T23:30:00Z", 1.0),  # 23:30 GMT, period 50
+        ],
+    )
     # The repeated hour as naive local time: first 01:30 is summer time, the second winter time.
-    pipeline.land(OCTOBER, "legacy.json", json.dumps({
-        "columns": ["interval_start", "consumption_delta", "meterpoint_id"],
-        "data": [["2026-10-25 01:30:00", 1.0, "m2"], ["2026-10-25 01:30:00", 1.0, "m2"]],
-    }))
+    pipeline.land(
+        OCTOBER,
+        "legacy.json",
+        json.dumps(
+            {
+                "columns": ["interval_start", "consumption_delta", "meterpoint_id"],
+                "data": [["2026-10-25 01:30:00", 1.0, "m2"], ["2026-10-25 01:30:00", 1.0, "m2"]],
+            }
+        ),
+    )
 
 
 def build_gold(pipeline):
@@ -87,7 +101,9 @@ def project(rows, *columns):
 
 def test_half_hourly_consumption_with_settlement_periods_on_clock_change_days(gold) -> None:
     rows = gold.rows("half_hourly_consumption", ("interval_start",))
-    assert project(rows, "interval_start", "settlement_date", "settlement_period", "meterpoint_count", "consumption") == [
+    assert project(
+        rows, "interval_start", "settlement_date", "settlement_period", "meterpoint_count", "consumption"
+    ) == [
         (ts("2026-03-27T10:00"), date(2026, 3, 27), 21, 2, 3.0),
         (ts("2026-03-28T10:00"), date(2026, 3, 28), 21, 4, 8.5),
         (ts("2026-03-28T10:30"), date(2026, 3, 28), 22, 1, 0.25),
@@ -136,15 +152,62 @@ def test_every_accepted_reading_appears_exactly_once_in_product_tables_or_unmatc
     unmatched = gold.rows("unmatched_readings")
     half_hourly_total = sum(x["consumption"] for x in gold.rows("half_hourly_consumption"))
     assert len(readings) == 14
-    assert product_total + sum(x["consumption"] for x in unmatched) == pytest.approx(sum(x["consumption"] for x in readings))
+    assert product_total + sum(x["consumption"] for x in unmatched) == pytest.approx(
+        sum(x["consumption"] for x in readings)
+    )
     assert half_hourly_total == pytest.approx(sum(x["consumption"] for x in readings))
     matched_ids = {x["record_id"] for x in readings} - {x["record_id"] for x in unmatched}
     assert len(matched_ids) + len(unmatched) == len(readings)
 
 
+def check_results(pipeline, result: dg.ExecuteInProcessResult) -> dict:
+    """Check name -> evaluation, from one run."""
+    records = pipeline.instance.get_records_for_run(
+        result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in records]
+    return {e.check_name: e for e in evaluations}
+
+
+def test_source_checks_pass_on_a_clean_source_and_flag_each_problem(pipeline) -> None:
+    write_source(pipeline.source_db, AGREEMENTS[:3])
+    clean = check_results(pipeline, pipeline.materialize("dim_agreement", "2026-03-30"))
+    assert {name: c.passed for name, c in clean.items()} == dict.fromkeys(
+        ["overlapping_agreements", "unknown_product", "unknown_meterpoint", "zero_length_agreements"], True
+    )
+
+    broken = [
+        *AGREEMENTS,
+        (5, "2026-02-01", "2026-04-01", 102, "m2", "A2"),  # overlaps agreement 3
+        (6, "2026-01-01", None, 999, "m4", "A4"),  # no such product
+        (7, "2026-01-01", None, 101, "m9", "A9"),  # no such meterpoint
+    ]
+    write_source(pipeline.source_db, broken)
+    found = check_results(pipeline, pipeline.materialize("dim_agreement", "2026-03-31"))
+    assert {name: c.metadata["agreement_ids"].value for name, c in found.items()} == {
+        "overlapping_agreements": [3, 5],
+        "unknown_product": [6],
+        "unknown_meterpoint": [7],
+        "zero_length_agreements": [4],
+    }
+    assert not any(c.passed for c in found.values())
+    assert all(c.severity == dg.AssetCheckSeverity.WARN for c in found.values())
+    # Overlap resolved, never double counted: one covering agreement per meterpoint and day.
+    covering = [(x["meterpoint_id"], x["date"]) for x in pipeline.rows("agreement_days") if x["covers_readings"]]
+    assert len(covering) == len(set(covering))
+    on_overlap = [
+        x["agreement_id"]
+        for x in pipeline.rows("agreement_days")
+        if x["covers_readings"] and x["meterpoint_id"] == "m2" and x["date"] == date(2026, 3, 1)
+    ]
+    assert on_overlap == [5]  # the later-starting agreement wins
+
+
 def test_active_agreements_rule(gold) -> None:
     rows = gold.rows("active_agreements", ("as_of_date", "agreement_id"))
-    assert project(rows, "as_of_date", "agreement_id", "meterpoint_id", "product_display_name", "product_is_variable") == [
+    assert project(
+        rows, "as_of_date", "agreement_id", "meterpoint_id", "product_display_name", "product_is_variable"
+    ) == [
         (date(2026, 3, 27), 1, "m1", "Standard", True),
         (date(2026, 3, 27), 3, "m2", "Standard", True),
         (date(2026, 3, 28), 3, "m2", "Standard", True),  # 1 ended, 2 only starts: valid_from < D is strict
@@ -181,7 +244,10 @@ def test_source_change_keeps_history_and_refreshes_exactly_the_affected_gold_day
     gold.materialize("product_daily_consumption", "2026-03-27")
     daily = gold.rows("product_daily_consumption", ("date", "product_display_name"))
     assert project(daily, "date", "product_display_name", "meterpoint_count", "consumption")[0] == (
-        date(2026, 3, 27), "Standard", 1, 2.0
+        date(2026, 3, 27),
+        "Standard",
+        1,
+        2.0,
     )
     assert ("a", "no_agreement") in project(gold.rows("unmatched_readings"), "record_id", "reason")
 

@@ -6,6 +6,7 @@ from billing_assets.automation import automation_sensor
 from billing_assets.defs.dimensions import agreement_days, source_dimensions
 from billing_assets.defs.gold import active_agreements, consumption_gold
 from billing_assets.defs.ingestion import deduplicated_raw, raw_readings
+from billing_assets.defs.sensors import ingest_landing_job, landing_sensor
 from billing_assets.defs.usage import cumulative_usage, hourly_usage
 from billing_assets.resources import build_resources
 
@@ -27,7 +28,8 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         resources=build_resources(),
-        sensors=[automation_sensor],
+        sensors=[landing_sensor, automation_sensor],
+        jobs=[ingest_landing_job],
         # One process and one Spark session per run: a JVM per step would cost ~5 s each.
         executor=dg.in_process_executor,
     )

@@ -1,16 +1,25 @@
 """Shared fixtures: one local Spark session for the whole test session, warehouses on tmp_path."""
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import s3fs
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from billing_assets.definitions import ASSETS
 from billing_assets.resources import build_resources
+from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import prepare_spark_environment, spark_config
 from billing_assets.tables.schemas import ALL_TABLES
 
@@ -33,7 +42,7 @@ def spark() -> Iterator[SparkSession]:
 class Pipeline:
     """A landing zone, warehouse and Dagster instance on tmp_path, driven like the UI would."""
 
-    def __init__(self, root: Path, spark: SparkSession) -> None:
+    def __init__(self, root: Path, spark: SparkSession, landing: LandingZone | None = None) -> None:
         self.landing = root / "landing"
         self.warehouse = root / "warehouse"
         self.landing.mkdir()
@@ -41,6 +50,8 @@ class Pipeline:
         self.instance = dg.DagsterInstance.ephemeral()
         self.source_db = root / "source.db"
         self.resources = build_resources(str(self.landing), str(self.warehouse), "local[2]", str(self.source_db))
+        if landing is not None:
+            self.resources["landing"] = landing
 
     def land(self, hour: str, name: str, content: str | bytes | list[dict]) -> Path:
         """Write one landing file (JSON lines when given a list of dicts)."""
@@ -85,3 +96,74 @@ class Pipeline:
 def pipeline(tmp_path: Path, spark: SparkSession) -> Pipeline:
     """A fresh pipeline environment."""
     return Pipeline(tmp_path, spark)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (on 127.0.0.1)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 2xx, or fail (early if ``proc`` died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status < 300:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """Stop a process started with start_new_session=True, and all its children, by PID."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3-compatible server process (moto in server mode) on 127.0.0.1."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/moto-api/", 30, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process_group(proc)
+
+
+@pytest.fixture
+def s3_landing(s3_server: str) -> LandingZone:
+    """An empty bucket on the S3 server, as a landing zone."""
+    urllib.request.urlopen(urllib.request.Request(f"{s3_server}/moto-api/reset", method="POST")).close()
+    zone = LandingZone(
+        uri="s3://landing-bucket/zone", endpoint_url=s3_server, access_key_id="testing", secret_access_key="testing"
+    )
+    s3fs.S3FileSystem(**zone.storage_options()).mkdir("landing-bucket")
+    return zone
+
+
+def upload(zone: LandingZone, local_root: Path) -> None:
+    """Copy a local landing tree into an S3 landing zone."""
+    fs = s3fs.S3FileSystem(**zone.storage_options())
+    for path in sorted(local_root.rglob("*")):
+        if path.is_file():
+            fs.put_file(str(path), f"{zone.uri}/{path.relative_to(local_root).as_posix()}")

@@ -1,5 +1,7 @@
 """Resources, and the one place that turns the environment into resource instances."""
 
+import os
+
 import dagster as dg
 
 from billing_assets.resources.landing import LandingZone
@@ -18,7 +20,13 @@ def build_resources(
     """Resources from explicit values, else ``BILLING_*`` environment variables, else defaults."""
     return {
         "spark": SparkResource(spark_config=spark_config(spark_master or env("BILLING_SPARK_MASTER", "local[*]"))),
-        "landing": LandingZone(uri=landing_uri or env("BILLING_LANDING_URI", DEFAULT_LANDING_URI)),
+        "landing": LandingZone(
+            uri=landing_uri or env("BILLING_LANDING_URI", DEFAULT_LANDING_URI),
+            endpoint_url=env("BILLING_S3_ENDPOINT_URL", "") or None,
+            # Credentials stay in the environment: resolved per run, never stored in config.
+            access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID") if os.environ.get("AWS_ACCESS_KEY_ID") else None,
+            secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY") if os.environ.get("AWS_SECRET_ACCESS_KEY") else None,
+        ),
         "warehouse": Warehouse(uri=warehouse_uri or env("BILLING_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI)),
         "source": SourceDatabase(path=source_db or env("BILLING_SOURCE_DB", DEFAULT_SOURCE_DB)),
     }

@@ -15,6 +15,15 @@ from pydantic import Field
 
 from billing_assets.domain.timestamps import parse_hour_key
 
+
+def _is_hour_key(key: str) -> bool:
+    try:
+        parse_hour_key(key)
+    except ValueError:
+        return False
+    return True
+
+
 HOUR_FOLDER = "ingestion_hour={}"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._=-][A-Za-z0-9._=+ -]*")
 
@@ -67,6 +76,44 @@ class LandingZone(dg.ConfigurableResource):
         fs, root = url_to_fs(self.uri, **self.storage_options())
         return fs, root.rstrip("/")
 
+    def list_all(self) -> tuple[dict[str, list[LandingFile]], list[str]]:
+        """Every file of the zone by ingestion hour, in one recursive listing, plus rejected folder names.
+
+        Folders whose name is not exactly ``ingestion_hour=YYYY-MM-DD-HH`` are reported, never
+        interpreted: their text must not reach a path, a partition key or a Delta predicate.
+        """
+        fs, root = self._fs()
+        if not fs.exists(root):
+            return {}, []
+        by_hour: dict[str, list[LandingFile]] = {}
+        rejected: set[str] = set()
+        for path, info in sorted(fs.find(root, detail=True).items()):
+            relative = posixpath.relpath(path, root)
+            folder = relative.split("/", 1)[0]
+            key = folder.removeprefix("ingestion_hour=")
+            if "/" not in relative or not folder.startswith("ingestion_hour=") or not _is_hour_key(key):
+                rejected.add(folder)
+                continue
+            by_hour.setdefault(key, []).append(self._file(fs, key, root, path, info))
+        return by_hour, sorted(rejected)
+
+    def _file(self, fs: fsspec.AbstractFileSystem, key: str, root: str, path: str, info: dict) -> LandingFile:
+        relative = posixpath.relpath(path, root)
+        try:
+            for part in relative.split("/")[1:]:
+                check_file_name(part)
+            rejected = None
+        except UnsafeLandingPath as exc:
+            rejected = str(exc)
+        return LandingFile(
+            ingestion_hour=key,
+            uri=fs.unstrip_protocol(path),
+            name=relative,
+            size=int(info.get("size") or 0),
+            version=str(info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""),
+            rejected=rejected,
+        )
+
     def list_files(self, hour_key: str) -> list[LandingFile]:
         """Every file in one ingestion hour's folder, sorted by name (the arrival order we use)."""
         parse_hour_key(hour_key)
@@ -74,23 +121,6 @@ class LandingZone(dg.ConfigurableResource):
         folder = posixpath.join(root, HOUR_FOLDER.format(hour_key))
         if not fs.exists(folder):
             return []
-        files = []
-        for path, info in sorted(fs.find(folder, detail=True).items()):
-            relative = posixpath.relpath(path, root)
-            try:
-                for part in relative.split("/")[1:]:
-                    check_file_name(part)
-                rejected = None
-            except UnsafeLandingPath as exc:
-                rejected = str(exc)
-            files.append(
-                LandingFile(
-                    ingestion_hour=hour_key,
-                    uri=fs.unstrip_protocol(path),
-                    name=relative,
-                    size=int(info.get("size") or 0),
-                    version=str(info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""),
-                    rejected=rejected,
-                )
-            )
-        return files
+        return [
+            self._file(fs, hour_key, root, path, info) for path, info in sorted(fs.find(folder, detail=True).items())
+        ]

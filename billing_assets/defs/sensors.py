@@ -1,0 +1,40 @@
+"""The landing sensor: incremental raw_readings runs for complete hours with new or changed files."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from billing_assets.defs.ingestion import raw_readings
+from billing_assets.landing.watch import plan_ingestion
+from billing_assets.partitions import ingestion_hours
+from billing_assets.resources.landing import LandingZone
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+ingest_landing_job = dg.define_asset_job("ingest_landing", selection=[raw_readings], partitions_def=ingestion_hours)
+
+
+@dg.sensor(
+    job=ingest_landing_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests raw_readings for complete ingestion hours whose files are new or changed.",
+)
+def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
+    """One listing of the landing zone per tick; the cursor remembers each hour's file set."""
+    listing, rejected = landing.list_all()
+    if rejected:
+        context.log.warning(f"ignoring landing folders that are not ingestion_hour=YYYY-MM-DD-HH: {rejected[:20]}")
+    plan = plan_ingestion(listing, context.cursor, datetime.now(UTC), ingestion_hours.get_first_partition_key())
+    if not plan.requests:
+        return dg.SensorResult(skip_reason=dg.SkipReason(plan.skip_reason(rejected)), cursor=plan.cursor)
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(run_key=r.run_key, partition_key=r.first)
+            if r.first == r.last
+            else dg.RunRequest(run_key=r.run_key, tags={RANGE_START: r.first, RANGE_END: r.last})
+            for r in plan.requests
+        ],
+        cursor=plan.cursor,
+    )

@@ -40,6 +40,7 @@ _DIM_DESCRIPTIONS = {
         dg.AssetCheckSpec(name, asset=AGREEMENT.history.name, description=text) for name, text in SOURCE_CHECKS.items()
     ],
     partitions_def=local_days,
+    pool=AGREEMENT_DAYS.name,
     can_subset=False,
 )
 def source_dimensions(
@@ -81,6 +82,7 @@ def source_dimensions(
         dg.AssetDep(PRODUCT.history.name, partition_mapping=dg.LastPartitionMapping()),
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=AGREEMENT_DAYS.name,
     group_name="dimensions",
     kinds={"spark", "delta"},
     description=(

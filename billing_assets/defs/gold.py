@@ -52,6 +52,7 @@ _READINGS_GOLD = {
     ],
     partitions_def=local_days,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool="consumption_gold",
     can_subset=False,
 )
 def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse):
@@ -80,6 +81,7 @@ def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, wa
     deps=[AGREEMENT_DAYS.name],
     partitions_def=local_days,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=ACTIVE_AGREEMENTS.name,
     automation_condition=UPSTREAM_CHANGED,
     group_name="gold",
     kinds={"spark", "delta"},

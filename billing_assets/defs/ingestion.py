@@ -17,6 +17,7 @@ DEDUPLICATED_KEY = dg.AssetKey("deduplicated_raw")
 @dg.asset(
     partitions_def=ingestion_hours,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=DEDUPLICATED_RAW.name,
     group_name="raw",
     kinds={"spark", "delta"},
     description=(
@@ -63,6 +64,7 @@ def raw_readings(
 
 @dg.asset(
     partitions_def=recording_hours,
+    pool=DEDUPLICATED_RAW.name,
     # Any ingestion hour can carry readings for any recording hour of the previous 7 days.
     deps=[dg.AssetDep(raw_readings, partition_mapping=dg.AllPartitionMapping())],
     backfill_policy=dg.BackfillPolicy.single_run(),

@@ -13,6 +13,7 @@ from billing_assets.tables.schemas import CUMULATIVE_USAGE, HOURLY_USAGE
 @dg.asset(
     deps=["deduplicated_raw"],
     partitions_def=recording_hours,
+    pool=HOURLY_USAGE.name,
     backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=UPSTREAM_CHANGED,
     group_name="usage",
@@ -36,6 +37,7 @@ def hourly_usage(context: dg.AssetExecutionContext, spark: SparkResource, wareho
 @dg.asset(
     deps=[hourly_usage],
     partitions_def=billing_months,
+    pool=CUMULATIVE_USAGE.name,
     backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=UPSTREAM_CHANGED,
     group_name="usage",

@@ -5,6 +5,7 @@ import os
 import dagster as dg
 from pydantic import Field
 
+from billing_assets.tables.delta_io import PinnedTable, open_table
 from billing_assets.tables.schemas import TableSpec
 
 
@@ -21,3 +22,7 @@ class Warehouse(dg.ConfigurableResource):
     def storage_options(self) -> dict[str, str] | None:
         """delta-rs storage options (none for a local warehouse)."""
         return None
+
+    def open(self, spec: TableSpec) -> PinnedTable:
+        """The table at its latest version (created empty on first use)."""
+        return open_table(self.table_uri(spec), spec, self.storage_options())

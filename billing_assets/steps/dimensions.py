@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.source.sqlite import read_source
 from billing_assets.steps.recompute import StepResult, recompute
-from billing_assets.tables.delta_io import ensure_table, in_predicate, range_predicate, read_table, replace_partitions
+from billing_assets.tables.delta_io import in_predicate, range_predicate, read_table, replace_partitions
 from billing_assets.tables.schemas import AGREEMENT, AGREEMENT_DAYS, DIMENSIONS, PRODUCT, TableSpec
 from billing_assets.transforms.dimensions import agreement_days, scd2_history, source_problems
 
@@ -28,8 +28,8 @@ class DimensionReport:
 
 
 def _has_snapshot(warehouse: Warehouse, spec: TableSpec, day: date) -> bool:
-    table = ensure_table(warehouse.table_uri(spec), spec, warehouse.storage_options())
-    return bool(table.file_uris(partition_filters=[("snapshot_date", "=", day.isoformat())]))
+    table = warehouse.open(spec)
+    return bool(table.delta.file_uris(partition_filters=[("snapshot_date", "=", day.isoformat())]))
 
 
 def _day_fingerprints(days: DataFrame) -> DataFrame:
@@ -47,7 +47,6 @@ def load_dimensions(
     The source keeps no history, so a day's snapshot is taken the first time that day is
     loaded and kept afterwards: re-running a day never rewrites what was known that day.
     """
-    options = warehouse.storage_options()
     taken = not any(_has_snapshot(warehouse, dim.snapshots, load_day) for dim in DIMENSIONS)
     if taken:
         tables = read_source(source_path)  # reads and validates everything before any write
@@ -57,25 +56,23 @@ def load_dimensions(
             )
             frame = spark.createDataFrame(snapshot)
             replace_partitions(
-                frame,
-                warehouse.table_uri(dim.snapshots),
-                dim.snapshots,
-                in_predicate("snapshot_date", [load_day.isoformat()]),
-                options,
+                frame, warehouse.open(dim.snapshots), in_predicate("snapshot_date", [load_day.isoformat()])
             )
 
     rows, histories = {}, {}
     for dim in DIMENSIONS:
-        snapshots = read_table(spark, warehouse.table_uri(dim.snapshots), dim.snapshots, None, options)
+        target = warehouse.open(dim.history)
+        snapshots = read_table(spark, warehouse.open(dim.snapshots))
         history = histories[dim.source_table] = scd2_history(snapshots, dim).persist()
         rows[dim.history.name] = history.count()
-        replace_partitions(history, warehouse.table_uri(dim.history), dim.history, None, options)
+        replace_partitions(history, target, None)
     current = {name: history.filter("is_current") for name, history in histories.items()}
     problems = source_problems(current["agreement"], current["product"], current["meterpoint"])
 
     coverage = agreement_days(current[AGREEMENT.source_table], current[PRODUCT.source_table], first_day, last_day)
     coverage = coverage.persist()
-    existing = read_table(spark, warehouse.table_uri(AGREEMENT_DAYS), AGREEMENT_DAYS, None, options)
+    coverage_table = warehouse.open(AGREEMENT_DAYS)
+    existing = read_table(spark, coverage_table)
     new_fp, old_fp = _day_fingerprints(coverage).alias("n"), _day_fingerprints(existing).alias("o")
     changed = (
         new_fp.join(old_fp, F.col("n.date") == F.col("o.date"), "full_outer")
@@ -87,10 +84,8 @@ def load_dimensions(
     if changed_days:
         replace_partitions(
             coverage.filter(F.col("date").isin([date.fromisoformat(d) for d in changed_days])),
-            warehouse.table_uri(AGREEMENT_DAYS),
-            AGREEMENT_DAYS,
+            coverage_table,
             in_predicate("date", changed_days),
-            options,
         )
     rows[AGREEMENT_DAYS.name] = coverage.count()
     coverage.unpersist()
@@ -101,9 +96,7 @@ def load_dimensions(
 
 def rebuild_agreement_days(spark: SparkSession, warehouse: Warehouse, first_day: date, last_day: date) -> StepResult:
     """Recompute coverage for local days ``[first_day, last_day]`` from the current dimensions."""
-    options = warehouse.storage_options()
-
-    products = read_table(spark, warehouse.table_uri(PRODUCT.history), PRODUCT.history, None, options)
+    products = read_table(spark, warehouse.open(PRODUCT.history))
     return recompute(
         spark,
         warehouse,

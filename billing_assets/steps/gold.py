@@ -16,9 +16,16 @@ from billing_assets.tables.schemas import (
     HALF_HOURLY_CONSUMPTION,
     PRODUCT_DAILY_CONSUMPTION,
     UNMATCHED_READINGS,
-    TableSpec,
 )
 from billing_assets.transforms import gold
+
+#: The readings-based gold tables this step writes, with their (local day) partition column.
+PARTITION_COLUMN = {
+    HALF_HOURLY_CONSUMPTION: "settlement_date",
+    PRODUCT_DAILY_CONSUMPTION: "date",
+    AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT: "settlement_date",
+    UNMATCHED_READINGS: "settlement_date",
+}
 
 
 @dataclass(frozen=True)
@@ -44,48 +51,28 @@ def build_consumption_gold(
 
     ``first_hour``/``last_hour`` are the UTC recording hours spanning exactly those days.
     """
-    options = warehouse.storage_options()
 
     def step() -> GoldReport:
-        readings = read_table(
-            spark,
-            warehouse.table_uri(DEDUPLICATED_RAW),
-            DEDUPLICATED_RAW,
-            between("recording_hour", first_hour, last_hour),
-            options,
-        )
-        coverage = read_table(
-            spark,
-            warehouse.table_uri(AGREEMENT_DAYS),
-            AGREEMENT_DAYS,
-            between("date", first_day.isoformat(), last_day.isoformat()),
-            options,
-        )
+        targets = {spec: warehouse.open(spec) for spec in PARTITION_COLUMN}
+        readings = read_table(spark, warehouse.open(DEDUPLICATED_RAW), between("recording_hour", first_hour, last_hour))
+        days = between("date", first_day.isoformat(), last_day.isoformat())
+        coverage = read_table(spark, warehouse.open(AGREEMENT_DAYS), days)
         settled = gold.settle(readings, timezone).persist()
         matched, unmatched = gold.attribute(settled, coverage)
         matched, unmatched = matched.persist(), unmatched.persist()
-        outputs: list[tuple[TableSpec, object, str]] = [
-            (HALF_HOURLY_CONSUMPTION, gold.half_hourly_consumption(settled), "settlement_date"),
-            (PRODUCT_DAILY_CONSUMPTION, gold.product_daily_consumption(matched), "date"),
-            (
-                AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT,
-                gold.avg_consumption_per_half_hour_by_product(matched),
-                "settlement_date",
-            ),
-            (UNMATCHED_READINGS, gold.unmatched_readings(unmatched), "settlement_date"),
-        ]
+        outputs = {
+            HALF_HOURLY_CONSUMPTION: gold.half_hourly_consumption(settled),
+            PRODUCT_DAILY_CONSUMPTION: gold.product_daily_consumption(matched),
+            AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT: gold.avg_consumption_per_half_hour_by_product(matched),
+            UNMATCHED_READINGS: gold.unmatched_readings(unmatched),
+        }
         try:
             rows = {}
-            for spec, frame, column in outputs:
+            for spec, frame in outputs.items():
                 frame = frame.persist()
                 rows[spec.name] = frame.count()
-                replace_partitions(
-                    frame,
-                    warehouse.table_uri(spec),
-                    spec,
-                    range_predicate(column, first_day.isoformat(), last_day.isoformat()),
-                    options,
-                )
+                predicate = range_predicate(PARTITION_COLUMN[spec], first_day.isoformat(), last_day.isoformat())
+                replace_partitions(frame, targets[spec], predicate)
                 frame.unpersist()
             return GoldReport(rows, settled.count(), matched.count(), unmatched.count())
         finally:

@@ -92,8 +92,6 @@ def ingest(
     storage_options: dict,
 ) -> IngestReport:
     """Parse, quarantine, deduplicate and commit the landing files of ``hour_keys``."""
-    options = warehouse.storage_options()
-    dedup_uri = warehouse.table_uri(DEDUPLICATED_RAW)
     parsed = parse_landing_files(spark, files, timezone, storage_options).persist()
     try:
         readings = parsed.filter("reason IS NULL")
@@ -101,9 +99,10 @@ def ingest(
         reading_hours = sorted(r[0] for r in readings.select("recording_hour").distinct().collect())
 
         def deduplicate() -> tuple:
-            existing = read_table(
-                spark, dedup_uri, DEDUPLICATED_RAW, [("recording_hour", "in", reading_hours)] if reading_hours else None
-            )
+            # The write below is committed against this version: if another run changed the
+            # same recording hours since, the commit fails and the whole plan is recomputed.
+            table = warehouse.open(DEDUPLICATED_RAW)
+            existing = read_table(spark, table, [("recording_hour", "in", reading_hours)] if reading_hours else None)
             if not reading_hours:
                 existing = existing.limit(0)
             plan = plan_dedup(readings, existing)
@@ -114,11 +113,7 @@ def ingest(
                 version = None
                 if plan.changed_hours:
                     version = replace_partitions(
-                        plan.rewrite,
-                        dedup_uri,
-                        DEDUPLICATED_RAW,
-                        in_predicate("recording_hour", plan.changed_hours),
-                        options,
+                        plan.rewrite, table, in_predicate("recording_hour", plan.changed_hours)
                     )
                 return plan, status_counts, conflicts, version
             finally:
@@ -130,11 +125,9 @@ def ingest(
         hours_predicate = in_predicate("ingestion_hour", list(hour_keys))
         versions = {
             QUARANTINED_READINGS.name: replace_partitions(
-                quarantine, warehouse.table_uri(QUARANTINED_READINGS), QUARANTINED_READINGS, hours_predicate, options
+                quarantine, warehouse.open(QUARANTINED_READINGS), hours_predicate
             ),
-            RAW_READINGS.name: replace_partitions(
-                readings, warehouse.table_uri(RAW_READINGS), RAW_READINGS, hours_predicate, options
-            ),
+            RAW_READINGS.name: replace_partitions(readings, warehouse.open(RAW_READINGS), hours_predicate),
         }
         if dedup_version is not None:
             versions[DEDUPLICATED_RAW.name] = dedup_version

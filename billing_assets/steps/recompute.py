@@ -32,14 +32,14 @@ def recompute(
     The whole read-compute-commit is retried when another writer committed first, so a
     conflict never commits a result computed from stale input.
     """
-    options = warehouse.storage_options()
 
     def step() -> StepResult:
-        rows = read_table(spark, warehouse.table_uri(source), source, source_filters, options)
+        output = warehouse.open(target)  # pinned first: a concurrent write to it forces a recompute
+        rows = read_table(spark, warehouse.open(source), source_filters)
         result = transform(rows).persist()
         try:
             count = result.count()
-            version = replace_partitions(result, warehouse.table_uri(target), target, target_predicate, options)
+            version = replace_partitions(result, output, target_predicate)
         finally:
             result.unpersist()
         return StepResult(count, version)

@@ -12,6 +12,8 @@ meter reported is a legitimate gap, and must not block the month's running total
 
 import dagster as dg
 
+from billing_assets.settings import sensors_start_running
+
 UPSTREAM_CHANGED = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
@@ -27,13 +29,16 @@ DAILY_SOURCE_LOAD = (
     & ~dg.AutomationCondition.execution_failed()
 ).with_label("today's source snapshot missing")
 
+#: Read when the code location loads; a sensor started or stopped in the UI keeps that state.
+DEFAULT_SENSOR_STATUS = dg.DefaultSensorStatus.RUNNING if sensors_start_running() else dg.DefaultSensorStatus.STOPPED
+
 #: Evaluates the conditions above. It emits backfills, so many requested partitions of a
 #: Spark asset become one run per contiguous range (BackfillPolicy.single_run) rather than
 #: one run, and one JVM start, per partition.
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "usage_automation",
     target=dg.AssetSelection.all(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=DEFAULT_SENSOR_STATUS,
     emit_backfills=True,
     minimum_interval_seconds=30,
 )

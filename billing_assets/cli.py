@@ -5,7 +5,7 @@ import sys
 import warnings
 from datetime import UTC, datetime
 
-from billing_assets.settings import DEFAULT_LANDING_URI, DEFAULT_SOURCE_DB, billing_timezone, env
+from billing_assets.settings import DEFAULT_LANDING_URI, DEFAULT_SOURCE_DB, DEFAULT_WAREHOUSE_URI, billing_timezone, env
 
 
 def _hour(text: str) -> datetime:
@@ -53,10 +53,33 @@ def _process(args: argparse.Namespace) -> int:
     from billing_assets.resources import build_resources
 
     instance = get_instance()
-    report = process(args.start, args.end, build_resources(), instance)
+    report = process(
+        args.start, args.end, build_resources(), instance, batch_hours=args.batch_hours, load_source=not args.no_source
+    )
     for step, seconds in report.seconds.items():
         print(f"{step}: {seconds:.1f}s")
     return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from billing_assets.analyst import sql_command
+
+    return sql_command(args.query, args.warehouse, args.out, env("BILLING_SPARK_MASTER", "local[*]"))
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from billing_assets.resources.spark import JavaMissingError, require_java
+
+    try:
+        require_java()
+        import duckdb  # noqa: F401
+        import psutil  # noqa: F401
+    except (JavaMissingError, ImportError) as exc:
+        print(f"error: {exc} (the bench needs Java and `pip install 'billing_assets[bench]'`)", file=sys.stderr)
+        return 1
+    from billing_assets.bench.run import run_bench
+
+    return run_bench(args.meterpoints, args.hours, args.workdir, args.keep, args.latency, args.start)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +103,33 @@ def build_parser() -> argparse.ArgumentParser:
     proc = commands.add_parser("process", help="process ingestion hours [start, end) and everything downstream")
     proc.add_argument("--start", type=_hour, required=True, help="first ingestion hour, YYYY-MM-DDTHH (UTC)")
     proc.add_argument("--end", type=_hour, required=True, help="end hour, exclusive")
+    proc.add_argument(
+        "--batch-hours",
+        type=int,
+        default=24,
+        help="ingestion hours per raw_readings run (default 24; 1 = hour by hour)",
+    )
+    proc.add_argument(
+        "--no-source", action="store_true", help="skip today's load of the source database (dimensions already loaded)"
+    )
     proc.set_defaults(func=_process)
+
+    sql = commands.add_parser("sql", help="run Spark SQL over the warehouse; every Delta table is a view")
+    sql.add_argument("query", help='e.g. "SELECT * FROM hourly_usage LIMIT 5"')
+    sql.add_argument("--out", help="write the result to FILE.csv or FILE.parquet instead of printing it")
+    sql.add_argument("--warehouse", default=env("BILLING_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI))
+    sql.set_defaults(func=_sql)
+
+    bench = commands.add_parser("bench", help="time the pipeline against plain Spark and DuckDB on generated data")
+    bench.add_argument("--meterpoints", type=int, default=5000)
+    bench.add_argument("--hours", type=int, default=48, help="ingestion hours to time")
+    bench.add_argument("--start", type=_hour, default=_hour("2026-03-28T00"), help="first ingestion hour, UTC")
+    bench.add_argument("--workdir", help="where the temporary landing zone and warehouses go (default: system temp)")
+    bench.add_argument("--keep", action="store_true", help="keep the generated files and outputs")
+    bench.add_argument(
+        "--latency", action="store_true", help="also time one more ingestion hour end to end, warm and cold"
+    )
+    bench.set_defaults(func=_bench)
     return parser
 
 

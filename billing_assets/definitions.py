@@ -4,6 +4,11 @@ import dagster as dg
 
 from billing_assets.automation import automation_sensor
 from billing_assets.defs.dimensions import agreement_days, source_dimensions
+from billing_assets.defs.freshness import (
+    landing_freshness_job,
+    landing_freshness_schedule,
+    newest_landing_hour_ingested,
+)
 from billing_assets.defs.gold import active_agreements, consumption_gold
 from billing_assets.defs.ingestion import deduplicated_raw, raw_readings
 from billing_assets.defs.sensors import ingest_landing_job, landing_sensor
@@ -28,8 +33,10 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         resources=build_resources(),
+        asset_checks=[newest_landing_hour_ingested],
         sensors=[landing_sensor, automation_sensor],
-        jobs=[ingest_landing_job],
+        schedules=[landing_freshness_schedule],
+        jobs=[ingest_landing_job, landing_freshness_job],
         # One process and one Spark session per run: a JVM per step would cost ~5 s each.
         executor=dg.in_process_executor,
     )

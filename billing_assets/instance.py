@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import dagster as dg
@@ -26,3 +27,44 @@ def get_instance() -> dg.DagsterInstance:
     """The persistent instance the UI shows (created on first use)."""
     ensure_dagster_home()
     return dg.DagsterInstance.get()
+
+
+#: Runs started by a headless ``process`` carry the host and PID that execute them in-process,
+#: so a later command can tell a run whose process was killed from one still running.
+HOST_TAG, PID_TAG = "billing/host", "billing/pid"
+
+
+def process_run_tags() -> dict[str, str]:
+    """Tags naming this process as the one executing a run."""
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the unfinished runs of headless processes on this host that no longer exist; free their slots.
+
+    A run executed in-process by a killed command stays STARTED for ever, and keeps its
+    claim on its pool's single slot (``dagster.yaml``), so every later run of that pool
+    would wait for it. No run launcher watches such runs, so the next command does.
+    """
+    host, abandoned = socket.gethostname(), []
+    runs = instance.get_runs(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED], tags={HOST_TAG: host})
+    )
+    for run in runs:
+        pid = int(run.tags.get(PID_TAG, "0"))
+        if pid <= 0 or pid == os.getpid() or _alive(pid):
+            continue
+        instance.report_run_failed(run, f"the process executing this run (pid {pid} on {host}) no longer exists")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        abandoned.append(run.run_id)
+    return abandoned

@@ -39,9 +39,14 @@ recording_hours = dg.HourlyPartitionsDefinition(
 )
 
 #: Calendar months in the billing time zone; in London October starts 23:00 UTC on 30 Sep.
+#: The current month is a partition too: its running total is kept up to date as hours arrive.
 billing_months = dg.MonthlyPartitionsDefinition(
-    start_date=_FIRST_RECORDING.strftime(MONTH_FORMAT), fmt=MONTH_FORMAT, timezone=BILLING_TZ
+    start_date=_FIRST_RECORDING.strftime(MONTH_FORMAT), fmt=MONTH_FORMAT, timezone=BILLING_TZ, end_offset=1
 )
+
+
+#: For a month or day still in progress, its later hours do not exist yet: that is not an error.
+TO_HOURS_SO_FAR = dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
 
 
 def table_hour_key(instant: datetime) -> str:

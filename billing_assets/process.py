@@ -19,8 +19,11 @@ from billing_assets.defs.gold import active_agreements, consumption_gold
 from billing_assets.defs.ingestion import deduplicated_raw, raw_readings
 from billing_assets.defs.usage import cumulative_usage, hourly_usage
 from billing_assets.domain.timestamps import hour_key, hour_keys_between
+from billing_assets.instance import fail_abandoned_runs, process_run_tags
 from billing_assets.partitions import billing_months, local_days, recording_hours
 
+#: Ingestion hours per raw_readings run of ``process`` (the landing sensor's ranges are up to 48).
+DEFAULT_BATCH_HOURS = 24
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
@@ -55,19 +58,36 @@ def process(
     resources: dict,
     instance: dg.DagsterInstance,
     echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    batch_hours: int = DEFAULT_BATCH_HOURS,
+    load_source: bool = True,
 ) -> ProcessReport:
-    """Process ingestion hours ``[start, end)`` and bring their downstream partitions up to date."""
+    """Process ingestion hours ``[start, end)`` and bring their downstream partitions up to date.
+
+    Ingestion hours go ``batch_hours`` at a time into one ``raw_readings`` run: deduplication does
+    not depend on the order or grouping of hours, and one Spark pass over many files costs far
+    less than one run per hour.
+    """
+    if batch_hours < 1:
+        raise ValueError(f"batch_hours must be at least 1, got {batch_hours}")
     report = ProcessReport()
     touched: set[str] = set()
 
-    def run(selection: dg.AssetsDefinition, **kwargs) -> dg.ExecuteInProcessResult:
+    def run(selection: dg.AssetsDefinition, tags: dict[str, str] | None = None, **kwargs) -> dg.ExecuteInProcessResult:
         result = dg.materialize(
-            ASSETS, selection=list(selection.keys), resources=resources, instance=instance, **kwargs
+            ASSETS,
+            selection=list(selection.keys),
+            resources=resources,
+            instance=instance,
+            tags={**(tags or {}), **process_run_tags()},
+            **kwargs,
         )
         report.run_ids.append(result.run_id)
         return result
 
-    if os.path.isfile(resources["source"].path):
+    for run_id in fail_abandoned_runs(instance):
+        echo(f"[recovery] run {run_id} was left unfinished by a killed process: marked failed, its pool slot freed")
+
+    if load_source and os.path.isfile(resources["source"].path):
         today = local_days.get_last_partition_key()
         echo(f"[dimensions] loading the source database for {today}")
         began = time.monotonic()
@@ -76,9 +96,13 @@ def process(
 
     hours = hour_keys_between(start, end)
     began = time.monotonic()
-    for done, key in enumerate(hours):
-        echo(f"{_progress('ingest', done, len(hours), began)}; now ingestion hour {key}")
-        result = run(raw_readings, partition_key=key)
+    for done in range(0, len(hours), batch_hours):
+        batch = hours[done : done + batch_hours]
+        echo(f"{_progress('ingest', done, len(hours), began)}; now ingestion hours {batch[0]} .. {batch[-1]}")
+        if len(batch) == 1:
+            result = run(raw_readings, partition_key=batch[0])
+        else:
+            result = run(raw_readings, tags={RANGE_START: batch[0], RANGE_END: batch[-1]})
         touched.update(
             event.partition
             for event in result.get_asset_materialization_events()

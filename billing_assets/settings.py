@@ -41,3 +41,11 @@ def start_date() -> date:
         return date.fromisoformat(raw)
     except ValueError as exc:
         raise ValueError(f"BILLING_START_DATE must be an ISO date like 2026-01-01, got {raw!r}") from exc
+
+
+def sensors_start_running() -> bool:
+    """Whether the sensors start running in a fresh instance (``BILLING_SENSORS``: ``running`` or ``stopped``)."""
+    raw = env("BILLING_SENSORS", "running")
+    if raw not in {"running", "stopped"}:
+        raise ValueError(f"BILLING_SENSORS must be running or stopped, got {raw!r}")
+    return raw == "running"

@@ -23,6 +23,7 @@ from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import prepare_spark_environment, spark_config
 from billing_assets.tables.schemas import ALL_TABLES
 
+ROOT = Path(__file__).resolve().parent.parent
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
@@ -131,6 +132,53 @@ def stop_process_group(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=20)
+
+
+@pytest.fixture
+def dagster_dev_env() -> dict[str, str]:
+    """Extra environment for ``dagster_dev``; a test module overrides this fixture to change it."""
+    return {}
+
+
+@pytest.fixture
+def dagster_dev(tmp_path: Path, dagster_dev_env: dict[str, str]) -> Iterator[tuple[int, dg.DagsterInstance, Path]]:
+    """The README's run command (``scripts/run``) on a free port with a small sample on tmp_path, stopped by PID."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "BILLING_UI_PORT": str(port),
+        "BILLING_LANDING_URI": str(tmp_path / "landing"),
+        "BILLING_WAREHOUSE_URI": str(tmp_path / "warehouse"),
+        "BILLING_SOURCE_DB": str(tmp_path / "source.db"),
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        **dagster_dev_env,
+    }
+    subprocess.run(
+        [
+            str(ROOT / ".venv/bin/billing-assets"),
+            "generate-sample",
+            "--meterpoints",
+            "4",
+            "--start",
+            "2026-03-28T00",
+            "--hours",
+            "6",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    log = open(tmp_path / "dagster-dev.log", "w")
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts/run")], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/server_info", 180, proc)
+        yield port, dg.DagsterInstance.from_config(str(tmp_path / "home")), tmp_path
+    finally:
+        stop_process_group(proc)
+        log.close()
+    assert proc.poll() is not None
 
 
 @pytest.fixture(scope="session")

@@ -37,10 +37,10 @@ def test_process_runs_every_asset_and_records_runs_in_the_instance(tmp_path: Pat
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("BILLING_SOURCE_DB", str(tmp_path / "source.db"))
     assert main(["generate-sample", "--meterpoints", "4", "--start", "2026-03-31T20", "--hours", "6"]) == 0
-    assert main(["process", "--start", "2026-03-31T20", "--end", "2026-04-01T02"]) == 0
+    assert main(["process", "--start", "2026-03-31T20", "--end", "2026-04-01T02", "--batch-hours", "2"]) == 0
 
     err = capsys.readouterr().err
-    assert "[ingest] 5/6 done, 1 left" in err and "now ingestion hour 2026-04-01-01" in err
+    assert "[ingest] 4/6 done, 2 left" in err and "now ingestion hours 2026-04-01-00 .. 2026-04-01-01" in err
     instance = dg.DagsterInstance.from_config(str(home))
     runs = instance.get_runs()
     assert len(runs) >= 8 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)

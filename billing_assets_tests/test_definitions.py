@@ -3,6 +3,7 @@
 import dagster as dg
 
 from billing_assets.definitions import defs
+from billing_assets.tables.schemas import ALL_TABLES
 
 
 def describe(partitions_def) -> str | None:
@@ -64,3 +65,59 @@ def test_spark_assets_run_one_range_per_run() -> None:
 
 def test_runs_execute_in_one_process_so_steps_share_one_spark_session() -> None:
     assert defs().executor is dg.in_process_executor
+
+
+# asset check: blocking (billing invariants block; source problems and freshness only warn)
+EXPECTED_CHECKS = {
+    "raw_readings:records_conserved": True,
+    "raw_readings:deduplicated_raw_unique_record_id": True,
+    "raw_readings:deduplicated_raw_recording_hour": True,
+    "raw_readings:newest_landing_hour_ingested": False,
+    "deduplicated_raw:unique_record_id": True,
+    "deduplicated_raw:recording_hour_matches_interval_start": True,
+    "hourly_usage:matches_deduplicated_readings": True,
+    "cumulative_usage:never_decreases_within_month": True,
+    "cumulative_usage:equals_month_to_date_hourly_sum": True,
+    "half_hourly_consumption:half_hours_sum_to_hours": True,
+    "product_daily_consumption:products_plus_unmatched_sum_to_day": True,
+    "avg_consumption_per_half_hour_by_product:sums_to_product_daily": True,
+    "dim_agreement:overlapping_agreements": False,
+    "dim_agreement:unknown_product": False,
+    "dim_agreement:unknown_meterpoint": False,
+    "dim_agreement:zero_length_agreements": False,
+}
+
+
+def test_asset_checks_snapshot_and_the_freshness_schedule() -> None:
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    snapshot = {key.to_user_string(): graph.get_check_spec(key).blocking for key in graph.asset_check_keys}
+    assert snapshot == EXPECTED_CHECKS
+    schedule = definitions.resolve_schedule_def("landing_freshness_every_15_minutes")
+    assert schedule.cron_schedule == "*/15 * * * *"
+    job = definitions.resolve_job_def(schedule.job_name)
+    assert job.asset_layer.asset_graph.asset_check_keys == {
+        dg.AssetCheckKey(dg.AssetKey("raw_readings"), "newest_landing_hour_ingested")
+    }
+
+
+LAYERS = {"raw", "silver", "usage", "dimensions", "gold"}
+SOURCE_LOADS = {"dim_agreement", "dim_product", "dim_meterpoint"}
+
+
+def test_every_asset_explains_itself_description_group_kinds_and_its_table_columns() -> None:
+    graph = defs().resolve_asset_graph()
+    tables = {spec.name: spec for spec in ALL_TABLES}
+    for key in graph.get_all_asset_keys():
+        node, name = graph.get(key), key.to_user_string()
+        assert node.description and "row" in node.description, name
+        assert node.group_name in LAYERS, name
+        # raw_readings adds "s3" when the landing zone is on S3 (defs/test_metadata.py).
+        assert set(node.kinds) == {"spark", "delta"} | ({"sqlite"} if name in SOURCE_LOADS else set()), name
+        spec = tables[node.metadata["dagster/table_name"]]
+        assert spec.name == name
+        columns = node.metadata["dagster/column_schema"].columns
+        assert [(c.name, c.type) for c in columns] == [(f.name, str(f.type)) for f in spec.schema], name
+        assert [c.name for c in columns if c.description == "partition column"] == [
+            c for c in [spec.partition_by] if c
+        ], name

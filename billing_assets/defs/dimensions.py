@@ -3,11 +3,13 @@
 import dagster as dg
 
 from billing_assets.automation import DAILY_SOURCE_LOAD
+from billing_assets.defs.metadata import table_metadata, written_metadata
 from billing_assets.partitions import all_days, day_range, local_days
 from billing_assets.resources.source import SourceDatabase
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps.dimensions import load_dimensions, rebuild_agreement_days
+from billing_assets.steps.recompute import between
 from billing_assets.tables.schemas import AGREEMENT, AGREEMENT_DAYS, METERPOINT, PRODUCT
 
 AGREEMENT_DAYS_KEY = dg.AssetKey(AGREEMENT_DAYS.name)
@@ -31,7 +33,7 @@ _DIM_DESCRIPTIONS = {
             description=_DIM_DESCRIPTIONS[dim],
             group_name="dimensions",
             kinds={"sqlite", "spark", "delta"},
-            metadata={"table": dim.history.name, "snapshots_table": dim.snapshots.name},
+            metadata={**table_metadata(dim.history), "snapshots_table": dim.snapshots.name},
             automation_condition=DAILY_SOURCE_LOAD,
         )
         for dim in (AGREEMENT, PRODUCT, METERPOINT)
@@ -57,7 +59,8 @@ def source_dimensions(
         yield dg.MaterializeResult(
             asset_key=dim.history.name,
             metadata={
-                "rows": dg.MetadataValue.int(report.rows[dim.history.name]),
+                # The history is rebuilt whole from all snapshots on every load.
+                **written_metadata(spark.spark_session, warehouse, dim.history, report.rows[dim.history.name], 1, None),
                 "snapshot_taken": report.snapshot_taken,
                 "coverage_days_changed": len(report.changed_days),
             },
@@ -90,7 +93,7 @@ def source_dimensions(
         "Dimension loads rewrite exactly the days whose coverage changed and record them; "
         "materialising it directly rebuilds days from the current dimensions."
     ),
-    metadata={"table": AGREEMENT_DAYS.name, "partition_column": AGREEMENT_DAYS.partition_by},
+    metadata=table_metadata(AGREEMENT_DAYS),
 )
 def agreement_days(
     context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse
@@ -98,4 +101,17 @@ def agreement_days(
     """Rebuild the run's days of coverage from the current dimension versions."""
     first, last = day_range(context.partition_time_window)
     result = rebuild_agreement_days(spark.spark_session, warehouse, first, last)
-    return dg.MaterializeResult(metadata={"rows": dg.MetadataValue.int(result.rows), "days": f"{first} .. {last}"})
+    return dg.MaterializeResult(
+        metadata={
+            **written_metadata(
+                spark.spark_session,
+                warehouse,
+                AGREEMENT_DAYS,
+                result.rows,
+                len(context.partition_keys),
+                between(AGREEMENT_DAYS.partition_by, first.isoformat(), last.isoformat()),
+                result.version,
+            ),
+            "days": f"{first} .. {last}",
+        }
+    )

@@ -3,10 +3,13 @@
 import dagster as dg
 
 from billing_assets.automation import UPSTREAM_CHANGED
-from billing_assets.partitions import BILLING_TZ, day_range, hour_range, local_days
+from billing_assets.defs.checks import GOLD, blocking_specs, gold_check_results
+from billing_assets.defs.metadata import table_metadata, written_metadata
+from billing_assets.partitions import BILLING_TZ, TO_HOURS_SO_FAR, day_range, hour_range, local_days
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps.gold import build_active_agreements, build_consumption_gold
+from billing_assets.steps.recompute import between
 from billing_assets.tables.schemas import (
     ACTIVE_AGREEMENTS,
     AGREEMENT_DAYS,
@@ -16,23 +19,26 @@ from billing_assets.tables.schemas import (
     UNMATCHED_READINGS,
 )
 
+# Today's partition depends on hours that have not happened yet.
+READINGS = dg.AssetDep("deduplicated_raw", partition_mapping=TO_HOURS_SO_FAR)
+
 _READINGS_GOLD = {
     HALF_HOURLY_CONSUMPTION: (
         "One row per half hour (UTC interval_start, local settlement date and period 1..46/48/50): "
         "meterpoints with readings and their total consumption, every reading included.",
-        ["deduplicated_raw"],
+        [READINGS],
     ),
     PRODUCT_DAILY_CONSUMPTION: (
         "One row per product display name per local day: meterpoints with readings and their consumption.",
-        ["deduplicated_raw", AGREEMENT_DAYS.name],
+        [READINGS, AGREEMENT_DAYS.name],
     ),
     AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT: (
         "One row per half hour per product display name: meterpoints, total and average consumption.",
-        ["deduplicated_raw", AGREEMENT_DAYS.name],
+        [READINGS, AGREEMENT_DAYS.name],
     ),
     UNMATCHED_READINGS: (
         "One row per reading no agreement covers on its local day (reason no_agreement or unknown_product).",
-        ["deduplicated_raw", AGREEMENT_DAYS.name],
+        [READINGS, AGREEMENT_DAYS.name],
     ),
 }
 
@@ -46,12 +52,13 @@ _READINGS_GOLD = {
             group_name="gold",
             kinds={"spark", "delta"},
             automation_condition=UPSTREAM_CHANGED,
-            metadata={"table": spec.name, "partition_column": spec.partition_by},
+            metadata=table_metadata(spec),
         )
         for spec, (text, deps) in _READINGS_GOLD.items()
     ],
     partitions_def=local_days,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[spec for asset, checks in GOLD.items() for spec in blocking_specs(asset, checks)],
     pool="consumption_gold",
     can_subset=False,
 )
@@ -67,12 +74,28 @@ def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, wa
         yield dg.MaterializeResult(
             asset_key=spec.name,
             metadata={
-                "rows": dg.MetadataValue.int(report.rows[spec.name]),
+                **written_metadata(
+                    spark.spark_session,
+                    warehouse,
+                    spec,
+                    report.rows[spec.name],
+                    len(context.partition_keys),
+                    between(spec.partition_by, first_day.isoformat(), last_day.isoformat()),
+                ),
                 "days": f"{first_day} .. {last_day}",
                 "readings": report.readings,
                 "readings_matched": report.matched,
                 "readings_unmatched": report.unmatched,
             },
+            check_results=gold_check_results(
+                context,
+                spark.spark_session,
+                warehouse,
+                spec.name,
+                (first_day, last_day),
+                (first_hour, last_hour),
+                report.readings_version,
+            ),
         )
 
 
@@ -86,7 +109,7 @@ def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, wa
     group_name="gold",
     kinds={"spark", "delta"},
     description="One row per agreement active on a day (valid_from < day < valid_to), with its product.",
-    metadata={"table": ACTIVE_AGREEMENTS.name, "partition_column": ACTIVE_AGREEMENTS.partition_by},
+    metadata=table_metadata(ACTIVE_AGREEMENTS),
 )
 def active_agreements(
     context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse
@@ -94,4 +117,17 @@ def active_agreements(
     """Replace the run's days of active agreements."""
     first, last = day_range(context.partition_time_window)
     result = build_active_agreements(spark.spark_session, warehouse, first, last)
-    return dg.MaterializeResult(metadata={"rows": dg.MetadataValue.int(result.rows), "days": f"{first} .. {last}"})
+    return dg.MaterializeResult(
+        metadata={
+            **written_metadata(
+                spark.spark_session,
+                warehouse,
+                ACTIVE_AGREEMENTS,
+                result.rows,
+                len(context.partition_keys),
+                between(ACTIVE_AGREEMENTS.partition_by, first.isoformat(), last.isoformat()),
+                result.version,
+            ),
+            "days": f"{first} .. {last}",
+        }
+    )

@@ -4,11 +4,20 @@ from dataclasses import asdict
 
 import dagster as dg
 
+from billing_assets.defs.checks import (
+    DEDUPLICATED,
+    INGESTION,
+    blocking_specs,
+    deduplicated_check_results,
+    ingestion_check_results,
+)
+from billing_assets.defs.metadata import landing_kinds, table_metadata, written_metadata
 from billing_assets.partitions import BILLING_TZ, hour_range, ingestion_hours, recording_hours, recording_partition_key
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps.ingest import ingest, rebuild_deduplicated
+from billing_assets.steps.recompute import between
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, RAW_READINGS
 
 DEDUPLICATED_KEY = dg.AssetKey("deduplicated_raw")
@@ -19,12 +28,13 @@ DEDUPLICATED_KEY = dg.AssetKey("deduplicated_raw")
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=DEDUPLICATED_RAW.name,
     group_name="raw",
-    kinds={"spark", "delta"},
+    kinds={"spark", "delta", *landing_kinds()},
     description=(
         "One row per parsed reading of an ingestion hour's landing files (duplicates included). "
         "Rejected records go to quarantined_readings; accepted ones are merged into deduplicated_raw."
     ),
-    metadata={"table": RAW_READINGS.name, "partition_column": RAW_READINGS.partition_by},
+    metadata=table_metadata(RAW_READINGS),
+    check_specs=blocking_specs(RAW_READINGS.name, INGESTION),
 )
 def raw_readings(
     context: dg.AssetExecutionContext, spark: SparkResource, landing: LandingZone, warehouse: Warehouse
@@ -51,6 +61,16 @@ def raw_readings(
     }
     return dg.MaterializeResult(
         metadata={
+            # The raw table keeps every reading that parsed, duplicates and conflicts included.
+            **written_metadata(
+                spark.spark_session,
+                warehouse,
+                RAW_READINGS,
+                totals["read"] - totals["quarantined"],
+                len(hour_keys),
+                [(RAW_READINGS.partition_by, "in", list(hour_keys))],
+                report.versions[RAW_READINGS.name],
+            ),
             **{f"records_{name}": dg.MetadataValue.int(value) for name, value in totals.items()},
             "files": report.files,
             "recording_hours_touched": dg.MetadataValue.json(report.touched_hours),
@@ -58,7 +78,8 @@ def raw_readings(
             "quarantine_reasons": dg.MetadataValue.json(report.quarantine_reasons),
             "per_ingestion_hour": dg.MetadataValue.json({k: asdict(c) for k, c in report.counts.items()}),
             "delta_versions": dg.MetadataValue.json(report.versions),
-        }
+        },
+        check_results=ingestion_check_results(context, spark.spark_session, warehouse, report),
     )
 
 
@@ -75,7 +96,8 @@ def raw_readings(
         "write it incrementally and record exactly the recording hours they changed; "
         "materialising it directly rebuilds those hours from the raw table (a repair path)."
     ),
-    metadata={"table": DEDUPLICATED_RAW.name, "partition_column": DEDUPLICATED_RAW.partition_by},
+    metadata=table_metadata(DEDUPLICATED_RAW),
+    check_specs=blocking_specs(DEDUPLICATED_RAW.name, DEDUPLICATED),
 )
 def deduplicated_raw(
     context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse
@@ -85,8 +107,16 @@ def deduplicated_raw(
     result = rebuild_deduplicated(spark.spark_session, warehouse, first, last)
     return dg.MaterializeResult(
         metadata={
-            "rows": dg.MetadataValue.int(result.rows),
+            **written_metadata(
+                spark.spark_session,
+                warehouse,
+                DEDUPLICATED_RAW,
+                result.rows,
+                len(context.partition_keys),
+                between(DEDUPLICATED_RAW.partition_by, first, last),
+                result.version,
+            ),
             "recording_hours": f"{first} .. {last}",
-            "delta_version": dg.MetadataValue.int(result.version),
-        }
+        },
+        check_results=deduplicated_check_results(context, spark.spark_session, warehouse, first, last),
     )

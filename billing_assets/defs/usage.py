@@ -3,9 +3,25 @@
 import dagster as dg
 
 from billing_assets.automation import UPSTREAM_CHANGED
-from billing_assets.partitions import BILLING_TZ, billing_months, hour_range, month_range, recording_hours
+from billing_assets.defs.checks import (
+    CUMULATIVE,
+    HOURLY,
+    blocking_specs,
+    cumulative_check_results,
+    hourly_check_results,
+)
+from billing_assets.defs.metadata import table_metadata, written_metadata
+from billing_assets.partitions import (
+    BILLING_TZ,
+    TO_HOURS_SO_FAR,
+    billing_months,
+    hour_range,
+    month_range,
+    recording_hours,
+)
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
+from billing_assets.steps.recompute import between
 from billing_assets.steps.usage import build_cumulative_usage, build_hourly_usage
 from billing_assets.tables.schemas import CUMULATIVE_USAGE, HOURLY_USAGE
 
@@ -19,7 +35,8 @@ from billing_assets.tables.schemas import CUMULATIVE_USAGE, HOURLY_USAGE
     group_name="usage",
     kinds={"spark", "delta"},
     description="One row per meterpoint per UTC hour: total consumption and number of readings.",
-    metadata={"table": HOURLY_USAGE.name, "partition_column": HOURLY_USAGE.partition_by},
+    metadata=table_metadata(HOURLY_USAGE),
+    check_specs=blocking_specs(HOURLY_USAGE.name, HOURLY),
 )
 def hourly_usage(context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse) -> dg.MaterializeResult:
     """Replace the run's recording hours with fresh totals from deduplicated_raw."""
@@ -27,15 +44,23 @@ def hourly_usage(context: dg.AssetExecutionContext, spark: SparkResource, wareho
     result = build_hourly_usage(spark.spark_session, warehouse, first, last)
     return dg.MaterializeResult(
         metadata={
-            "rows": dg.MetadataValue.int(result.rows),
+            **written_metadata(
+                spark.spark_session,
+                warehouse,
+                HOURLY_USAGE,
+                result.rows,
+                len(context.partition_keys),
+                between(HOURLY_USAGE.partition_by, first, last),
+                result.version,
+            ),
             "recording_hours": f"{first} .. {last}",
-            "delta_version": dg.MetadataValue.int(result.version),
-        }
+        },
+        check_results=hourly_check_results(context, spark.spark_session, warehouse, first, last, result.source_version),
     )
 
 
 @dg.asset(
-    deps=[hourly_usage],
+    deps=[dg.AssetDep(hourly_usage, partition_mapping=TO_HOURS_SO_FAR)],
     partitions_def=billing_months,
     pool=CUMULATIVE_USAGE.name,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -46,7 +71,8 @@ def hourly_usage(context: dg.AssetExecutionContext, spark: SparkResource, wareho
         "One row per meterpoint per hour of a billing month (local calendar month): the running "
         "total of consumption since the month began. A late reading recomputes its whole month in one run."
     ),
-    metadata={"table": CUMULATIVE_USAGE.name, "partition_column": CUMULATIVE_USAGE.partition_by},
+    metadata=table_metadata(CUMULATIVE_USAGE),
+    check_specs=blocking_specs(CUMULATIVE_USAGE.name, CUMULATIVE),
 )
 def cumulative_usage(
     context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse
@@ -60,8 +86,23 @@ def cumulative_usage(
     )
     return dg.MaterializeResult(
         metadata={
-            "rows": dg.MetadataValue.int(result.rows),
+            **written_metadata(
+                spark.spark_session,
+                warehouse,
+                CUMULATIVE_USAGE,
+                result.rows,
+                len(context.partition_keys),
+                between(CUMULATIVE_USAGE.partition_by, first_month, last_month),
+                result.version,
+            ),
             "billing_months": f"{first_month} .. {last_month}",
-            "delta_version": dg.MetadataValue.int(result.version),
-        }
+        },
+        check_results=cumulative_check_results(
+            context,
+            spark.spark_session,
+            warehouse,
+            (first_hour, last_hour),
+            (first_month, last_month),
+            result.source_version,
+        ),
     )

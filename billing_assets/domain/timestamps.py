@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 #: Partition keys and landing folder names share this format (e.g. ``2026-01-15-08``).
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H"
-_HOUR_KEY = re.compile(r"\d{4}-\d{2}-\d{2}-\d{2}")
+_HOUR_KEY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}")
 
 
 class TimestampError(ValueError):

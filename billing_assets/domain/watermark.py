@@ -5,6 +5,9 @@ from datetime import datetime, timedelta
 from billing_assets.settings import CLOCK_DRIFT, LATE_DATA_WINDOW
 
 HOUR = timedelta(hours=1)
+#: How far apart two copies of one record may lie in ``interval_start`` and still be matched:
+#: a re-send lands within one acceptance window of the first copy (7 days + 1 h + 5 min).
+RESEND_REACH = LATE_DATA_WINDOW + HOUR + CLOCK_DRIFT
 
 
 def acceptance_window(ingestion_hour: datetime) -> tuple[datetime, datetime]:

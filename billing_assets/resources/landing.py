@@ -52,6 +52,15 @@ def check_file_name(name: str) -> str:
     return name
 
 
+def _relative(path: str, root: str) -> str:
+    """``path`` below ``root``, verbatim."""
+    # Not posixpath.relpath: it resolves a ``..`` inside an S3 key and would file ``H/../H2/x``
+    # under H2; kept verbatim, the ``..`` part is seen and the file refused as unsafe.
+    if not path.startswith(root + "/"):
+        raise UnsafeLandingPath(f"listed path outside the landing zone: {path!r}")
+    return path[len(root) + 1 :]
+
+
 class LandingZone(dg.ConfigurableResource):
     """Where readings land: a local folder or ``s3://bucket/prefix``."""
 
@@ -88,7 +97,7 @@ class LandingZone(dg.ConfigurableResource):
         by_hour: dict[str, list[LandingFile]] = {}
         rejected: set[str] = set()
         for path, info in sorted(fs.find(root, detail=True).items()):
-            relative = posixpath.relpath(path, root)
+            relative = _relative(path, root)
             folder = relative.split("/", 1)[0]
             key = folder.removeprefix("ingestion_hour=")
             if "/" not in relative or not folder.startswith("ingestion_hour=") or not _is_hour_key(key):
@@ -98,7 +107,7 @@ class LandingZone(dg.ConfigurableResource):
         return by_hour, sorted(rejected)
 
     def _file(self, fs: fsspec.AbstractFileSystem, key: str, root: str, path: str, info: dict) -> LandingFile:
-        relative = posixpath.relpath(path, root)
+        relative = _relative(path, root)
         try:
             for part in relative.split("/")[1:]:
                 check_file_name(part)

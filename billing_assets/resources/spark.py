@@ -1,13 +1,23 @@
-"""The Spark session every asset uses, through ``dagster_pyspark.PySparkResource``."""
+"""The Spark session every asset uses, through ``dagster_pyspark.PySparkResource``.
+
+The master decides where the work runs: ``local[*]`` in this process's JVM, a cluster
+(``spark://host:port``, ``k8s://...``) with this process as the driver, or a Spark Connect
+server (``sc://host:port``) that is the driver itself. The assets never tell them apart.
+"""
 
 import os
 import re
 import shutil
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 from dagster import InitResourceContext
 from dagster_pyspark import PySparkResource
+from pyspark import cloudpickle
+from pyspark.sql import SparkSession
+
+import billing_assets
 
 MIN_JAVA = 17
 
@@ -32,9 +42,19 @@ def require_java() -> str:
     return java
 
 
+def is_connect(master: str) -> bool:
+    """Whether ``master`` names a Spark Connect server (``sc://host:port``)."""
+    return master.startswith("sc://")
+
+
+def _on_this_machine(master: str) -> bool:
+    """Local mode, or a cluster whose master listens on the loopback interface."""
+    return master.startswith("local") or urlsplit(master).hostname in ("127.0.0.1", "localhost")
+
+
 def spark_config(master: str = "local[*]", shuffle_partitions: int = 4) -> dict[str, str]:
-    """Session settings for this pipeline; ``master`` picks local mode or a cluster."""
-    return {
+    """Session settings for this pipeline; ``master`` picks local mode, a cluster or a Connect server."""
+    config = {
         "spark.master": master,
         "spark.app.name": "billing_assets",
         # All timestamps in the tables are UTC instants; local time only appears explicitly.
@@ -46,25 +66,56 @@ def spark_config(master: str = "local[*]", shuffle_partitions: int = 4) -> dict[
         "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.ui.enabled": "false",
-        "spark.driver.bindAddress": "127.0.0.1",
-        "spark.driver.host": "127.0.0.1",
     }
+    if _on_this_machine(master):
+        # Executors on other hosts must reach the driver, so only a driver whose cluster is
+        # on this machine stays on the loopback interface.
+        config["spark.driver.bindAddress"] = "127.0.0.1"
+        config["spark.driver.host"] = "127.0.0.1"
+    return config
 
 
-def prepare_spark_environment() -> None:
+def prepare_spark_environment(master: str = "local[*]") -> None:
     """Check Java and set the process environment Spark reads before its JVM starts."""
     require_java()
     # Python workers must run this interpreter (it has pyarrow and this package); pyspark
-    # reads the variable, not the spark.pyspark.python setting, when it builds UDFs.
+    # reads the variable, not the spark.pyspark.python setting, when it builds UDFs. On a
+    # cluster the same path must exist on every worker host.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    # Otherwise Spark binds to whichever interface it finds first.
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    if _on_this_machine(master):
+        # Otherwise Spark binds to whichever interface it finds first.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+
+def connect_session(spark_conf: dict[str, str]) -> SparkSession:
+    """A Spark Connect session to ``spark.master`` with the session-level (``spark.sql.*``) settings.
+
+    The server owns the driver, so the JVM-level settings in ``spark_conf`` are its business.
+    """
+    builder = SparkSession.builder.remote(spark_conf["spark.master"])
+    for key, value in spark_conf.items():
+        if key.startswith("spark.sql."):
+            builder = builder.config(key, value)
+    return builder.create()
 
 
 class SparkResource(PySparkResource):
-    """PySparkResource that fails with a clear message when Java is missing."""
+    """PySparkResource for local mode, a cluster or a Spark Connect server, chosen by ``spark.master``."""
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        """Check the environment, then start (or join) the session."""
-        prepare_spark_environment()
-        super().setup_for_execution(context)
+        """Start (or join) the session; ship this project's code when executors may not have it."""
+        master = self.spark_config.get("spark.master", "local[*]")
+        if is_connect(master):
+            self._spark_session = connect_session(self.spark_config)
+        else:
+            prepare_spark_environment(master)
+            super().setup_for_execution(context)
+        if not master.startswith("local"):
+            # Executors on a cluster or behind a Connect server do not have this project
+            # installed: functions it sends them (mapInArrow) travel by value, not as imports.
+            cloudpickle.register_pickle_by_value(billing_assets)
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        """Release a Connect session's server-side state; a classic session stays for the next run."""
+        if is_connect(self.spark_config.get("spark.master", "")):
+            self._spark_session.stop()

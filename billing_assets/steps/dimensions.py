@@ -10,8 +10,9 @@ from pyspark.sql import functions as F
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.source.sqlite import read_source
 from billing_assets.steps.recompute import StepResult, recompute
-from billing_assets.tables.delta_io import in_predicate, range_predicate, read_table, replace_partitions
+from billing_assets.tables.delta_io import read_table, replace_partitions
 from billing_assets.tables.schemas import AGREEMENT, AGREEMENT_DAYS, DIMENSIONS, PRODUCT, TableSpec
+from billing_assets.tables.selection import partition_range, partitions
 from billing_assets.transforms.dimensions import agreement_days, scd2_history, source_problems
 
 
@@ -55,9 +56,7 @@ def load_dimensions(
                 "snapshot_date", pa.array([load_day] * tables[dim.source_table].num_rows, pa.date32())
             )
             frame = spark.createDataFrame(snapshot)
-            replace_partitions(
-                frame, warehouse.open(dim.snapshots), in_predicate("snapshot_date", [load_day.isoformat()])
-            )
+            replace_partitions(frame, warehouse.open(dim.snapshots), partitions([load_day.isoformat()]))
 
     rows, histories = {}, {}
     for dim in DIMENSIONS:
@@ -85,7 +84,7 @@ def load_dimensions(
         replace_partitions(
             coverage.filter(F.col("date").isin([date.fromisoformat(d) for d in changed_days])),
             coverage_table,
-            in_predicate("date", changed_days),
+            partitions(changed_days),
         )
     rows[AGREEMENT_DAYS.name] = coverage.count()
     coverage.unpersist()
@@ -106,5 +105,5 @@ def rebuild_agreement_days(spark: SparkSession, warehouse: Warehouse, first_day:
             agreements.filter("is_current"), products.filter("is_current"), first_day, last_day
         ),
         AGREEMENT_DAYS,
-        range_predicate("date", first_day.isoformat(), last_day.isoformat()),
+        partition_range(first_day.isoformat(), last_day.isoformat()),
     )

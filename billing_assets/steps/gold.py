@@ -7,7 +7,7 @@ from pyspark.sql import SparkSession
 
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps.recompute import StepResult, between, recompute
-from billing_assets.tables.delta_io import range_predicate, read_table, replace_partitions, retry_on_conflict
+from billing_assets.tables.delta_io import read_table, replace_partitions, retry_on_conflict
 from billing_assets.tables.schemas import (
     ACTIVE_AGREEMENTS,
     AGREEMENT_DAYS,
@@ -17,6 +17,7 @@ from billing_assets.tables.schemas import (
     PRODUCT_DAILY_CONSUMPTION,
     UNMATCHED_READINGS,
 )
+from billing_assets.tables.selection import partition_range
 from billing_assets.transforms import gold
 
 #: The readings-based gold tables this step writes, with their (local day) partition column.
@@ -36,6 +37,8 @@ class GoldReport:
     readings: int
     matched: int
     unmatched: int
+    #: The deduplicated_raw version the readings were read at (checks compare against it).
+    readings_version: int | None = None
 
 
 def build_consumption_gold(
@@ -54,7 +57,8 @@ def build_consumption_gold(
 
     def step() -> GoldReport:
         targets = {spec: warehouse.open(spec) for spec in PARTITION_COLUMN}
-        readings = read_table(spark, warehouse.open(DEDUPLICATED_RAW), between("recording_hour", first_hour, last_hour))
+        source = warehouse.open(DEDUPLICATED_RAW)
+        readings = read_table(spark, source, between("recording_hour", first_hour, last_hour))
         days = between("date", first_day.isoformat(), last_day.isoformat())
         coverage = read_table(spark, warehouse.open(AGREEMENT_DAYS), days)
         settled = gold.settle(readings, timezone).persist()
@@ -66,15 +70,15 @@ def build_consumption_gold(
             AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT: gold.avg_consumption_per_half_hour_by_product(matched),
             UNMATCHED_READINGS: gold.unmatched_readings(unmatched),
         }
+        days_written = partition_range(first_day.isoformat(), last_day.isoformat())
         try:
             rows = {}
             for spec, frame in outputs.items():
                 frame = frame.persist()
                 rows[spec.name] = frame.count()
-                predicate = range_predicate(PARTITION_COLUMN[spec], first_day.isoformat(), last_day.isoformat())
-                replace_partitions(frame, targets[spec], predicate)
+                replace_partitions(frame, targets[spec], days_written)
                 frame.unpersist()
-            return GoldReport(rows, settled.count(), matched.count(), unmatched.count())
+            return GoldReport(rows, settled.count(), matched.count(), unmatched.count(), source.delta.version())
         finally:
             for frame in (settled, matched, unmatched):
                 frame.unpersist()
@@ -91,5 +95,5 @@ def build_active_agreements(spark: SparkSession, warehouse: Warehouse, first_day
         between("date", first_day.isoformat(), last_day.isoformat()),
         gold.active_agreements,
         ACTIVE_AGREEMENTS,
-        range_predicate("as_of_date", first_day.isoformat(), last_day.isoformat()),
+        partition_range(first_day.isoformat(), last_day.isoformat()),
     )

@@ -8,14 +8,17 @@ from pyspark.sql import DataFrame, SparkSession
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.tables.delta_io import read_table, replace_partitions, retry_on_conflict
 from billing_assets.tables.schemas import TableSpec
+from billing_assets.tables.selection import PartitionSelection
 
 
 @dataclass(frozen=True)
 class StepResult:
-    """Rows written and the Delta version committed."""
+    """Rows written, the Delta version committed, and the source version it was computed from."""
 
     rows: int
     version: int
+    #: Checks compare the output with exactly this input, not with a later concurrent write.
+    source_version: int | None = None
 
 
 def recompute(
@@ -25,9 +28,9 @@ def recompute(
     source_filters: list[tuple[str, str, object]],
     transform: Callable[[DataFrame], DataFrame],
     target: TableSpec,
-    target_predicate: str,
+    target_partitions: PartitionSelection | None,
 ) -> StepResult:
-    """Replace ``target_predicate``'s rows of ``target`` with ``transform(source rows)`` in one commit.
+    """Replace the ``target_partitions`` of ``target`` with ``transform(source rows)`` in one commit.
 
     The whole read-compute-commit is retried when another writer committed first, so a
     conflict never commits a result computed from stale input.
@@ -35,14 +38,15 @@ def recompute(
 
     def step() -> StepResult:
         output = warehouse.open(target)  # pinned first: a concurrent write to it forces a recompute
-        rows = read_table(spark, warehouse.open(source), source_filters)
+        inputs = warehouse.open(source)
+        rows = read_table(spark, inputs, source_filters)
         result = transform(rows).persist()
         try:
             count = result.count()
-            version = replace_partitions(result, output, target_predicate)
+            version = replace_partitions(result, output, target_partitions)
         finally:
             result.unpersist()
-        return StepResult(count, version)
+        return StepResult(count, version, inputs.delta.version())
 
     return retry_on_conflict(step)
 

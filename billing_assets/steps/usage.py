@@ -4,8 +4,8 @@ from pyspark.sql import SparkSession
 
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps.recompute import StepResult, between, recompute
-from billing_assets.tables.delta_io import range_predicate
 from billing_assets.tables.schemas import CUMULATIVE_USAGE, DEDUPLICATED_RAW, HOURLY_USAGE
+from billing_assets.tables.selection import partition_range
 from billing_assets.transforms.usage import cumulative_usage, hourly_usage
 
 
@@ -18,7 +18,7 @@ def build_hourly_usage(spark: SparkSession, warehouse: Warehouse, first_hour: st
         between("recording_hour", first_hour, last_hour),
         hourly_usage,
         HOURLY_USAGE,
-        range_predicate("recording_hour", first_hour, last_hour),
+        partition_range(first_hour, last_hour),
     )
 
 
@@ -42,5 +42,5 @@ def build_cumulative_usage(
         between("recording_hour", first_hour, last_hour),
         lambda hourly: cumulative_usage(hourly, timezone),
         CUMULATIVE_USAGE,
-        range_predicate("billing_month", first_month, last_month),
+        partition_range(first_month, last_month),
     )

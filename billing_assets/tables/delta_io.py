@@ -3,27 +3,42 @@
 Spark here has no Delta connector (its jars cannot be fetched), so the transaction log is
 owned by delta-rs: reads list the table's live files through the log and hand them to
 Spark's Parquet reader; writes replace an explicit set of partitions in one Delta commit,
-which is what makes every asset run an idempotent replace.
+which is what makes every asset run an idempotent replace. The executors write the Parquet
+files (``file_writer``); the driver only commits them.
 """
 
 import logging
+import os
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from deltalake import DeltaTable, write_deltalake
+import pyarrow as pa
+import pyarrow.fs as pafs
+from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
-from pyspark.sql import DataFrame, SparkSession
+from deltalake.transaction import AddAction, CommitProperties, Transaction
+from pyspark import cloudpickle
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from billing_assets.tables import file_writer as file_writer_module
+from billing_assets.tables import selection as selection_module
+from billing_assets.tables.file_writer import MANIFEST_SCHEMA, FileTarget, file_writer
 from billing_assets.tables.schemas import TableSpec
+from billing_assets.tables.selection import KeyFormat, PartitionSelection, key_format
 
 log = logging.getLogger(__name__)
 
 #: Concurrent writers to the same partitions conflict; the loser recomputes and retries.
 COMMIT_ATTEMPTS = 5
 T = TypeVar("T")
+
+
+class PartitionSpillError(ValueError):
+    """A write produced rows outside the partitions it replaces: a bug, refused before the commit."""
 
 
 @dataclass(frozen=True)
@@ -55,17 +70,6 @@ def _partitioning(spec: TableSpec) -> list[str] | None:
     return [spec.partition_by] if spec.partition_by else None
 
 
-def in_predicate(column: str, values: Sequence[str]) -> str:
-    """A Delta predicate ``column IN (...)`` for validated partition values."""
-    quoted = ", ".join(f"'{value}'" for value in values)
-    return f"{column} IN ({quoted})"
-
-
-def range_predicate(column: str, first: str, last: str) -> str:
-    """A Delta predicate selecting the inclusive range ``[first, last]`` of partition values."""
-    return f"{column} >= '{first}' AND {column} <= '{last}'"
-
-
 def read_table(
     spark: SparkSession, table: PinnedTable, filters: list[tuple[str, str, object]] | None = None
 ) -> DataFrame:
@@ -77,17 +81,128 @@ def read_table(
     return spark.read.schema(schema).option("basePath", table.uri).parquet(*files)
 
 
-def replace_partitions(df: DataFrame, table: PinnedTable, predicate: str | None) -> int:
-    """Replace every row matching ``predicate`` (all rows if ``None``) with ``df`` in one commit.
+def replace_partitions(df: DataFrame, table: PinnedTable, selection: PartitionSelection | None) -> int:
+    """Replace the ``selection`` partitions (the whole table if ``None``) with ``df`` in one commit.
 
-    Returns the new table version. delta-rs rejects rows outside the predicate, so a bug
-    cannot spill into other partitions; and the commit is checked against the pinned
-    version, so a concurrent change to the same partitions fails it rather than being lost.
+    Executors write the Parquet files; the driver only collects one small row per file and
+    commits them with the removal of the selected partitions. Returns the new table version.
+    Rows outside the selection are refused before anything is committed, so a bug cannot
+    spill into other partitions; the commit is checked against the pinned version, so a
+    concurrent change to the same partitions fails it rather than being lost.
     """
-    data = df.select(*table.spec.schema.names).toArrow().cast(table.spec.schema)
-    write_deltalake(table.delta, data, mode="overwrite", predicate=predicate, partition_by=_partitioning(table.spec))
+    spec, column = table.spec, table.spec.partition_by
+    if column is None and selection is not None:
+        raise ValueError(f"{spec.name} is not partitioned: replace it whole (selection=None)")
+    if column is not None and selection is None:
+        raise ValueError(f"{spec.name} is partitioned by {column}: name the partitions to replace")
+    fmt = key_format(column, spec.schema.field(column).type) if column else None
+    if selection is not None:
+        selection.validated(fmt)
+    target = _file_target(table, fmt, selection)
+    frame = df.select(*spec.schema.names)
+    # One task per partition value (sorted, so each task keeps one file open): files are not
+    # fragments of a partition. Unpartitioned tables are the small dimensions: one file.
+    frame = frame.repartition(column).sortWithinPartitions(column) if column else frame.repartition(1)
+    if type(df).__module__.startswith("pyspark.sql.connect"):
+        # A Connect server cannot import this project: ship the task code by value.
+        for module in (file_writer_module, selection_module):
+            cloudpickle.register_pickle_by_value(module)
+    try:
+        manifest = frame.mapInArrow(file_writer(target), from_arrow_schema(MANIFEST_SCHEMA)).collect()
+        actions = _add_actions(target, manifest)
+        table.delta.create_write_transaction(
+            actions,
+            mode="overwrite",
+            schema=spec.schema,
+            partition_by=_partitioning(spec),
+            partition_filters=selection.filters(column) if selection else None,
+            commit_properties=CommitProperties(app_transactions=_claims(table, target, actions)),
+        )
+    except BaseException:
+        _delete_files_of_write(target, committed=set())
+        raise
+    _delete_files_of_write(target, committed={action.path for action in actions})
     table.delta.update_incremental()
     return table.delta.version()
+
+
+def _file_target(table: PinnedTable, fmt: KeyFormat | None, selection: PartitionSelection | None) -> FileTarget:
+    if "://" not in table.uri and not os.path.isabs(table.uri):
+        raise ValueError(f"executors need an absolute table location, got {table.uri!r}")
+    column = table.spec.partition_by
+    file_schema = pa.schema([f for f in table.spec.schema if f.name != column])
+    return FileTarget(table.uri, file_schema, column, fmt, selection, uuid.uuid4().hex)
+
+
+def _add_actions(target: FileTarget, manifest: list[Row]) -> list[AddAction]:
+    """Delta add actions for the files written, after checking each one's partition again."""
+    refused = [row for row in manifest if row["path"] is None]
+    outside = [row for row in manifest if row["path"] is not None and not target.allows(row["partition_value"])]
+    if refused or outside:
+        values = sorted({repr(row["partition_value"])[:60] for row in refused + outside})
+        rows = sum(row["num_records"] for row in refused + outside)
+        raise PartitionSpillError(
+            f"{rows} row(s) have {target.partition_column} values outside the {target.selection} being "
+            f"replaced, e.g. {', '.join(values[:5])}; nothing was committed"
+        )
+    column = target.partition_column
+    return [
+        AddAction(
+            row["path"],
+            row["size"],
+            {column: row["partition_value"]} if column else {},
+            row["modification_time"],
+            True,
+            row["stats"],
+        )
+        for row in manifest
+    ]
+
+
+def _claims(table: PinnedTable, target: FileTarget, actions: list[AddAction]) -> list[Transaction]:
+    """One Delta app transaction per partition this commit removes from or adds to.
+
+    ``create_write_transaction`` records no read predicate, so delta-rs does not notice a
+    concurrent writer that only *added* files to a partition this commit replaces (measured:
+    both commits succeed and the partition holds both writers' rows). Two commits naming the
+    same app id do conflict, so every commit names the partitions it touches.
+    """
+    column = target.partition_column
+    if column is None:
+        touched = {"billing_assets.replace:*"}
+    else:
+        removed = table.delta.partitions(file_pruning_predicate=target.selection.filters(column))
+        values = {part[column] for part in removed} | {action.partition_values[column] for action in actions}
+        touched = {f"billing_assets.replace:{column}={value}" for value in values}
+    version = table.delta.version() + 1
+    return [Transaction(app_id=app_id, version=version) for app_id in sorted(touched)]
+
+
+def _delete_files_of_write(target: FileTarget, committed: set[str]) -> None:
+    """Delete this write's files that are not in the log: refused commits, failed or speculative attempts.
+
+    Only the folders of the selected partitions can hold them (the tasks write nowhere else).
+    Files of a driver that died before this point are never referenced by the log either:
+    ``DeltaTable.vacuum`` removes them once they are older than its retention period.
+    """
+    fs, root = pafs.FileSystem.from_uri(target.table_uri)
+    root = root.rstrip("/")
+    folders = {""}
+    if target.partition_column is not None:
+        prefix = f"{target.partition_column}="
+        folders = {
+            info.base_name
+            for info in fs.get_file_info(pafs.FileSelector(root))
+            if info.type == pafs.FileType.Directory
+            and info.base_name.startswith(prefix)
+            and target.allows(info.base_name.removeprefix(prefix))
+        }
+    for folder in folders:
+        path = f"{root}/{folder}" if folder else root
+        for info in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
+            relative = f"{folder}/{info.base_name}" if folder else info.base_name
+            if info.base_name.startswith(target.file_prefix()) and relative not in committed:
+                fs.delete_file(info.path)
 
 
 def retry_on_conflict(step: Callable[[], T], attempts: int = COMMIT_ATTEMPTS) -> T:

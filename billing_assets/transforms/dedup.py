@@ -48,10 +48,21 @@ def first_arrivals(readings: DataFrame) -> DataFrame:
     )
 
 
+def resent_elsewhere(batch: DataFrame, nearby: DataFrame) -> DataFrame:
+    """Distinct recording hours of ``nearby`` table rows that share a ``record_id`` with ``batch``.
+
+    A re-send whose ``interval_start`` moved to another hour is still the same record: those
+    hours must be read in whole too, so the copy there is ranked against the batch's.
+    """
+    ids = batch.select("record_id").distinct()
+    return nearby.select("record_id", "recording_hour").join(ids, "record_id", "left_semi").select("recording_hour")
+
+
 def plan_dedup(batch: DataFrame, existing: DataFrame) -> DedupPlan:
     """Classify accepted batch readings against each other and the existing table rows.
 
-    ``existing`` must hold every row of the recording hours the batch reads into.
+    ``existing`` must hold every row of the recording hours the batch reads into, and of every
+    hour that holds another copy of one of its records (``resent_elsewhere``).
     """
     columns = DEDUPLICATED_RAW.schema.names
     candidates = batch.select(*columns, F.lit(0).alias("_from_table")).unionByName(

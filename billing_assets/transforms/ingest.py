@@ -66,10 +66,16 @@ def _file_parser(timezone: str, storage_options: dict):
                     rows = [ParsedRow(row["name"], 0, reason="unsafe_file_name", detail=row["rejected"], raw="")]
                 else:
                     # A read error (permissions, network) fails the task: retrying is right,
-                    # quarantining a file we never saw would be wrong.
-                    with fsspec.open(row["uri"], "rb", **storage_options) as handle:
-                        data = handle.read()
-                    rows = parse_landing_file(data, row["name"], parse_hour_key(hour), zone)
+                    # quarantining a file we never saw would be wrong. A file gone since the
+                    # listing will not come back on a retry: it is quarantined, the batch goes on.
+                    try:
+                        with fsspec.open(row["uri"], "rb", **storage_options) as handle:
+                            data = handle.read()
+                    except FileNotFoundError:
+                        detail = "the file was listed but had disappeared when it was read"
+                        rows = [ParsedRow(row["name"], 0, reason="unreadable_file", detail=detail, raw="")]
+                    else:
+                        rows = parse_landing_file(data, row["name"], parse_hour_key(hour), zone)
                 yield _rows_to_batch(hour, rows)
 
     return parse_files
@@ -82,6 +88,8 @@ def parse_landing_files(
     listing = [(f.ingestion_hour, f.uri, f.name, f.rejected) for f in files]
     if not listing:
         return spark.createDataFrame([], from_arrow_schema(PARSED_SCHEMA))
-    slices = max(1, min(len(listing), spark.sparkContext.defaultParallelism * 2))
+    # Spark Connect has no SparkContext to ask for the cluster's cores: the session's shuffle
+    # parallelism is the width this pipeline is configured for.
+    slices = max(1, min(len(listing), int(spark.conf.get("spark.sql.shuffle.partitions")) * 2))
     frame = spark.createDataFrame(listing, _FILES_SCHEMA).repartition(slices)
     return frame.mapInArrow(_file_parser(timezone, storage_options), from_arrow_schema(PARSED_SCHEMA))

@@ -1,0 +1,255 @@
+"""``billing-assets bench``: the pipeline, plain Spark and DuckDB over one generated landing zone.
+
+Figures go to stdout, progress to stderr. The pipeline is timed as ``billing-assets process``
+runs it (Dagster runs, Delta commits, one run per ingestion hour) after the Spark session has
+started; the two yardsticks then run the same chain in one batch over the same files, plain
+Spark in the already running JVM, DuckDB in this process. With ``latency`` one more ingestion
+hour is generated and, after the timed hours, processed through every downstream asset twice
+from the same warehouse state: warm (this session) and cold (a fresh ``billing-assets process``).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+import dagster as dg
+
+from billing_assets.bench.compare import differences, hourly_totals, monthly_running_totals, read_output
+from billing_assets.bench.memory import MIB, Peak, PeakMemory, driver_jvm
+
+DEFAULT_START = datetime(2026, 3, 28, tzinfo=UTC)
+SEED = 7
+COLD_TIMEOUT = 900
+#: The assets of ``process`` that do what the yardsticks do.
+CHAIN = ("raw_readings", "hourly_usage", "cumulative_usage")
+T = TypeVar("T")
+
+
+@dataclass
+class EngineFigures:
+    """One engine's run over the timed files."""
+
+    name: str
+    seconds: float
+    peak: Peak
+    hourly: dict[str, float] = field(default_factory=dict)
+    monthly: dict[str, float] = field(default_factory=dict)
+
+
+def _say(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def _progress(line: str) -> None:
+    print(f"  {line}", file=sys.stderr, flush=True)
+
+
+def _records_read(instance: dg.DagsterInstance) -> int:
+    """Landing records the pipeline read (its own conservation count, from run metadata)."""
+    total, cursor, more = 0, None, True
+    while more:
+        page = instance.fetch_materializations(dg.AssetKey("raw_readings"), limit=1000, cursor=cursor)
+        total += sum(int(r.asset_materialization.metadata["records_read"].value) for r in page.records)
+        cursor, more = page.cursor, page.has_more
+    return total
+
+
+def _timed(action: Callable[[], T]) -> tuple[T, float]:
+    began = time.monotonic()
+    result = action()
+    return result, time.monotonic() - began
+
+
+def _cold_latency(hour: datetime, env: dict[str, str]) -> tuple[float, str]:
+    """Wall time of ``billing-assets process`` for one hour in a fresh process, and its per-asset lines."""
+    command = [sys.executable, "-m", "billing_assets.cli", "process"]
+    command += ["--start", hour.strftime("%Y-%m-%dT%H"), "--end", (hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H")]
+    command += ["--no-source"]  # the daily dimension load is not part of an hour's latency
+    began = time.monotonic()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=COLD_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+    seconds = time.monotonic() - began
+    if proc.returncode != 0:
+        raise RuntimeError(f"cold `billing-assets process` exited with {proc.returncode}")
+    return seconds, ", ".join(line.strip() for line in out.splitlines() if line.strip())
+
+
+def _rate(records: int, seconds: float) -> str:
+    rate = records / seconds
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.2f}"
+
+
+def _mib(size: int) -> str:
+    return f"{size / MIB:,.0f} MiB" if size else "-"
+
+
+def run_bench(
+    meterpoints: int,
+    hours: int,
+    workdir: str | None = None,
+    keep: bool = False,
+    latency: bool = False,
+    start: datetime = DEFAULT_START,
+) -> int:
+    """Generate, time the three engines, check they agree, print the figures; 1 when they disagree."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    from billing_assets.bench.plain_duckdb import run_duckdb
+    from billing_assets.bench.plain_spark import run_plain_spark
+    from billing_assets.domain.timestamps import hour_keys_between
+    from billing_assets.landing.sample import generate_sample
+    from billing_assets.process import process
+    from billing_assets.resources import build_resources
+    from billing_assets.resources.spark import prepare_spark_environment
+    from billing_assets.settings import billing_timezone
+    from billing_assets.source.sample_db import write_sample_source
+
+    timezone = billing_timezone()
+    end = start + timedelta(hours=hours)
+    if workdir:
+        os.makedirs(workdir, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="billing-bench-", dir=workdir))
+    landing, warehouse, source_db = root / "landing", root / "warehouse", root / "source.db"
+    try:
+        _say(f"billing-assets bench: {meterpoints} meterpoints x {hours} ingestion hours from {start:%Y-%m-%dT%H} UTC")
+        _progress(f"[bench] generating the landing zone in {landing}")
+        summary, generate_seconds = _timed(
+            lambda: generate_sample(
+                str(landing),
+                meterpoints=meterpoints,
+                start=start,
+                hours=hours + (1 if latency else 0),
+                seed=SEED,
+                timezone=timezone,
+            )
+        )
+        write_sample_source(str(source_db), summary.meterpoints, start.date(), seed=SEED)
+        folders = [str(landing / f"ingestion_hour={key}") for key in hour_keys_between(start, end)]
+        folders = [folder for folder in folders if os.path.isdir(folder)]
+        files = sum(len(os.listdir(folder)) for folder in folders)
+
+        resources = build_resources(str(landing), str(warehouse), None, str(source_db))
+        instance = dg.DagsterInstance.ephemeral()
+        with PeakMemory() as memory:
+            prepare_spark_environment()
+            joined = SparkContext._active_spark_context is not None
+            _progress("[bench] starting Spark")
+            with memory.phase("spark start"):
+                spark, jvm_seconds = _timed(
+                    lambda: SparkSession.builder.config(map=resources["spark"].spark_config).getOrCreate()
+                )
+            memory.jvm = driver_jvm(spark)
+
+            _progress("[bench] pipeline: billing-assets process")
+            with memory.phase("pipeline") as peak:
+                report, seconds = _timed(lambda: process(start, end, resources, instance, echo=_progress))
+            records = _records_read(instance)
+            _progress(f"[bench] pipeline: {seconds:.1f}s for {records:,} records")
+            pipeline = EngineFigures("pipeline", seconds, peak)
+            # The chain the yardsticks run: no daily dimension load, no gold tables.
+            chain_seconds = sum(report.seconds.get(k, 0.0) for k in CHAIN)
+            pipeline.hourly = hourly_totals(read_output(str(warehouse / "hourly_usage"), delta=True))
+            pipeline.monthly = monthly_running_totals(read_output(str(warehouse / "cumulative_usage"), delta=True))
+
+            _progress("[bench] plain Spark, one batch")
+            with memory.phase("plain Spark") as peak:
+                output = run_plain_spark(spark, folders, str(root / "plain_spark"), timezone)
+            plain = EngineFigures("plain Spark", output.seconds, peak)
+            _progress(f"[bench] plain Spark: {output.seconds:.1f}s")
+            plain.hourly = hourly_totals(read_output(output.hourly_path))
+            plain.monthly = monthly_running_totals(read_output(output.cumulative_path))
+
+            _progress("[bench] DuckDB, one batch")
+            (root / "duckdb").mkdir()
+            with memory.phase("DuckDB") as peak:
+                output = run_duckdb(folders, str(root / "duckdb"), timezone)
+            duck = EngineFigures("DuckDB", output.seconds, peak)
+            _progress(f"[bench] DuckDB: {output.seconds:.1f}s")
+            duck.hourly = hourly_totals(read_output(output.hourly_path))
+            duck.monthly = monthly_running_totals(read_output(output.cumulative_path))
+
+            warm = cold = None
+            if latency:
+                # Both start from the warehouse the timed hours left behind.
+                shutil.copytree(warehouse, root / "warehouse_cold")
+                _progress(f"[bench] latency, warm: ingestion hour {end:%Y-%m-%dT%H} in the running session")
+                warm = _timed(
+                    lambda: process(
+                        end, end + timedelta(hours=1), resources, instance, echo=_progress, load_source=False
+                    )
+                )
+                _progress("[bench] latency, cold: the same hour in a fresh `billing-assets process`")
+                env = {
+                    **os.environ,
+                    "BILLING_LANDING_URI": str(landing),
+                    "BILLING_WAREHOUSE_URI": str(root / "warehouse_cold"),
+                    "BILLING_SOURCE_DB": str(source_db),
+                    "DAGSTER_HOME": str(root / "dagster_home_cold"),
+                }
+                cold = _cold_latency(end, env)
+            if not joined:
+                spark.stop()
+
+        engines = [pipeline, plain, duck]
+        problems = {
+            engine.name: differences(pipeline.hourly, engine.hourly) + differences(pipeline.monthly, engine.monthly)
+            for engine in engines[1:]
+        }
+        _say(f"landing zone: {records:,} records in {files} files, generated in {generate_seconds:.1f}s")
+        _say(f"Spark session start (JVM): {jvm_seconds:.1f}s{' (joined a running session)' if joined else ''}")
+        _say("pipeline seconds per asset: " + ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()))
+        _say(
+            f"pipeline driver peak RSS: Python {_mib(pipeline.peak.python)}, JVM {_mib(pipeline.peak.jvm)}"
+            f" ({len(report.run_ids)} Dagster runs)"
+        )
+        _say()
+        # Throughput relative to plain Spark: above 1.00x is faster than it.
+        header = ("engine", "seconds", "readings/s", "vs plain Spark", "Python peak", "JVM peak")
+        _say("{:<16} {:>9} {:>11} {:>15} {:>12} {:>10}".format(*header))
+        rows = [("pipeline chain", chain_seconds, pipeline.peak), ("pipeline, all", pipeline.seconds, pipeline.peak)]
+        rows += [(engine.name, engine.seconds, engine.peak) for engine in engines[1:]]
+        for name, seconds, peak in rows:
+            _say(
+                f"{name:<16} {seconds:>9.1f} {_rate(records, seconds):>11}"
+                f" {plain.seconds / seconds:>14.2f}x {_mib(peak.python):>12}"
+                f" {_mib(peak.jvm if name != duck.name else 0):>10}"
+            )
+        _say("(pipeline chain: raw_readings + hourly_usage + cumulative_usage, the yardsticks' chain;")
+        _say(" pipeline, all: with the daily source load and the gold tables)")
+        _say()
+        if warm and cold:
+            _say(f"latency, one ingestion hour of {meterpoints} meterpoints through every downstream asset:")
+            _say(
+                f"  warm (running Spark session): {warm[1]:.1f}s; per asset: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in warm[0].seconds.items())
+            )
+            _say(f"  cold (fresh process, Spark start included): {cold[0]:.1f}s; {cold[1]}")
+        if any(problems.values()):
+            for name, found in problems.items():
+                for problem in found[:10]:
+                    _say(f"DISAGREE pipeline vs {name}: {problem}")
+            return 1
+        _say(
+            f"engines agree: hourly totals ({len(pipeline.hourly)} hours) and monthly running totals"
+            f" ({len(pipeline.monthly)} months) within 1e-6"
+        )
+        return 0
+    finally:
+        if keep:
+            _say(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)

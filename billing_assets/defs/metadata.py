@@ -1,0 +1,80 @@
+"""What the UI shows about each table: its columns at definition time, and what each run wrote.
+
+Column schemas come from the output contract (``tables/schemas.py``), so the catalogue
+cannot drift from the tables. A run's metadata names the Delta version it committed and
+previews a few of the rows in the partitions it owns, read back through the Delta log (only
+``limit`` rows ever reach the driver).
+"""
+
+import dagster as dg
+import pyarrow as pa
+from pyspark.sql import SparkSession
+
+from billing_assets.resources.warehouse import Warehouse
+from billing_assets.settings import DEFAULT_LANDING_URI, env
+from billing_assets.tables.delta_io import read_table
+from billing_assets.tables.schemas import TableSpec
+
+PREVIEW_ROWS = 5
+
+
+def column_schema(spec: TableSpec) -> dg.TableSchema:
+    """The table's columns and Arrow types, its partition column marked."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                field.name,
+                str(field.type),
+                description="partition column" if field.name == spec.partition_by else None,
+            )
+            for field in spec.schema
+        ]
+    )
+
+
+def table_metadata(spec: TableSpec) -> dict[str, object]:
+    """Definition metadata of the asset that owns ``spec``: table name, partition column, column schema."""
+    metadata: dict[str, object] = {"dagster/table_name": spec.name, "dagster/column_schema": column_schema(spec)}
+    if spec.partition_by:
+        metadata["partition_column"] = spec.partition_by
+    return metadata
+
+
+def landing_kinds() -> set[str]:
+    """``{"s3"}`` when the landing zone configured at load time (``BILLING_LANDING_URI``) is on S3."""
+    return {"s3"} if env("BILLING_LANDING_URI", DEFAULT_LANDING_URI).startswith("s3://") else set()
+
+
+def preview_markdown(table: pa.Table) -> str:
+    """A Markdown table of the given rows (the caller bounds how many)."""
+    if table.num_rows == 0:
+        return "_no rows in the written partitions_"
+    return table.to_pandas().to_markdown(index=False)
+
+
+def written_metadata(
+    spark: SparkSession,
+    warehouse: Warehouse,
+    spec: TableSpec,
+    rows: int,
+    partitions: int,
+    filters: list[tuple[str, str, object]] | None,
+    version: int | None = None,
+) -> dict[str, dg.MetadataValue]:
+    """Rows and partitions written, the Delta version and a preview of the written partitions.
+
+    ``version`` is the version the step committed; without it the latest is used, which is
+    the step's own commit (or, when nothing changed, the version its partitions are at)
+    because each table has one writer pool.
+    """
+    table = warehouse.open(spec)
+    if version is not None:
+        table.delta.load_as_version(version)
+    preview = read_table(spark, table, filters).limit(PREVIEW_ROWS).toArrow()
+    return {
+        "dagster/row_count": dg.MetadataValue.int(rows),
+        "dagster/uri": dg.MetadataValue.path(table.uri),
+        "partitions_written": dg.MetadataValue.int(partitions),
+        "delta_version": dg.MetadataValue.int(table.delta.version()),
+        "preview": dg.MetadataValue.md(preview_markdown(preview)),
+    }

@@ -1,0 +1,223 @@
+"""``billing-assets sql`` and the README's analyst queries, run as written on a real warehouse.
+
+The queries are read from README.md itself (fenced blocks tagged ``query=<name>``), so the
+documentation cannot drift from what is tested: each one runs through the command line (Spark
+SQL) and as its polars snippet, both must agree, and both must give the hand-computed answer
+for the scenario of ``defs/test_gold.py``.
+"""
+
+import re
+import shlex
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+from deltalake import write_deltalake
+from polars.testing import assert_frame_equal
+
+from billing_assets.cli import main
+from billing_assets_tests.conftest import Pipeline, stop_process_group
+from billing_assets_tests.defs.test_gold import MARCH, OCTOBER, build_gold
+
+README = Path(__file__).parents[1] / "README.md"
+BLOCK = re.compile(r"^```(bash|python) query=([\w-]+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def readme_queries() -> dict[str, dict[str, str]]:
+    """Name -> {"bash": command, "python": snippet}, from the README's tagged blocks."""
+    queries: dict[str, dict[str, str]] = {}
+    for language, name, body in BLOCK.findall(README.read_text()):
+        queries.setdefault(name, {})[language] = body
+    return queries
+
+
+QUERIES = readme_queries()
+
+# Hand-computed from the readings of test_gold.land_readings. Regions: m1 and m4 London, m2
+# Wales, m3 Scotland. m1 switches from a variable to a fixed product on 28 March; m3 (only a
+# zero-length agreement) and m4 (none) count towards regions but no account or product.
+EXPECTED = {
+    "region-per-day": pl.DataFrame(
+        {
+            "day": [date(2026, 3, 27)] * 2 + [date(2026, 3, 28)] * 3 + [date(2026, 3, 29), date(2026, 10, 25)],
+            "region": ["London", "Wales", "London", "Scotland", "Wales", "Wales", "Wales"],
+            "meterpoints": [1, 1, 2, 1, 1, 1, 1],
+            # 28 March in London: m1 0.5 + 0.25 and m4 4.0. 29 March is the short day, 25
+            # October the long one (local days, not UTC days).
+            "consumption": [1.0, 2.0, 4.75, 3.0, 1.0, 3.0, 4.0],
+        }
+    ),
+    # A1 (m1) has no October readings; A2 (m2): March 2 + 1 + 3 x 1, October 4 x 1.
+    "usage-growth": pl.DataFrame(
+        {
+            "account_id": ["A2"],
+            "previous_month": ["2026-03"],
+            "billing_month": ["2026-10"],
+            "previous_consumption": [6.0],
+            "consumption": [4.0],
+            "growth": [-2.0],
+        }
+    ),
+    # Local half hours. 10:00 variable: 27 March 3.0 over 2 meterpoints and 28 March 1.0 over 1;
+    # 01:30 is both 01:30s of 25 October; 23:30 is 29 March (BST) and 25 October (GMT).
+    "variable-vs-fixed": pl.DataFrame(
+        {
+            "local_time": ["00:00", "00:30", "01:30", "02:00", "10:00", "10:30", "23:30"],
+            "variable": [1.0, 1.0, 1.0, 1.0, 4 / 3, None, 1.0],
+            "fixed": [None, None, None, None, 0.5, 0.25, None],
+        }
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def analyst_root(tmp_path_factory, spark) -> Path:
+    """A folder whose ``data/warehouse`` holds every table of the gold scenario, usage included."""
+    root = tmp_path_factory.mktemp("analyst")
+    (root / "data").mkdir()
+    pipeline = build_gold(Pipeline(root / "data", spark))
+    pipeline.materialize("hourly_usage", "2026-03-27-10+0000", "2026-03-29-23+0100")
+    pipeline.materialize("hourly_usage", "2026-10-25-00+0100", "2026-10-25-23+0000")
+    for month in ("2026-03", "2026-10"):
+        pipeline.materialize("cumulative_usage", month)
+    assert (MARCH, OCTOBER) == ("2026-03-30-00", "2026-10-26-00")  # the readings the expectations are for
+    return root
+
+
+@pytest.fixture
+def in_root(analyst_root: Path, monkeypatch) -> Path:
+    """Run from ``analyst_root`` with the default warehouse, as the README's commands assume."""
+    monkeypatch.chdir(analyst_root)
+    monkeypatch.delenv("BILLING_WAREHOUSE_URI", raising=False)
+    return analyst_root
+
+
+def test_the_readme_has_three_questions_each_in_sql_and_polars() -> None:
+    assert sorted(QUERIES) == sorted(EXPECTED)
+    assert all(sorted(q) == ["bash", "python"] for q in QUERIES.values())
+    assert README.read_text().index("## For analysts") < README.read_text().index("## Configuration")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_readme_query_gives_the_same_answer_in_spark_and_polars(name: str, in_root: Path, capsys) -> None:
+    command = shlex.split(QUERIES[name]["bash"])
+    assert command[:2] == [".venv/bin/billing-assets", "sql"]
+    out = in_root / f"{name}.parquet"
+    assert main([*command[1:], "--out", str(out)]) == 0
+    from_spark = pl.read_parquet(out)
+
+    namespace: dict = {}
+    exec(compile(QUERIES[name]["python"], f"README.md:{name}", "exec"), namespace)
+    from_polars = namespace["result"]
+
+    assert_frame_equal(from_spark, from_polars, check_dtypes=False)
+    assert_frame_equal(from_spark, EXPECTED[name], check_dtypes=False)
+    capsys.readouterr()
+
+
+def test_sql_prints_an_aligned_table_and_the_row_count(in_root: Path, spark, capsys) -> None:
+    query = "SELECT meterpoint_id, region FROM dim_meterpoint WHERE is_current ORDER BY meterpoint_id"
+    assert main(["sql", query]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "4 rows"
+    rows = [line.split()[1::2] for line in lines if re.match(r"│ m\d ", line)]
+    assert rows == [["m1", "London"], ["m2", "Wales"], ["m3", "Scotland"], ["m4", "London"]]
+    assert len({len(line) for line in lines[:-1]}) == 1  # aligned: every line of the table equally wide
+    # The shared session survives the command, and the command's views stayed in its own session.
+    assert spark.sql("SELECT 1 AS one").collect()[0].one == 1
+    assert not spark.catalog.tableExists("dim_meterpoint")
+
+
+def test_out_writes_csv_or_parquet_and_refuses_other_formats(in_root: Path, capsys) -> None:
+    query = "SELECT settlement_date, SUM(consumption) AS consumption FROM half_hourly_consumption GROUP BY 1 ORDER BY 1"
+    assert main(["sql", query, "--out", "out/daily.csv"]) == 0
+    assert main(["sql", query, "--out", "out/daily.parquet"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "wrote 4 rows to out/daily.csv",
+        "wrote 4 rows to out/daily.parquet",
+    ]
+    assert (in_root / "out/daily.csv").read_text().splitlines() == [
+        "settlement_date,consumption",
+        "2026-03-27,3.0",
+        "2026-03-28,8.75",
+        "2026-03-29,3.0",
+        "2026-10-25,4.0",
+    ]
+    assert pl.read_parquet(in_root / "out/daily.parquet").rows() == [
+        (date(2026, 3, 27), 3.0),
+        (date(2026, 3, 28), 8.75),
+        (date(2026, 3, 29), 3.0),
+        (date(2026, 10, 25), 4.0),
+    ]
+
+    assert main(["sql", query, "--out", "out/daily.xlsx"]) == 2
+    assert capsys.readouterr().err == "error: --out must end in .csv or .parquet, got 'out/daily.xlsx'\n"
+    assert not (in_root / "out/daily.xlsx").exists()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("SELEC 1", "error: [PARSE_SYNTAX_ERROR] Syntax error at or near 'SELEC'."),
+        ("SELECT * FROM no_such_table", "error: [TABLE_OR_VIEW_NOT_FOUND] The table or view `no_such_table`"),
+        ("SELECT CAST(region AS INT) FROM dim_meterpoint", "error: [CAST_INVALID_INPUT] The value '"),
+    ],
+)
+def test_a_failing_query_is_one_clear_line(query: str, message: str, in_root: Path, spark, capsys) -> None:
+    assert main(["sql", query]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith(message), line
+    assert spark.sql("SELECT 1 AS one").collect()[0].one == 1
+
+
+def test_a_warehouse_without_tables_is_named(tmp_path: Path, capsys) -> None:
+    assert main(["sql", "SELECT 1", "--warehouse", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: no Delta tables under '{tmp_path}' (set --warehouse or BILLING_WAREHOUSE_URI)\n"
+    )
+
+
+@pytest.fixture
+def notes_warehouse(tmp_path: Path) -> Path:
+    """A warehouse with one Delta table outside the pipeline's contract, and a folder that is no table."""
+    write_deltalake(str(tmp_path / "notes"), pl.DataFrame({"note": ["x", "y"], "day": ["d1", "d2"]}).to_arrow())
+    (tmp_path / "scratch").mkdir()
+    return tmp_path
+
+
+def test_any_delta_table_becomes_a_view_named_by_its_folder(notes_warehouse: Path, capsys) -> None:
+    assert main(["sql", "SELECT note FROM notes ORDER BY note", "--warehouse", str(notes_warehouse)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "2 rows"
+    assert main(["sql", "SELECT * FROM scratch", "--warehouse", str(notes_warehouse)]) == 1
+    assert "TABLE_OR_VIEW_NOT_FOUND" in capsys.readouterr().err
+
+
+def test_as_a_command_a_runtime_error_is_one_line_without_java_stack_traces(notes_warehouse: Path) -> None:
+    """A real process: Spark starts here (and is stopped), so its own logging is in play."""
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "billing-assets"),
+            "sql",
+            "SELECT CAST(note AS INT) FROM notes",
+            "--warehouse",
+            str(notes_warehouse),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        stop_process_group(proc)
+    assert proc.returncode == 1
+    assert out == ""
+    # The JVM itself announces the incubator module Spark enables; nothing else may appear.
+    lines = [line for line in err.splitlines() if not line.startswith("WARNING: Using incubator modules")]
+    assert len(lines) == 1 and lines[0].startswith("error: [CAST_INVALID_INPUT] The value 'x'"), err

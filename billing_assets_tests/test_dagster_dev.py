@@ -1,0 +1,150 @@
+"""The README's run command for real: dagster dev with its daemon, sensors and automation.
+
+Starts ``scripts/run`` on a free port with a small sample, checks the code location through
+GraphQL, lets the sensor and automation process everything, counts the runs, then launches a
+backfill the way the UI does and checks the tables did not change. Stops what it started.
+"""
+
+import json
+import time
+import urllib.request
+
+import dagster as dg
+from deltalake import DeltaTable
+
+from billing_assets.definitions import defs
+
+SAMPLE_HOURS = ("2026-03-28-00", "2026-03-28-05")
+
+
+def graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        payload = json.loads(response.read())
+    assert "errors" not in payload, payload
+    return payload["data"]
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 2.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def backfill_statuses(port: int) -> dict[str, str]:
+    """Backfill id -> status, as the UI sees them."""
+    data = graphql(port, "{ partitionBackfillsOrError { ... on PartitionBackfills { results { id status } } } }")
+    return {b["id"]: b["status"] for b in data["partitionBackfillsOrError"]["results"]}
+
+
+def settled(port: int, instance: dg.DagsterInstance, quiet_for: float = 40.0) -> bool:
+    """No run or backfill in progress, and no run started or finished in the last ``quiet_for`` seconds."""
+    runs = instance.get_runs()
+    if not runs or any(not run.is_finished for run in runs):
+        return False
+    if any(status == "REQUESTED" for status in backfill_statuses(port).values()):
+        return False
+    latest = max(instance.get_run_record_by_id(run.run_id).update_timestamp.timestamp() for run in runs)
+    return time.time() - latest > quiet_for
+
+
+def runs_by_asset(instance: dg.DagsterInstance) -> dict[str, int]:
+    """How many runs materialised each asset."""
+    counts: dict[str, int] = {}
+    for run in instance.get_runs():
+        records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+        for key in {r.event_log_entry.dagster_event.asset_key.to_user_string() for r in records}:
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def test_dagster_dev_runs_the_whole_pipeline_by_itself(dagster_dev) -> None:
+    port, instance, root = dagster_dev
+    location = wait_until(
+        lambda: next(
+            (
+                e
+                for e in graphql(
+                    port,
+                    "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+                    "locationOrLoadError { __typename } } } } }",
+                )["workspaceOrError"]["locationEntries"]
+                if e["loadStatus"] == "LOADED"
+            ),
+            None,
+        ),
+        120,
+        "the code location to load",
+    )
+    assert (
+        location["name"] == "billing_assets" and location["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+    )
+
+    assets = graphql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]
+    expected = {key.to_user_string() for key in defs().resolve_asset_graph().get_all_asset_keys()}
+    assert {"/".join(a["assetKey"]["path"]) for a in assets} == expected
+    sensors = graphql(
+        port,
+        '{ repositoryOrError(repositorySelector: {repositoryName: "__repository__", '
+        'repositoryLocationName: "billing_assets"}) '
+        "{ ... on Repository { sensors { name sensorState { status } } } } }",
+    )["repositoryOrError"]["sensors"]
+    assert {s["name"]: s["sensorState"]["status"] for s in sensors} == {
+        "landing_sensor": "RUNNING",
+        "usage_automation": "RUNNING",
+    }
+
+    # Nobody clicks: the sensor ingests the sample, automation does the rest.
+    wait_until(
+        lambda: instance.get_latest_materialization_event(dg.AssetKey("cumulative_usage")) and settled(port, instance),
+        600,
+        "the pipeline to settle",
+        interval=5,
+    )
+    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in instance.get_runs())
+    assert all(status == "COMPLETED_SUCCESS" for status in backfill_statuses(port).values())
+    counts = runs_by_asset(instance)
+    materialized = instance.get_materialized_partitions(dg.AssetKey("hourly_usage"))
+    # Ranges, not one run (and one JVM) per partition.
+    assert counts["raw_readings"] == 1 and counts["hourly_usage"] == 1 and counts["cumulative_usage"] == 1, counts
+    assert len(materialized) > 6
+    print(f"runs by asset: {counts}; hourly_usage partitions: {len(materialized)}")
+
+    def tables() -> dict:
+        out = {}
+        for folder in sorted((root / "warehouse").iterdir()):
+            data = DeltaTable(str(folder)).to_pyarrow_table()
+            out[folder.name] = sorted(map(repr, data.to_pylist()))
+        return out
+
+    before = tables()
+    launched = graphql(
+        port,
+        "mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) { __typename "
+        "... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }",
+        {
+            "p": {
+                "partitionsByAssets": [
+                    {
+                        "assetKey": {"path": ["raw_readings"]},
+                        "partitions": {"range": {"start": SAMPLE_HOURS[0], "end": SAMPLE_HOURS[1]}},
+                    }
+                ]
+            }
+        },
+    )["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    wait_until(
+        lambda: backfill_statuses(port).get(launched["backfillId"]) == "COMPLETED_SUCCESS" and settled(port, instance),
+        600,
+        "the backfill to finish",
+        interval=5,
+    )
+    assert tables() == before

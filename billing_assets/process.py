@@ -112,9 +112,12 @@ def process(
 
     began = time.monotonic()
     report.recording_hours = sorted(touched, key=lambda k: recording_hours.time_window_for_partition_key(k).start)
-    for key_range in _ranges(recording_hours, report.recording_hours):
-        echo(f"[hourly_usage] recording hours {key_range.start} .. {key_range.end}")
-        run(hourly_usage, tags={RANGE_START: key_range.start, RANGE_END: key_range.end})
+    if report.recording_hours:
+        # Late readings scatter over up to 8 days of hours; recomputing the untouched hours in
+        # between is an idempotent replace and far cheaper than one run per scattered range.
+        first, last = report.recording_hours[0], report.recording_hours[-1]
+        echo(f"[hourly_usage] recording hours {first} .. {last}")
+        run(hourly_usage, tags={RANGE_START: first, RANGE_END: last})
     report.seconds["hourly_usage"] = time.monotonic() - began
 
     began = time.monotonic()

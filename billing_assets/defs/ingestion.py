@@ -71,6 +71,9 @@ def raw_readings(
                 [(RAW_READINGS.partition_by, "in", list(hour_keys))],
                 report.versions[RAW_READINGS.name],
             ),
+            # A range run reports the figures of the whole run on every hour it covers;
+            # per_ingestion_hour splits them by hour.
+            "ingestion_hours_in_run": f"{hour_keys[0]} .. {hour_keys[-1]} ({len(hour_keys)})",
             **{f"records_{name}": dg.MetadataValue.int(value) for name, value in totals.items()},
             "files": report.files,
             "recording_hours_touched": dg.MetadataValue.json(report.touched_hours),

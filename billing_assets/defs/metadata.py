@@ -67,9 +67,7 @@ def written_metadata(
     the step's own commit (or, when nothing changed, the version its partitions are at)
     because each table has one writer pool.
     """
-    table = warehouse.open(spec)
-    if version is not None:
-        table.delta.load_as_version(version)
+    table = warehouse.open(spec, version)
     preview = read_table(spark, table, filters).limit(PREVIEW_ROWS).toArrow()
     return {
         "dagster/row_count": dg.MetadataValue.int(rows),

@@ -23,6 +23,6 @@ class Warehouse(dg.ConfigurableResource):
         """delta-rs storage options (none for a local warehouse)."""
         return None
 
-    def open(self, spec: TableSpec) -> PinnedTable:
-        """The table at its latest version (created empty on first use)."""
-        return open_table(self.table_uri(spec), spec, self.storage_options())
+    def open(self, spec: TableSpec, version: int | None = None) -> PinnedTable:
+        """The table at ``version``, by default its latest (created empty on first use)."""
+        return open_table(self.table_uri(spec), spec, self.storage_options(), version)

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from deltalake import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -23,7 +22,7 @@ from billing_assets.resources.warehouse import Warehouse
 from billing_assets.settings import CLOCK_DRIFT
 from billing_assets.steps.ingest import OUTCOMES, HourCounts
 from billing_assets.steps.recompute import between
-from billing_assets.tables.delta_io import PinnedTable, read_table
+from billing_assets.tables.delta_io import read_table
 from billing_assets.tables.schemas import (
     AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT,
     CUMULATIVE_USAGE,
@@ -61,11 +60,7 @@ def _read(
     filters: list[tuple[str, str, object]],
     version: int | None = None,
 ) -> DataFrame:
-    if version is None:
-        return read_table(spark, warehouse.open(spec), filters)
-    uri = warehouse.table_uri(spec)
-    delta = DeltaTable(uri, version=version, storage_options=warehouse.storage_options())
-    return read_table(spark, PinnedTable(uri, spec, delta), filters)
+    return read_table(spark, warehouse.open(spec, version), filters)
 
 
 def _exact_sum(column: str, alias: str) -> Column:

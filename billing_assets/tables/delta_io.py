@@ -55,8 +55,12 @@ class PinnedTable:
     delta: DeltaTable
 
 
-def open_table(uri: str, spec: TableSpec, storage_options: dict[str, str] | None = None) -> PinnedTable:
-    """Open the table at its latest version, creating it empty with its schema on first use."""
+def open_table(
+    uri: str, spec: TableSpec, storage_options: dict[str, str] | None = None, version: int | None = None
+) -> PinnedTable:
+    """Open the table at ``version`` (default: its latest, creating it empty with its schema on first use)."""
+    if version is not None:
+        return PinnedTable(uri, spec, DeltaTable(uri, version=version, storage_options=storage_options))
     try:
         delta = DeltaTable(uri, storage_options=storage_options)
     except TableNotFoundError:

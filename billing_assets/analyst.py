@@ -4,8 +4,13 @@ Spark has no Delta connector here, so each table is read the way the pipeline re
 delta-rs lists the live files of the latest version and Spark's Parquet reader scans them
 (``tables/delta_io.read_table``). The result comes back as Arrow and is printed through
 polars' table formatter or written as CSV / Parquet.
+
+The command is read-only: Spark's parser judges each statement (``refusal``), and only
+queries and statements that show metadata or a plan run. Spark SQL can otherwise write
+anywhere the process can (``INSERT OVERWRITE DIRECTORY`` over a table's folder deletes it).
 """
 
+import json
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +22,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
+from pyspark.errors.exceptions.captured import convert_exception
 from pyspark.logger import PySparkLogger
 from pyspark.sql import SparkSession
 
@@ -45,8 +51,78 @@ appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n
 """
 
 
+#: Statements Spark treats as commands that only show metadata or a plan. EXPLAIN and
+#: DESCRIBE QUERY never run the statement they describe, but it is judged all the same.
+READ_ONLY_COMMANDS = frozenset(
+    {
+        "DescribeColumn",
+        "DescribeFunction",
+        "DescribeNamespace",
+        "DescribeQueryCommand",
+        "DescribeRelation",
+        "ExplainCommand",
+        "ShowColumns",
+        "ShowCreateTable",
+        "ShowFunctions",
+        "ShowNamespaces",
+        "ShowPartitions",
+        "ShowTableProperties",
+        "ShowTables",
+        "ShowViews",
+    }
+)
+#: Expressions that call arbitrary Java methods (``reflect``, ``java_method``, ``try_reflect``),
+#: which can create files or stop the JVM from inside a SELECT.
+_CALLS_JAVA = frozenset({"CallMethodViaReflection", "TryReflect"})
+_COMMAND = "org.apache.spark.sql.catalyst.plans.logical.Command"
+
+
 class QueryError(Exception):
     """The query failed; the message is one line an analyst can act on."""
+
+
+class RefusedStatement(QueryError):
+    """The statement is not a query; this command never writes."""
+
+
+def _classes(tree: object) -> list[str]:
+    """Every class name in a plan's JSON form, the root first; nested plans and expressions included."""
+    found: list[str] = []
+    if isinstance(tree, dict):
+        if isinstance(tree.get("class"), str):
+            found.append(tree["class"])
+        for value in tree.values():
+            found.extend(_classes(value))
+    elif isinstance(tree, list):
+        for value in tree:
+            found.extend(_classes(value))
+    return found
+
+
+def refusal(spark: SparkSession, sql: str) -> str | None:
+    """Why ``sql`` may not run here (it is not a read-only statement), or None if it may.
+
+    Judged on Spark's parsed plan: the root must be a query or a read-only command, and no
+    node below it may be a command or an insert (a multi-insert is a Union of inserts).
+    """
+    parsed = spark._jsparkSession.sessionState().sqlParser().parsePlan(sql)
+    root, *below = _classes(json.loads(parsed.toJSON()))
+    command = spark._jvm.java.lang.Class.forName(_COMMAND)
+
+    def writes(name: str) -> bool:
+        short = name.rsplit(".", 1)[-1]
+        return short.startswith("Insert") or bool(command.isAssignableFrom(spark._jvm.java.lang.Class.forName(name)))
+
+    short_root = root.rsplit(".", 1)[-1]
+    if short_root not in READ_ONLY_COMMANDS and writes(root):
+        return short_root
+    return next((name.rsplit(".", 1)[-1] for name in below if writes(name)), None)
+
+
+def _refused(kind: str) -> RefusedStatement:
+    return RefusedStatement(
+        f"billing-assets sql runs queries only (SELECT, WITH, VALUES, TABLE, SHOW, DESCRIBE, EXPLAIN), not {kind}"
+    )
 
 
 def discover_tables(warehouse: str) -> list[str]:
@@ -82,27 +158,29 @@ def analyst_session(master: str) -> Iterator[SparkSession]:
     config = spark_config(master)
     base = SparkSession.getActiveSession()
     started = base is None
-    if started:
-        prepare_spark_environment()
-        with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(prefix="billing-assets-sql-") as folder:
+        if started:
+            prepare_spark_environment()
             # The driver JVM reads its logging configuration once, at start.
             log4j = Path(folder, "log4j2.properties")
             log4j.write_text(_QUIET_LOG4J)
             builder = SparkSession.builder.config(
                 "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log4j}"
             )
+            # Spark's catalog would otherwise make ./spark-warehouse in the analyst's folder.
+            builder = builder.config("spark.sql.warehouse.dir", str(Path(folder, "spark-warehouse")))
             for key, value in config.items():
                 builder = builder.config(key, value)
             base = builder.getOrCreate()
-    session = base.newSession()
-    for key, value in config.items():
-        if key.startswith("spark.sql."):
-            session.conf.set(key, value)
-    try:
-        yield session
-    finally:
-        if started:
-            base.stop()
+        session = base.newSession()
+        for key, value in config.items():
+            if key.startswith("spark.sql."):
+                session.conf.set(key, value)
+        try:
+            yield session
+        finally:
+            if started:
+                base.stop()
 
 
 @contextmanager
@@ -120,14 +198,26 @@ def _without_query_context_logs() -> Iterator[None]:
 
 
 def run_query(spark: SparkSession, sql: str) -> pa.Table:
-    """The result of ``sql`` as Arrow, or a ``QueryError`` carrying Spark's one-line reason."""
+    """The result of read-only ``sql`` as Arrow, or a ``QueryError`` carrying a one-line reason."""
     try:
         with _without_query_context_logs():
-            return spark.sql(sql).toArrow()
+            kind = refusal(spark, sql)
+            if kind is not None:
+                raise _refused(kind)
+            # Spark runs a command as soon as it is planned but only analyses a query, so
+            # what the query would call is checked before anything runs.
+            frame = spark.sql(sql)
+            analyzed = _classes(json.loads(frame._jdf.queryExecution().analyzed().toJSON()))
+            calls = {name.rsplit(".", 1)[-1] for name in analyzed} & _CALLS_JAVA
+            if calls:
+                raise _refused(f"a call of Java methods ({min(calls)})")
+            return frame.toArrow()
     except PySparkException as exc:
         raise QueryError(str(exc).strip().splitlines()[0]) from None
     except Py4JJavaError as exc:
-        raise QueryError(str(exc.java_exception.toString()).splitlines()[0]) from None
+        # Spark's parser, called directly, fails with a Java exception; name it as spark.sql would.
+        reason = convert_exception(exc.java_exception)
+        raise QueryError(str(reason).strip().splitlines()[0]) from None
 
 
 def format_result(result: pa.Table) -> str:
@@ -166,6 +256,9 @@ def sql_command(sql: str, warehouse: str, out: str | None, master: str) -> int:
         with analyst_session(master) as spark:
             register_tables(spark, warehouse)
             result = run_query(spark, sql)
+    except RefusedStatement as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (JavaMissingError, QueryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

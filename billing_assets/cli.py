@@ -37,10 +37,13 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
+    from billing_assets.process import ProcessError, check_request
     from billing_assets.resources.spark import JavaMissingError, require_java
 
-    if args.end <= args.start:
-        print("error: --end must be after --start (end is exclusive)", file=sys.stderr)
+    try:
+        check_request(args.start, args.end, args.batch_hours)
+    except ProcessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         require_java()
@@ -51,11 +54,22 @@ def _process(args: argparse.Namespace) -> int:
     from billing_assets.instance import get_instance
     from billing_assets.process import process
     from billing_assets.resources import build_resources
+    from billing_assets.tables.log_check import DamagedTableLog
 
     instance = get_instance()
-    report = process(
-        args.start, args.end, build_resources(), instance, batch_hours=args.batch_hours, load_source=not args.no_source
-    )
+    try:
+        report = process(
+            args.start,
+            args.end,
+            build_resources(),
+            instance,
+            batch_hours=args.batch_hours,
+            load_source=not args.no_source,
+        )
+    except DamagedTableLog as exc:
+        # A damaged table needs a person (restore or rebuild), not a traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     for step, seconds in report.seconds.items():
         print(f"{step}: {seconds:.1f}s")
     return 0
@@ -136,8 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``billing-assets`` command."""
     args = build_parser().parse_args(argv)
-    # Dagster flags the backfill-policy parameter as beta on every import; users can't act on it.
-    warnings.filterwarnings("ignore", message=".*backfill_policy.*")
+    # Dagster flags these parameters as beta on every import; users can't act on it.
+    for parameter in ("backfill_policy", "allow_nonexistent_upstream_partitions"):
+        warnings.filterwarnings("ignore", message=f".*{parameter}.*")
     return args.func(args)
 
 

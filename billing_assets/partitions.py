@@ -9,6 +9,7 @@
   the UTC key (``recording_hour`` column); ``table_hour_key`` converts.
 """
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -59,15 +60,31 @@ def recording_partition_key(table_key: str) -> str:
     return parse_hour_key(table_key).astimezone(ZoneInfo(BILLING_TZ)).strftime(RECORDING_HOUR_FORMAT)
 
 
+def _last_hour(window: dg.TimeWindow) -> datetime:
+    # In UTC: arithmetic on an aware datetime of a zone is wall-clock arithmetic, so an hour
+    # before 01:00 GMT (the second 01:00 of the autumn change) would be 00:00, two hours back.
+    return window.end.astimezone(UTC) - timedelta(hours=1)
+
+
+def in_time_order(keys: Iterable[str]) -> list[str]:
+    """Recording-hour keys sorted by the instant they start.
+
+    Not by text (``01+0000`` sorts before ``01+0100``) nor by local datetime: Python compares
+    two aware datetimes of one zone by wall-clock time, ignoring ``fold``, so the two hours of
+    the autumn change compare equal.
+    """
+    return sorted(keys, key=lambda key: recording_hours.time_window_for_partition_key(key).start.timestamp())
+
+
 def hour_range(window: dg.TimeWindow) -> tuple[str, str]:
     """First and last UTC hour keys inside a partition time window."""
-    return table_hour_key(window.start), table_hour_key(window.end - timedelta(hours=1))
+    return table_hour_key(window.start), table_hour_key(_last_hour(window))
 
 
 def month_range(window: dg.TimeWindow) -> tuple[str, str]:
     """First and last billing-month keys inside a monthly time window."""
     zone = ZoneInfo(BILLING_TZ)
-    last = (window.end - timedelta(hours=1)).astimezone(zone)
+    last = _last_hour(window).astimezone(zone)
     return window.start.astimezone(zone).strftime(MONTH_FORMAT), last.strftime(MONTH_FORMAT)
 
 
@@ -81,7 +98,7 @@ local_days = dg.DailyPartitionsDefinition(
 def day_range(window: dg.TimeWindow) -> tuple[date, date]:
     """First and last local dates inside a daily time window."""
     zone = ZoneInfo(BILLING_TZ)
-    return window.start.astimezone(zone).date(), (window.end - timedelta(hours=1)).astimezone(zone).date()
+    return window.start.astimezone(zone).date(), _last_hour(window).astimezone(zone).date()
 
 
 def all_days() -> tuple[date, date]:

@@ -20,7 +20,7 @@ from billing_assets.defs.ingestion import deduplicated_raw, raw_readings
 from billing_assets.defs.usage import cumulative_usage, hourly_usage
 from billing_assets.domain.timestamps import hour_key, hour_keys_between
 from billing_assets.instance import fail_abandoned_runs, process_run_tags
-from billing_assets.partitions import billing_months, local_days, recording_hours
+from billing_assets.partitions import billing_months, in_time_order, ingestion_hours, local_days, recording_hours
 
 #: Ingestion hours per raw_readings run of ``process`` (the landing sensor's ranges are up to 48).
 DEFAULT_BATCH_HOURS = 24
@@ -37,6 +37,57 @@ class ProcessReport:
     billing_months: list[str] = field(default_factory=list)
     days: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+class ProcessError(ValueError):
+    """``process`` cannot do what was asked; the message is one line for the user."""
+
+
+def check_request(start: datetime, end: datetime, batch_hours: int) -> list[str]:
+    """The ingestion hour keys of ``[start, end)``, or a ``ProcessError`` saying why they cannot be processed."""
+    if batch_hours < 1:
+        raise ProcessError(f"--batch-hours must be at least 1, got {batch_hours}")
+    hours = hour_keys_between(start, end)
+    if not hours:
+        raise ProcessError("--end must be after --start (end is exclusive)")
+    first, last = ingestion_hours.get_first_partition_key(), ingestion_hours.get_last_partition_key()
+    if hours[0] < first:
+        raise ProcessError(f"--start {hours[0]} is before the first ingestion hour {first} (BILLING_START_DATE)")
+    if last is None or hours[-1] > last:
+        raise ProcessError(
+            f"ingestion hour {hours[-1]} is in the future or not over yet; the latest hour to process is {last}"
+        )
+    return hours
+
+
+def plan_batches(hours: Sequence[str], with_files: set[str], batch_hours: int) -> list[list[str]]:
+    """Consecutive hours in runs: at most ``batch_hours`` hours with files per run, each stretch of empty hours one run.
+
+    An empty hour costs no Spark work (``raw_readings`` records it from the Delta log), so a
+    year of quiet hours is a handful of runs, not one per ``batch_hours``.
+    """
+    batches: list[list[str]] = []
+    for key in hours:
+        empty = key not in with_files
+        current = batches[-1] if batches else None
+        if current is None or empty != (current[0] not in with_files) or (not empty and len(current) >= batch_hours):
+            batches.append([key])
+        else:
+            current.append(key)
+    return batches
+
+
+def _report_skipped(landing, hours: Sequence[str], echo: Callable[[str], None]) -> set[str]:
+    """List the zone once: say which folders and files will not be read, return the hours holding files."""
+    by_hour, rejected_folders = landing.list_all()
+    for folder in rejected_folders:
+        echo(f"[landing] skipped folder {folder!r} (not ingestion_hour=YYYY-MM-DD-HH)")
+    wanted = set(hours)
+    for key in sorted(wanted.intersection(by_hour)):
+        for file in by_hour[key]:
+            if file.rejected_reason:
+                echo(f"[landing] quarantined unread: {file.name} ({file.rejected_reason})")
+    return wanted.intersection(by_hour)
 
 
 def _ranges(partitions_def: dg.PartitionsDefinition, keys: Sequence[str]) -> list[dg.PartitionKeyRange]:
@@ -67,8 +118,7 @@ def process(
     not depend on the order or grouping of hours, and one Spark pass over many files costs far
     less than one run per hour.
     """
-    if batch_hours < 1:
-        raise ValueError(f"batch_hours must be at least 1, got {batch_hours}")
+    hours = check_request(start, end, batch_hours)
     report = ProcessReport()
     touched: set[str] = set()
 
@@ -94,11 +144,13 @@ def process(
         run(source_dimensions, partition_key=today)
         report.seconds["source_dimensions"] = time.monotonic() - began
 
-    hours = hour_keys_between(start, end)
+    with_files = _report_skipped(resources["landing"], hours, echo)
     began = time.monotonic()
-    for done in range(0, len(hours), batch_hours):
-        batch = hours[done : done + batch_hours]
-        echo(f"{_progress('ingest', done, len(hours), began)}; now ingestion hours {batch[0]} .. {batch[-1]}")
+    done = 0
+    for batch in plan_batches(hours, with_files, batch_hours):
+        quiet = "" if batch[0] in with_files else " (no files)"
+        echo(f"{_progress('ingest', done, len(hours), began)}; now ingestion hours {batch[0]} .. {batch[-1]}{quiet}")
+        done += len(batch)
         if len(batch) == 1:
             result = run(raw_readings, partition_key=batch[0])
         else:
@@ -111,7 +163,7 @@ def process(
     report.seconds["raw_readings"] = time.monotonic() - began
 
     began = time.monotonic()
-    report.recording_hours = sorted(touched, key=lambda k: recording_hours.time_window_for_partition_key(k).start)
+    report.recording_hours = in_time_order(touched)
     if report.recording_hours:
         # Late readings scatter over up to 8 days of hours; recomputing the untouched hours in
         # between is an idempotent replace and far cheaper than one run per scattered range.

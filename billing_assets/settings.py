@@ -49,3 +49,18 @@ def sensors_start_running() -> bool:
     if raw not in {"running", "stopped"}:
         raise ValueError(f"BILLING_SENSORS must be running or stopped, got {raw!r}")
     return raw == "running"
+
+
+def max_reading_kwh() -> float:
+    """The largest consumption one reading may report (``BILLING_MAX_READING_KWH``, kWh)."""
+    from billing_assets.landing.parse import DEFAULT_MAX_READING_KWH
+
+    raw = env("BILLING_MAX_READING_KWH", str(DEFAULT_MAX_READING_KWH))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    # Above 1e15 a sum of a few thousand readings would leave decimal(38, 9)'s exact range.
+    if not 0 < value <= 1e15:
+        raise ValueError(f"BILLING_MAX_READING_KWH must be a positive number of kWh up to 1e15, got {raw!r}")
+    return value

@@ -122,9 +122,9 @@ def test_sql_prints_an_aligned_table_and_the_row_count(in_root: Path, spark, cap
     query = "SELECT meterpoint_id, region FROM dim_meterpoint WHERE is_current ORDER BY meterpoint_id"
     assert main(["sql", query]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "4 rows"
+    assert lines[-1] == "5 rows"
     rows = [line.split()[1::2] for line in lines if re.match(r"│ m\d ", line)]
-    assert rows == [["m1", "London"], ["m2", "Wales"], ["m3", "Scotland"], ["m4", "London"]]
+    assert rows == [["m1", "London"], ["m2", "Wales"], ["m3", "Scotland"], ["m4", "London"], ["m5", "Wales"]]
     assert len({len(line) for line in lines[:-1]}) == 1  # aligned: every line of the table equally wide
     # The shared session survives the command, and the command's views stayed in its own session.
     assert spark.sql("SELECT 1 AS one").collect()[0].one == 1
@@ -197,16 +197,11 @@ def test_any_delta_table_becomes_a_view_named_by_its_folder(notes_warehouse: Pat
     assert "TABLE_OR_VIEW_NOT_FOUND" in capsys.readouterr().err
 
 
-def test_as_a_command_a_runtime_error_is_one_line_without_java_stack_traces(notes_warehouse: Path) -> None:
-    """A real process: Spark starts here (and is stopped), so its own logging is in play."""
+def _command(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    """Run ``billing-assets`` as a real process: exit code, stdout, stderr."""
     proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "billing-assets"),
-            "sql",
-            "SELECT CAST(note AS INT) FROM notes",
-            "--warehouse",
-            str(notes_warehouse),
-        ],
+        [str(Path(sys.executable).parent / "billing-assets"), *args],
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -216,8 +211,87 @@ def test_as_a_command_a_runtime_error_is_one_line_without_java_stack_traces(note
         out, err = proc.communicate(timeout=300)
     finally:
         stop_process_group(proc)
-    assert proc.returncode == 1
+    return proc.returncode, out, err
+
+
+def test_as_a_command_a_runtime_error_is_one_line_without_java_stack_traces(notes_warehouse: Path) -> None:
+    """A real process: Spark starts here (and is stopped), so its own logging is in play."""
+    code, out, err = _command("sql", "SELECT CAST(note AS INT) FROM notes", "--warehouse", str(notes_warehouse))
+    assert code == 1
     assert out == ""
     # The JVM itself announces the incubator module Spark enables; nothing else may appear.
     lines = [line for line in err.splitlines() if not line.startswith("WARNING: Using incubator modules")]
     assert len(lines) == 1 and lines[0].startswith("error: [CAST_INVALID_INPUT] The value 'x'"), err
+
+
+def _files_under(folder: Path) -> dict[str, int]:
+    """Every file under ``folder`` with its size: a table that was rewritten or deleted shows."""
+    return {str(path.relative_to(folder)): path.stat().st_size for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("query", "kind"),
+    [
+        ("CREATE TABLE x AS SELECT 1", "CreateTableAsSelect"),
+        ("INSERT OVERWRITE DIRECTORY '{warehouse}/notes' USING parquet SELECT 1 AS note", "InsertIntoDir"),
+        ("FROM notes INSERT OVERWRITE DIRECTORY '{warehouse}/notes' USING parquet SELECT *", "InsertIntoDir"),
+        # A multi-insert is a Union of inserts: the root alone would pass.
+        (
+            "FROM notes INSERT OVERWRITE DIRECTORY '{warehouse}/a' USING parquet SELECT * "
+            "INSERT OVERWRITE DIRECTORY '{warehouse}/b' USING parquet SELECT *",
+            "InsertIntoDir",
+        ),
+        ("INSERT INTO notes SELECT 'z', 'd3'", "InsertIntoStatement"),
+        ("DROP VIEW notes", "DropView"),
+        ("CACHE TABLE notes", "CacheTable"),
+        ("SET spark.sql.ansi.enabled=false", "SetCommand"),
+        ("ADD JAR /nonexistent.jar", "AddJarsCommand"),
+        ("EXPLAIN CREATE TABLE y AS SELECT 1", "CreateTableAsSelect"),  # judged though never run
+        ("SELECT java_method('java.lang.System', 'exit', 3)", "a call of Java methods"),
+        ("SELECT * FROM notes WHERE note IN (SELECT try_reflect('java.lang.System', 'exit', 3))", "a call of"),
+    ],
+)
+def test_a_statement_that_is_not_a_query_is_refused_in_one_line_and_nothing_changes(
+    query: str, kind: str, notes_warehouse: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(notes_warehouse)
+    before = _files_under(notes_warehouse)
+    assert main(["sql", query.format(warehouse=notes_warehouse), "--warehouse", str(notes_warehouse)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith(
+        "error: billing-assets sql runs queries only (SELECT, WITH, VALUES, TABLE, SHOW, DESCRIBE, EXPLAIN), not "
+    ), line
+    assert kind in line, line
+    assert _files_under(notes_warehouse) == before
+    assert main(["sql", "SELECT note FROM notes ORDER BY note", "--warehouse", str(notes_warehouse)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "2 rows"
+
+
+@pytest.mark.parametrize(
+    ("query", "last_line"),
+    [
+        ("WITH n AS (SELECT note FROM notes) SELECT * FROM n", "2 rows"),
+        ("VALUES (1), (2), (3)", "3 rows"),
+        ("TABLE notes", "2 rows"),
+        ("SHOW TABLES", "1 row"),
+        ("DESCRIBE notes", "2 rows"),
+        ("EXPLAIN SELECT * FROM notes", "1 row"),
+    ],
+)
+def test_queries_and_statements_that_only_show_run(query: str, last_line: str, notes_warehouse: Path, capsys) -> None:
+    assert main(["sql", query, "--warehouse", str(notes_warehouse)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == last_line
+
+
+def test_as_a_command_it_creates_no_file_but_out(notes_warehouse: Path, tmp_path_factory) -> None:
+    """A real process in an empty folder: Spark starts here, with its catalog and its logs."""
+    folder = tmp_path_factory.mktemp("analyst_cwd")
+    for query, extra, expected in [
+        ("CREATE TABLE x AS SELECT 1", [], 2),
+        ("SELECT note FROM notes", ["--out", "notes.csv"], 0),
+    ]:
+        code, _, err = _command("sql", "--warehouse", str(notes_warehouse), query, *extra, cwd=folder)
+        assert code == expected, err
+    assert sorted(path.name for path in folder.iterdir()) == ["notes.csv"]

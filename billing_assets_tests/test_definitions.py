@@ -83,6 +83,7 @@ EXPECTED_CHECKS = {
     "avg_consumption_per_half_hour_by_product:sums_to_product_daily": True,
     "dim_agreement:overlapping_agreements": False,
     "dim_agreement:unknown_product": False,
+    "dim_agreement:product_without_name": False,
     "dim_agreement:unknown_meterpoint": False,
     "dim_agreement:zero_length_agreements": False,
 }

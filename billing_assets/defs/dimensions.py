@@ -16,6 +16,7 @@ AGREEMENT_DAYS_KEY = dg.AssetKey(AGREEMENT_DAYS.name)
 SOURCE_CHECKS = {
     "overlapping_agreements": "Two agreements of one meterpoint overlap in time (the later-starting one is used).",
     "unknown_product": "Agreements whose product_id is not in the product table (their readings stay unmatched).",
+    "product_without_name": "Agreements whose product has no display_name (their readings stay unmatched).",
     "unknown_meterpoint": "Agreements whose meterpoint_id is not in the meterpoint table.",
     "zero_length_agreements": "Agreements whose valid_to is not after valid_from (they cover nothing).",
 }

@@ -37,7 +37,8 @@ _READINGS_GOLD = {
         [READINGS, AGREEMENT_DAYS.name],
     ),
     UNMATCHED_READINGS: (
-        "One row per reading no agreement covers on its local day (reason no_agreement or unknown_product).",
+        "One row per reading no agreement covers on its local day "
+        "(reason no_agreement, unknown_product or product_without_name).",
         [READINGS, AGREEMENT_DAYS.name],
     ),
 }

@@ -8,6 +8,7 @@ from billing_assets.defs.checks import (
     DEDUPLICATED,
     INGESTION,
     blocking_specs,
+    check_results,
     deduplicated_check_results,
     ingestion_check_results,
 )
@@ -16,7 +17,8 @@ from billing_assets.partitions import BILLING_TZ, hour_range, ingestion_hours, r
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
-from billing_assets.steps.ingest import ingest, rebuild_deduplicated
+from billing_assets.steps.checks import CheckOutcome
+from billing_assets.steps.ingest import OUTCOMES, IngestReport, ingest, quiet_hours_report, rebuild_deduplicated
 from billing_assets.steps.recompute import between
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, RAW_READINGS
 
@@ -41,8 +43,11 @@ def raw_readings(
 ) -> dg.MaterializeResult:
     """Parse, validate, watermark and deduplicate the landing files of the run's ingestion hours."""
     hour_keys = context.partition_keys
-    files = [f for key in hour_keys for f in landing.list_files(key)]
+    files = landing.files_of(hour_keys)
     context.log.info(f"{len(files)} landing files in {len(hour_keys)} ingestion hour(s)")
+    report = quiet_hours_report(warehouse, hour_keys, files)
+    if report is not None:
+        return _quiet_result(context, report)
     report = ingest(spark.spark_session, warehouse, hour_keys, files, BILLING_TZ, landing.storage_options())
 
     # Only after the Delta commit: downstream automation trusts these events.
@@ -79,10 +84,38 @@ def raw_readings(
             "recording_hours_touched": dg.MetadataValue.json(report.touched_hours),
             "recording_hours_rewritten": len(report.changed_hours),
             "quarantine_reasons": dg.MetadataValue.json(report.quarantine_reasons),
-            "per_ingestion_hour": dg.MetadataValue.json({k: asdict(c) for k, c in report.counts.items()}),
+            "per_ingestion_hour": dg.MetadataValue.json(_per_hour(report)),
             "delta_versions": dg.MetadataValue.json(report.versions),
         },
         check_results=ingestion_check_results(context, spark.spark_session, warehouse, report),
+    )
+
+
+def _per_hour(report: IngestReport) -> dict[str, dict]:
+    """Figures per ingestion hour that had records; a long range of quiet hours would swamp the UI."""
+    return {key: asdict(c) for key, c in report.counts.items() if c.read}
+
+
+def _quiet_result(context: dg.AssetExecutionContext, report: IngestReport) -> dg.MaterializeResult:
+    """The result of a run over hours without files: recorded, checked from the Delta log, no Spark."""
+    hour_keys = list(report.counts)
+    outcome = {"records_read": 0, "ingestion_hours_without_files": len(hour_keys)}
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(0),
+            "partitions_written": dg.MetadataValue.int(len(hour_keys)),
+            "ingestion_hours_in_run": f"{hour_keys[0]} .. {hour_keys[-1]} ({len(hour_keys)})",
+            **{f"records_{name}": dg.MetadataValue.int(0) for name in ("read", *OUTCOMES)},
+            "files": 0,
+            "recording_hours_touched": dg.MetadataValue.json([]),
+            "recording_hours_rewritten": 0,
+            "per_ingestion_hour": dg.MetadataValue.json({}),
+        },
+        check_results=check_results(
+            context,
+            RAW_READINGS.name,
+            {name: (lambda: CheckOutcome(True, outcome)) for name in INGESTION},
+        ),
     )
 
 

@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 #: Partition keys and landing folder names share this format (e.g. ``2026-01-15-08``).
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H"
 _HOUR_KEY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}")
+#: A timestamp names a time of day: a date alone would silently mean local midnight.
+_HAS_TIME = re.compile(r"[0-9][Tt ][0-9]")
 
 
 class TimestampError(ValueError):
@@ -46,9 +48,20 @@ def parse_naive_or_aware(value: object) -> datetime:
     if not isinstance(value, str) or not value.strip():
         raise TimestampError("invalid_timestamp", f"interval_start is not a timestamp string: {value!r}")
     try:
-        return datetime.fromisoformat(value.strip())
+        parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise TimestampError("invalid_timestamp", f"unparseable interval_start: {value!r}") from None
+    if not _HAS_TIME.search(value):
+        raise TimestampError("invalid_timestamp", f"interval_start has a date but no time of day: {value!r}")
+    return parsed
+
+
+def to_utc(aware: datetime) -> datetime:
+    """An aware datetime in UTC; instants UTC cannot represent (year 1 or 9999 with an offset) are rejected."""
+    try:
+        return aware.astimezone(UTC)
+    except OverflowError:
+        raise TimestampError("invalid_timestamp", f"{aware.isoformat()} is outside the representable range") from None
 
 
 def local_to_utc(naive: datetime, zone: ZoneInfo, fold: int = 0) -> datetime:
@@ -59,7 +72,7 @@ def local_to_utc(naive: datetime, zone: ZoneInfo, fold: int = 0) -> datetime:
     do not exist on any meter clock and are rejected rather than guessed.
     """
     aware = naive.replace(tzinfo=zone, fold=fold)
-    utc = aware.astimezone(UTC)
+    utc = to_utc(aware)
     if utc.astimezone(zone).replace(tzinfo=None) != naive:
         raise TimestampError(
             "nonexistent_local_time", f"{naive.isoformat()} does not exist in {zone.key} (clock change)"
@@ -71,4 +84,9 @@ def is_ambiguous(naive: datetime, zone: ZoneInfo) -> bool:
     """True for wall-clock times that occur twice (the repeated autumn hour)."""
     first = naive.replace(tzinfo=zone, fold=0).utcoffset()
     second = naive.replace(tzinfo=zone, fold=1).utcoffset()
-    return first != second and local_to_utc(naive, zone, 0) != local_to_utc(naive, zone, 1)
+    if first == second:
+        return False
+    try:
+        return local_to_utc(naive, zone, 0) != local_to_utc(naive, zone, 1)
+    except TimestampError:
+        return False

@@ -7,14 +7,13 @@ for the whole file. Nothing is dropped silently, so ``records read == rows out``
 
 import codecs
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from billing_assets.domain.record_ids import derive_record_id
-from billing_assets.domain.timestamps import TimestampError, is_ambiguous, local_to_utc, parse_naive_or_aware
+from billing_assets.domain.timestamps import TimestampError, is_ambiguous, local_to_utc, parse_naive_or_aware, to_utc
 from billing_assets.domain.watermark import watermark_reason
 
 #: Quarantine keeps this much of the offending text: enough to diagnose, bounded in size.
@@ -23,6 +22,13 @@ RAW_TEXT_LIMIT = 4096
 MAX_LINE_CHARS = 1 << 20
 SPLIT_COLUMNS = ("interval_start", "consumption_delta", "meterpoint_id")
 JSON_LINE_FIELDS = ("record_id", "meterpoint_id", "interval_start", "consumption")
+#: Default ceiling of one reading, kWh (``BILLING_MAX_READING_KWH``). A half hour at 100 MW is
+#: 50,000 kWh: more than a large industrial site draws, so only a broken meter or a bad export
+#: reaches it, and sums of accepted readings stay far inside ``decimal(38, 9)``.
+DEFAULT_MAX_READING_KWH = 50_000.0
+#: Integers longer than this are not converted (Python refuses above 4,300 digits, and no
+#: reading needs more than a few); they become infinity, which is above any ceiling.
+_MAX_INT_DIGITS = 40
 
 
 @dataclass(frozen=True)
@@ -66,51 +72,103 @@ def decode_text(data: bytes) -> str:
     return text
 
 
-def _consumption(value: object) -> float:
+class _NonFinite(str):
+    """``NaN`` / ``Infinity`` / ``-Infinity`` as written: JSON has no such numbers."""
+
+
+def _json_int(text: str) -> int | float:
+    return int(text) if len(text) <= _MAX_INT_DIGITS else float(text)
+
+
+class _DuplicateKeys(dict):
+    """A JSON object that named a key twice; ``duplicates`` lists the keys."""
+
+    duplicates: list[str]
+
+
+def _json_object(pairs: list[tuple[str, object]]) -> dict:
+    # The standard decoder keeps the last of two equal keys; a record that says two things is
+    # quarantined rather than silently read as one of them.
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = _DuplicateKeys(obj)
+    marked.duplicates = sorted({k for k, _ in pairs if sum(1 for other, _ in pairs if other == k) > 1})
+    return marked
+
+
+def loads(text: str) -> object:
+    """``json.loads`` that keeps every number bounded and marks duplicate keys and non-JSON constants."""
+    return json.loads(text, parse_int=_json_int, parse_constant=_NonFinite, object_pairs_hook=_json_object)
+
+
+def _consumption(value: object, ceiling: float) -> float:
+    if isinstance(value, _NonFinite):
+        raise _Reject("invalid_consumption", f"consumption is not finite: {value}")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Reject("invalid_consumption", f"consumption is not a number: {value!r}")
     number = float(value)
-    if not math.isfinite(number):
-        raise _Reject("invalid_consumption", f"consumption is not finite: {value!r}")
     if number < 0:
         raise _Reject("invalid_consumption", f"consumption is negative: {value!r}")
+    if not number <= ceiling:
+        raise _Reject("implausible_consumption", f"consumption {number:g} kWh is above the ceiling of {ceiling:g} kWh")
     return number
+
+
+def _encodable(value: str, name: str) -> str:
+    # A JSON escape can carry a lone surrogate, which no UTF-8 table can store.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Reject("invalid_field", f"{name} holds an unpaired surrogate: {value!r}") from None
+    return value
 
 
 def _text_field(record: dict, name: str) -> str:
     value = record.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise _Reject("missing_field", f"{name} is missing or empty")
-    if not isinstance(value, str):
+    if not isinstance(value, str) or isinstance(value, _NonFinite):
         raise _Reject("invalid_field", f"{name} is not a string: {value!r}")
-    return value.strip()
+    return _encodable(value.strip(), name)
 
 
 class _FileParser:
     """Turns the records of one file into rows; remembers repeated local times per meter."""
 
-    def __init__(self, source_file: str, ingestion_hour: datetime, zone: ZoneInfo) -> None:
+    def __init__(self, source_file: str, ingestion_hour: datetime, zone: ZoneInfo, ceiling: float) -> None:
         self.source_file = source_file
         self.ingestion_hour = ingestion_hour
         self.zone = zone
+        self.ceiling = ceiling
         self._seen_local: Counter[tuple[str, datetime]] = Counter()
 
     def _to_utc(self, meterpoint_id: str, value: object) -> datetime:
         parsed = parse_naive_or_aware(value)
         if parsed.tzinfo is not None:
-            return parsed
+            return to_utc(parsed)
         # The repeated autumn hour: within one file, a meter's first reading at an ambiguous
-        # wall-clock time is the summer-time one, its second the winter-time one.
+        # wall-clock time is the summer-time one, its second the winter-time one. A third has
+        # no hour left to be in: placing it on either would count one half hour twice.
         fold = 0
         if is_ambiguous(parsed, self.zone):
             key = (meterpoint_id, parsed)
-            fold = 1 if self._seen_local[key] else 0
+            seen = self._seen_local[key]
             self._seen_local[key] += 1
+            if seen >= 2:
+                raise TimestampError(
+                    "ambiguous_local_time",
+                    f"reading number {seen + 1} of {meterpoint_id} at {parsed.isoformat()} in this file: "
+                    "the repeated hour holds two",
+                )
+            fold = seen
         return local_to_utc(parsed, self.zone, fold)
 
     def reading(self, line_number: int, raw: str, record_id: str | None, fields: dict) -> ParsedRow:
         """Validate one record's fields; a failure becomes a quarantine row."""
         try:
+            if isinstance(fields, _DuplicateKeys):
+                raise _Reject("malformed_record", f"keys given more than once: {fields.duplicates}")
             meterpoint_id = _text_field(fields, "meterpoint_id")
             if "interval_start" not in fields or fields["interval_start"] is None:
                 raise _Reject("missing_field", "interval_start is missing")
@@ -120,7 +178,7 @@ class _FileParser:
                 interval_start = self._to_utc(meterpoint_id, fields["interval_start"])
             except TimestampError as exc:
                 raise _Reject(exc.reason, str(exc)) from None
-            consumption = _consumption(fields["consumption"])
+            consumption = _consumption(fields["consumption"], self.ceiling)
             if record_id is None:
                 record_id = derive_record_id(meterpoint_id, interval_start)
             late = watermark_reason(interval_start, self.ingestion_hour)
@@ -153,13 +211,30 @@ def _split_form(doc: object) -> bool:
     return isinstance(doc, dict) and "columns" in doc and "data" in doc
 
 
-def _parse_split(parser: _FileParser, doc: dict) -> list[ParsedRow]:
+def _split_columns(doc: dict) -> list[str]:
+    """The column names of a split document, or ``_Reject`` when no row of it can be read."""
     columns = doc["columns"]
-    if not isinstance(columns, list) or not set(SPLIT_COLUMNS) <= set(columns) or not isinstance(doc["data"], list):
+    if isinstance(doc, _DuplicateKeys):
+        raise _Reject("unreadable_file", f"split-form document names keys more than once: {doc.duplicates}")
+    if (
+        not isinstance(columns, list)
+        or not all(isinstance(name, str) for name in columns)
+        or not set(SPLIT_COLUMNS) <= set(columns)
+        or not isinstance(doc["data"], list)
+    ):
         raise _Reject("unreadable_file", f"split-form file lacks columns {SPLIT_COLUMNS}: {columns!r}")
+    return columns
+
+
+def _parse_split(parser: _FileParser, doc: dict) -> list[ParsedRow]:
+    columns = _split_columns(doc)
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
     rows = []
     for index, values in enumerate(doc["data"], start=1):
         raw = json.dumps(values, default=str)
+        if repeated:
+            rows.append(parser.reject(index, "malformed_record", f"columns named more than once: {repeated}", raw))
+            continue
         if not isinstance(values, list) or len(values) != len(columns):
             rows.append(parser.reject(index, "malformed_record", f"row does not match {len(columns)} columns", raw))
             continue
@@ -174,8 +249,8 @@ def _decode_line(line: str) -> object:
     if len(line) > MAX_LINE_CHARS:
         return _Reject("line_too_long", f"line of {len(line)} chars exceeds {MAX_LINE_CHARS}")
     try:
-        return json.loads(line)
-    except (json.JSONDecodeError, RecursionError) as exc:
+        return loads(line)
+    except (ValueError, RecursionError) as exc:
         return _Reject("malformed_json", f"invalid JSON: {exc}")
 
 
@@ -191,20 +266,34 @@ def _parse_json_line(parser: _FileParser, line_number: int, line: str, record: o
     return parser.reading(line_number, line, record_id, record)
 
 
-def parse_landing_file(data: bytes, source_file: str, ingestion_hour: datetime, zone: ZoneInfo) -> list[ParsedRow]:
+def json_lines(text: str) -> list[tuple[int, str]]:
+    """Numbered non-blank lines; only ``\n`` (optionally ``\r\n``) ends one, as JSON lines define."""
+    # str.splitlines also splits on U+2028, U+2029, form feeds and more, which JSON allows
+    # inside strings: it would cut one record in two.
+    numbered = ((n, line.removesuffix("\r")) for n, line in enumerate(text.split("\n"), start=1))
+    return [(n, line) for n, line in numbered if line.strip()]
+
+
+def parse_landing_file(
+    data: bytes,
+    source_file: str,
+    ingestion_hour: datetime,
+    zone: ZoneInfo,
+    max_reading_kwh: float = DEFAULT_MAX_READING_KWH,
+) -> list[ParsedRow]:
     """Parse a landing file in either format; the format is told apart by content."""
-    parser = _FileParser(source_file, ingestion_hour, zone)
+    parser = _FileParser(source_file, ingestion_hour, zone, max_reading_kwh)
     try:
         text = decode_text(data)
         if not text.strip():
             raise _Reject("unreadable_file", "empty file")
         try:
-            whole = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
+            whole = loads(text)
+        except (ValueError, RecursionError):
             whole = None
         if _split_form(whole):
             return _parse_split(parser, whole)
-        lines = [(n, line, _decode_line(line)) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        lines = [(n, line, _decode_line(line)) for n, line in json_lines(text)]
         if whole is None and not any(isinstance(value, dict) for _, _, value in lines):
             # Typically a truncated split-form document: no record in it can be trusted.
             raise _Reject("unreadable_file", "neither JSON lines nor a complete split-form document")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from billing_assets.domain.timestamps import hour_key, parse_hour_key
 from billing_assets.domain.watermark import is_complete
-from billing_assets.resources.landing import LandingFile
+from billing_assets.landing.files import LandingFile
 
 #: The longest range one run ingests: bounds a run's memory during a large catch-up.
 MAX_HOURS_PER_RUN = 48

@@ -5,8 +5,7 @@ on where the files live; only the storage options differ.
 """
 
 import posixpath
-import re
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import dagster as dg
 import fsspec
@@ -14,6 +13,7 @@ from fsspec.core import url_to_fs
 from pydantic import Field
 
 from billing_assets.domain.timestamps import parse_hour_key
+from billing_assets.landing.files import LandingFile, UnsafeLandingPath, rejection
 
 
 def _is_hour_key(key: str) -> bool:
@@ -25,31 +25,8 @@ def _is_hour_key(key: str) -> bool:
 
 
 HOUR_FOLDER = "ingestion_hour={}"
-_SAFE_NAME = re.compile(r"[A-Za-z0-9._=-][A-Za-z0-9._=+ -]*")
-
-
-@dataclass(frozen=True)
-class LandingFile:
-    """One landing file: where to open it, its name relative to the root, and its identity."""
-
-    ingestion_hour: str
-    uri: str
-    name: str
-    size: int
-    version: str
-    #: Why the file must not be opened (an unsafe name); it is quarantined instead.
-    rejected: str | None = None
-
-
-class UnsafeLandingPath(ValueError):
-    """A landing path that could escape its folder or smuggle text into a predicate."""
-
-
-def check_file_name(name: str) -> str:
-    """Accept plain file names only: no separators, no ``..``, no quotes or control characters."""
-    if name in {".", ".."} or not _SAFE_NAME.fullmatch(name):
-        raise UnsafeLandingPath(f"unsafe landing file name: {name!r}")
-    return name
+#: Up to this many hours a run lists their folders one by one; beyond it, the zone in one listing.
+FOLDER_LISTING_LIMIT = 48
 
 
 def _relative(path: str, root: str) -> str:
@@ -108,19 +85,15 @@ class LandingZone(dg.ConfigurableResource):
 
     def _file(self, fs: fsspec.AbstractFileSystem, key: str, root: str, path: str, info: dict) -> LandingFile:
         relative = _relative(path, root)
-        try:
-            for part in relative.split("/")[1:]:
-                check_file_name(part)
-            rejected = None
-        except UnsafeLandingPath as exc:
-            rejected = str(exc)
+        reason, detail = rejection(relative, info) or (None, None)
         return LandingFile(
             ingestion_hour=key,
             uri=fs.unstrip_protocol(path),
             name=relative,
             size=int(info.get("size") or 0),
             version=str(info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""),
-            rejected=rejected,
+            rejected=detail,
+            rejected_reason=reason,
         )
 
     def list_files(self, hour_key: str) -> list[LandingFile]:
@@ -133,3 +106,10 @@ class LandingZone(dg.ConfigurableResource):
         return [
             self._file(fs, hour_key, root, path, info) for path, info in sorted(fs.find(folder, detail=True).items())
         ]
+
+    def files_of(self, hour_keys: Sequence[str]) -> list[LandingFile]:
+        """Every file of the given ingestion hours; a long range is one listing of the zone, not one per hour."""
+        if len(hour_keys) <= FOLDER_LISTING_LIMIT:
+            return [f for key in hour_keys for f in self.list_files(key)]
+        by_hour, _ = self.list_all()
+        return [f for key in hour_keys for f in by_hour.get(key, [])]

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from billing_assets.domain.timestamps import hour_key, parse_hour_key
 from billing_assets.domain.watermark import HOUR, RESEND_REACH
-from billing_assets.resources.landing import LandingFile
+from billing_assets.landing.files import LandingFile
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.settings import CLOCK_DRIFT, LATE_DATA_WINDOW
 from billing_assets.steps.recompute import StepResult, between, recompute
@@ -85,6 +85,22 @@ def _hours_to_rank_against(
     nearby = read_table(spark, table, between("recording_hour", first, last))
     elsewhere = {r[0] for r in resent_elsewhere(readings, nearby).distinct().collect()}
     return sorted(elsewhere.union(reading_hours))
+
+
+def quiet_hours_report(
+    warehouse: Warehouse, hour_keys: Sequence[str], files: Sequence[LandingFile]
+) -> IngestReport | None:
+    """The report of hours with no files and nothing from earlier runs to clear, else ``None`` (Spark is needed).
+
+    A quiet hour is recorded from the Delta log alone, so a year of empty hours costs no Spark job.
+    """
+    if files:
+        return None
+    filters = [("ingestion_hour", "in", list(hour_keys))]
+    for spec in (RAW_READINGS, QUARANTINED_READINGS):
+        if warehouse.open(spec).delta.file_uris(partition_filters=filters):
+            return None
+    return IngestReport(counts={key: HourCounts() for key in hour_keys}, touched_hours=[], changed_hours=[], files=0)
 
 
 def ingest(

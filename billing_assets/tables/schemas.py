@@ -161,6 +161,8 @@ AGREEMENT_DAYS = TableSpec(
             ("product_is_variable", pa.bool_()),
             ("covers_readings", pa.bool_()),
             ("is_active", pa.bool_()),
+            # Why the readings it covers cannot be attributed to a product (null: they can).
+            ("unmatched_reason", pa.string()),
             ("date", pa.date32()),
         ]
     ),

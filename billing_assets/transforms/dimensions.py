@@ -63,6 +63,7 @@ def agreement_days(agreements: DataFrame, products: DataFrame, first_day: date, 
         "product_id",
         F.col("display_name").alias("product_display_name"),
         F.col("is_variable").alias("product_is_variable"),
+        F.lit(True).alias("_product_found"),
     )
     spans = agreements.select(
         "*",
@@ -79,6 +80,12 @@ def agreement_days(agreements: DataFrame, products: DataFrame, first_day: date, 
         days.join(names, "product_id", "left")
         .withColumn("covers_readings", F.row_number().over(winner) == 1)
         .withColumn("is_active", F.col("date") > F.col("agreement_valid_from"))
+        .withColumn(
+            "unmatched_reason",
+            F.when(F.col("_product_found").isNull(), "unknown_product").when(
+                F.col("product_display_name").isNull(), "product_without_name"
+            ),
+        )
         .select(
             "agreement_id",
             "meterpoint_id",
@@ -88,6 +95,7 @@ def agreement_days(agreements: DataFrame, products: DataFrame, first_day: date, 
             "product_is_variable",
             "covers_readings",
             "is_active",
+            "unmatched_reason",
             "date",
         )
     )
@@ -112,6 +120,7 @@ def source_problems(agreements: DataFrame, products: DataFrame, meterpoints: Dat
     problems = {
         "overlapping_agreements": overlapping,
         "unknown_product": agreements.join(products, "product_id", "left_anti"),
+        "product_without_name": agreements.join(products.filter("display_name IS NULL"), "product_id", "left_semi"),
         "unknown_meterpoint": agreements.join(meterpoints, "meterpoint_id", "left_anti"),
         "zero_length_agreements": agreements.filter("agreement_valid_to <= agreement_valid_from"),
     }

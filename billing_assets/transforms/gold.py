@@ -53,14 +53,21 @@ def half_hourly_consumption(settled: DataFrame) -> DataFrame:
 def attribute(settled: DataFrame, coverage: DataFrame) -> tuple[DataFrame, DataFrame]:
     """Split readings into (matched to a product, unmatched with a reason); each reading lands in one."""
     covering = coverage.filter("covers_readings").select(
-        "meterpoint_id", F.col("date").alias("settlement_date"), "agreement_id", "product_display_name"
+        "meterpoint_id",
+        F.col("date").alias("settlement_date"),
+        "agreement_id",
+        "product_display_name",
+        "unmatched_reason",
     )
     joined = settled.join(covering, ["meterpoint_id", "settlement_date"], "left")
-    matched = joined.filter(F.col("product_display_name").isNotNull())
+    matched = joined.filter(F.col("product_display_name").isNotNull()).drop("unmatched_reason")
     unmatched = joined.filter(F.col("product_display_name").isNull()).withColumn(
-        "reason", F.when(F.col("agreement_id").isNull(), "no_agreement").otherwise("unknown_product")
+        "reason",
+        F.when(F.col("agreement_id").isNull(), "no_agreement").otherwise(
+            F.coalesce("unmatched_reason", F.lit("unknown_product"))
+        ),
     )
-    return matched, unmatched
+    return matched, unmatched.drop("unmatched_reason")
 
 
 def product_daily_consumption(matched: DataFrame) -> DataFrame:

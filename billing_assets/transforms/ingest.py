@@ -12,9 +12,10 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from billing_assets import settings
 from billing_assets.domain.timestamps import hour_key, parse_hour_key
+from billing_assets.landing.files import LandingFile, NotARegularFile, read_landing_file
 from billing_assets.landing.parse import ParsedRow, parse_landing_file
-from billing_assets.resources.landing import LandingFile
 from billing_assets.tables.schemas import UTC_TIMESTAMP
 
 PARSED_SCHEMA = pa.schema(
@@ -32,10 +33,10 @@ PARSED_SCHEMA = pa.schema(
         ("raw", pa.string()),
     ]
 )
-_FILES_SCHEMA = "ingestion_hour string, uri string, name string, rejected string"
+_FILES_SCHEMA = "ingestion_hour string, uri string, root string, name string, rejected string, rejected_reason string"
 
 
-def _rows_to_batch(ingestion_hour: str, rows: list[ParsedRow]) -> pa.RecordBatch:
+def rows_to_batch(ingestion_hour: str, rows: list[ParsedRow]) -> pa.RecordBatch:
     columns = {
         "ingestion_hour": [ingestion_hour] * len(rows),
         "source_file": [r.source_file for r in rows],
@@ -52,44 +53,54 @@ def _rows_to_batch(ingestion_hour: str, rows: list[ParsedRow]) -> pa.RecordBatch
     return pa.RecordBatch.from_pydict(columns, schema=PARSED_SCHEMA)
 
 
-def _file_parser(timezone: str, storage_options: dict):
+def _file_rows(row: dict, zone: ZoneInfo, storage_options: dict, max_reading_kwh: float) -> list[ParsedRow]:
+    """The rows of one listed file; total: any failure to read or parse it becomes a quarantine row."""
+    if row["rejected"]:
+        return [ParsedRow(row["name"], 0, reason=row["rejected_reason"], detail=row["rejected"], raw="")]
+    try:
+        data = read_landing_file(row["uri"], row["root"], storage_options)
+    except NotARegularFile as exc:
+        return [ParsedRow(row["name"], 0, reason="not_a_regular_file", detail=str(exc), raw="")]
+    except FileNotFoundError:
+        detail = "the file was listed but had disappeared when it was read"
+        return [ParsedRow(row["name"], 0, reason="unreadable_file", detail=detail, raw="")]
+    except OSError as exc:
+        # Permissions, a link loop, a network failure after the client's own retries: this file
+        # is quarantined and the batch goes on; re-running the hour once it is fixed reads it again.
+        return [ParsedRow(row["name"], 0, reason="unreadable_file", detail=f"{type(exc).__name__}: {exc}", raw="")]
+    try:
+        return parse_landing_file(data, row["name"], parse_hour_key(row["ingestion_hour"]), zone, max_reading_kwh)
+    except Exception as exc:  # noqa: BLE001 - the parser is meant to be total; a bug in it must not stop the batch
+        detail = f"parser error {type(exc).__name__}: {exc}"
+        return [ParsedRow(row["name"], 0, reason="parser_error", detail=detail[:1000], raw="")]
+
+
+def _file_parser(timezone: str, storage_options: dict, max_reading_kwh: float):
     """The per-partition function shipped to executors (closes over plain values only)."""
 
     def parse_files(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        import fsspec
-
         zone = ZoneInfo(timezone)
         for batch in batches:
             for row in batch.to_pylist():
-                hour = row["ingestion_hour"]
-                if row["rejected"]:
-                    rows = [ParsedRow(row["name"], 0, reason="unsafe_file_name", detail=row["rejected"], raw="")]
-                else:
-                    # A read error (permissions, network) fails the task: retrying is right,
-                    # quarantining a file we never saw would be wrong. A file gone since the
-                    # listing will not come back on a retry: it is quarantined, the batch goes on.
-                    try:
-                        with fsspec.open(row["uri"], "rb", **storage_options) as handle:
-                            data = handle.read()
-                    except FileNotFoundError:
-                        detail = "the file was listed but had disappeared when it was read"
-                        rows = [ParsedRow(row["name"], 0, reason="unreadable_file", detail=detail, raw="")]
-                    else:
-                        rows = parse_landing_file(data, row["name"], parse_hour_key(hour), zone)
-                yield _rows_to_batch(hour, rows)
+                yield rows_to_batch(row["ingestion_hour"], _file_rows(row, zone, storage_options, max_reading_kwh))
 
     return parse_files
 
 
 def parse_landing_files(
-    spark: SparkSession, files: Sequence[LandingFile], timezone: str, storage_options: dict
+    spark: SparkSession,
+    files: Sequence[LandingFile],
+    timezone: str,
+    storage_options: dict,
+    max_reading_kwh: float | None = None,
 ) -> DataFrame:
     """Every record of ``files`` as a row of ``PARSED_SCHEMA`` (readings and quarantine rows)."""
-    listing = [(f.ingestion_hour, f.uri, f.name, f.rejected) for f in files]
+    listing = [(f.ingestion_hour, f.uri, f.root, f.name, f.rejected, f.rejected_reason) for f in files]
     if not listing:
         return spark.createDataFrame([], from_arrow_schema(PARSED_SCHEMA))
     # Spark Connect has no SparkContext to ask for the cluster's cores: the session's shuffle
     # parallelism is the width this pipeline is configured for.
     slices = max(1, min(len(listing), int(spark.conf.get("spark.sql.shuffle.partitions")) * 2))
     frame = spark.createDataFrame(listing, _FILES_SCHEMA).repartition(slices)
-    return frame.mapInArrow(_file_parser(timezone, storage_options), from_arrow_schema(PARSED_SCHEMA))
+    ceiling = settings.max_reading_kwh() if max_reading_kwh is None else max_reading_kwh
+    return frame.mapInArrow(_file_parser(timezone, storage_options, ceiling), from_arrow_schema(PARSED_SCHEMA))

@@ -12,8 +12,8 @@ from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.scenario import r, ts
 from billing_assets_tests.defs.test_pipeline import requested_partitions
 
-PRODUCTS = [(1, 101, "Standard", 1), (2, 102, "Standard", 1), (3, 201, "Fixed", 0)]
-METERPOINTS = [("m1", "London"), ("m2", "Wales"), ("m3", "Scotland"), ("m4", "London")]
+PRODUCTS = [(1, 101, "Standard", 1), (2, 102, "Standard", 1), (3, 201, "Fixed", 0), (4, 301, None, 1)]
+METERPOINTS = [("m1", "London"), ("m2", "Wales"), ("m3", "Scotland"), ("m4", "London"), ("m5", "Wales")]
 AGREEMENTS = [
     (1, "2026-01-01", "2026-03-28", 101, "m1", "A1"),  # switches product on 28 March ...
     (2, "2026-03-28", None, 201, "m1", "A1"),  # ... to this open-ended one
@@ -173,7 +173,14 @@ def test_source_checks_pass_on_a_clean_source_and_flag_each_problem(pipeline) ->
     write_source(pipeline.source_db, AGREEMENTS[:3])
     clean = check_results(pipeline, pipeline.materialize("dim_agreement", "2026-03-30"))
     assert {name: c.passed for name, c in clean.items()} == dict.fromkeys(
-        ["overlapping_agreements", "unknown_product", "unknown_meterpoint", "zero_length_agreements"], True
+        [
+            "overlapping_agreements",
+            "unknown_product",
+            "product_without_name",
+            "unknown_meterpoint",
+            "zero_length_agreements",
+        ],
+        True,
     )
 
     broken = [
@@ -181,12 +188,14 @@ def test_source_checks_pass_on_a_clean_source_and_flag_each_problem(pipeline) ->
         (5, "2026-02-01", "2026-04-01", 102, "m2", "A2"),  # overlaps agreement 3
         (6, "2026-01-01", None, 999, "m4", "A4"),  # no such product
         (7, "2026-01-01", None, 101, "m9", "A9"),  # no such meterpoint
+        (8, "2026-01-01", None, 301, "m5", "A5"),  # a product without a display name
     ]
     write_source(pipeline.source_db, broken)
     found = check_results(pipeline, pipeline.materialize("dim_agreement", "2026-03-31"))
     assert {name: c.metadata["agreement_ids"].value for name, c in found.items()} == {
         "overlapping_agreements": [3, 5],
         "unknown_product": [6],
+        "product_without_name": [8],
         "unknown_meterpoint": [7],
         "zero_length_agreements": [4],
     }
@@ -201,6 +210,8 @@ def test_source_checks_pass_on_a_clean_source_and_flag_each_problem(pipeline) ->
         if x["covers_readings"] and x["meterpoint_id"] == "m2" and x["date"] == date(2026, 3, 1)
     ]
     assert on_overlap == [5]  # the later-starting agreement wins
+    reasons = {x["agreement_id"]: x["unmatched_reason"] for x in pipeline.rows("agreement_days")}
+    assert reasons == {1: None, 2: None, 3: None, 5: None, 6: "unknown_product", 7: None, 8: "product_without_name"}
 
 
 def test_active_agreements_rule(gold) -> None:

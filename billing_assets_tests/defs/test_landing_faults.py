@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from fsspec.core import url_to_fs
 
 from billing_assets.domain.record_ids import derive_record_id
-from billing_assets.resources.landing import LandingFile, LandingZone
+from billing_assets.landing.files import LandingFile
+from billing_assets.resources.landing import LandingZone
 from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.scenario import r
 

@@ -3,9 +3,18 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from billing_assets.domain.record_ids import derive_record_id
-from billing_assets.landing.parse import RAW_TEXT_LIMIT, parse_landing_file
+from billing_assets.landing.parse import (
+    DEFAULT_MAX_READING_KWH,
+    JSON_LINE_FIELDS,
+    RAW_TEXT_LIMIT,
+    SPLIT_COLUMNS,
+    parse_landing_file,
+)
+from billing_assets.transforms.ingest import rows_to_batch
 
 H = datetime(2026, 3, 10, 8, tzinfo=UTC)
 LONDON = ZoneInfo("Europe/London")
@@ -123,3 +132,149 @@ def test_repeated_autumn_hour_in_split_form_first_is_summer_time_second_winter()
 def test_every_input_record_yields_exactly_one_row() -> None:
     records = [line(**{**GOOD, "record_id": f"r{i}"}) for i in range(5)] + ["oops", "{}"]
     assert len(parse("\n".join(records))) == 7
+
+
+AUTUMN_HOUR = datetime(2026, 10, 25, 2, tzinfo=UTC)
+
+
+def test_a_third_reading_at_one_repeated_wall_clock_time_is_quarantined_not_stacked() -> None:
+    doc = {
+        "columns": ["interval_start", "consumption_delta", "meterpoint_id"],
+        "data": [["2026-10-25 01:15:00", v, "m1"] for v in (0.1, 0.2, 0.3)],
+    }
+    rows = parse(json.dumps(doc), hour=AUTUMN_HOUR)
+    assert [r.reason for r in rows] == [None, None, "ambiguous_local_time"]
+    assert [r.interval_start for r in rows[:2]] == [
+        datetime(2026, 10, 25, 0, 15, tzinfo=UTC),
+        datetime(2026, 10, 25, 1, 15, tzinfo=UTC),
+    ]
+    jsonl = "\n".join(
+        line(record_id=f"r{i}", meterpoint_id="m1", interval_start="2026-10-25T01:15:00", consumption=0.1)
+        for i in range(3)
+    )
+    assert [r.reason for r in parse(jsonl, hour=AUTUMN_HOUR)] == [None, None, "ambiguous_local_time"]
+
+
+def test_the_rule_is_per_file_so_one_wall_clock_time_in_two_files_is_one_instant_and_one_record_id() -> None:
+    doc = {
+        "columns": ["interval_start", "consumption_delta", "meterpoint_id"],
+        "data": [["2026-10-25 01:30:00", 0.1, "m1"]],
+    }
+    [first] = parse(json.dumps(doc), hour=AUTUMN_HOUR)
+    [second] = parse(json.dumps(doc), hour=AUTUMN_HOUR)
+    assert first.interval_start == second.interval_start == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    assert first.record_id == second.record_id  # deduplication sees a duplicate (or a conflict), never two readings
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (
+            '{"record_id":"s1","meterpoint_id":"m\\ud800","interval_start":"2026-03-10T07:30:00Z","consumption":1}',
+            "invalid_field",
+        ),
+        (
+            '{"record_id":"s\\udfff","meterpoint_id":"m1","interval_start":"2026-03-10T07:30:00Z","consumption":1}',
+            "invalid_field",
+        ),
+        (line(**GOOD).replace("0.42", "1" + "0" * 400), "implausible_consumption"),
+        (line(**GOOD).replace("0.42", "1" + "0" * 5000), "implausible_consumption"),
+        (line(**GOOD).replace("0.42", "1e308"), "implausible_consumption"),
+        (line(**GOOD).replace("0.42", "1e400"), "implausible_consumption"),
+        (line(**GOOD).replace("0.42", "50000.5"), "implausible_consumption"),
+        (line(**GOOD).replace('"consumption": 0.42', '"consumption": 0.42, "consumption": 0.5'), "malformed_record"),
+        (
+            line(**GOOD).replace('"meterpoint_id": "m1"', '"meterpoint_id": "m1", "meterpoint_id": "m1"'),
+            "malformed_record",
+        ),
+        (line(**{**GOOD, "interval_start": "2026-03-10"}), "invalid_timestamp"),
+        (line(**{**GOOD, "interval_start": "20260310"}), "invalid_timestamp"),
+        (line(**{**GOOD, "interval_start": "0001-01-01T00:00:00+05:00"}), "invalid_timestamp"),
+        (line(**{**GOOD, "interval_start": "9999-12-31T23:59:59-05:00"}), "invalid_timestamp"),
+        (line(**GOOD).replace('"m1"', "NaN"), "invalid_field"),
+    ],
+)
+def test_hostile_values_are_quarantined_with_a_reason(record: str, reason: str) -> None:
+    rows = parse("\n".join([line(**GOOD), record, line(**{**GOOD, "record_id": "r2"})]))
+    assert [r.reason for r in rows] == [None, reason, None]
+    rows_to_batch("2026-03-10-08", rows)  # every row can be stored
+
+
+def test_the_ceiling_is_inclusive_and_configurable() -> None:
+    at = line(**GOOD).replace("0.42", "50000")
+    assert parse(at)[0].reason is None
+    [row] = parse_landing_file(line(**GOOD).encode(), "f.json", H, LONDON, max_reading_kwh=0.4)
+    assert (row.reason, row.detail) == (
+        "implausible_consumption",
+        "consumption 0.42 kWh is above the ceiling of 0.4 kWh",
+    )
+
+
+def test_split_documents_with_non_text_or_repeated_columns_are_quarantined() -> None:
+    bad = {
+        "columns": ["interval_start", "consumption_delta", "meterpoint_id", ["x"]],
+        "data": [["2026-03-10T07:30:00Z", 1, "m1", 2]],
+    }
+    assert [r.reason for r in parse(json.dumps(bad))] == ["unreadable_file"]
+    repeated = {
+        "columns": ["interval_start", "consumption_delta", "meterpoint_id", "consumption_delta"],
+        "data": [["2026-03-10T07:30:00Z", 1, "m1", 2], ["2026-03-10T07:00:00Z", 1, "m2", 2]],
+    }
+    assert [(r.line_number, r.reason) for r in parse(json.dumps(repeated))] == [
+        (1, "malformed_record"),
+        (2, "malformed_record"),
+    ]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x0c", "\x1c", "\x85"])
+def test_only_newline_ends_a_json_line(separator: str) -> None:
+    text = (
+        json.dumps({**GOOD, "meterpoint_id": f"m{separator}1"}, ensure_ascii=False)
+        + "\r\n"
+        + line(**{**GOOD, "record_id": "r2"})
+    )
+    rows = parse(text)
+    assert [(r.reason, r.meterpoint_id) for r in rows] == [(None, f"m{separator}1"), (None, "m1")]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
+_FIELD_VALUES = _JSON | st.sampled_from(["2026-03-10T07:30:00Z", "2026-10-25 01:30:00", "2026-03-29 01:30:00", "m1"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_the_parser_never_raises_on_arbitrary_bytes(data: bytes) -> None:
+    rows = parse(data)
+    assert rows and all(r.reason or r.interval_start for r in rows)
+    rows_to_batch("2026-03-10-08", rows)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from([*JSON_LINE_FIELDS, "other"]), _FIELD_VALUES, max_size=6),
+    st.lists(st.lists(_FIELD_VALUES, max_size=4), max_size=4),
+    st.lists(_JSON | st.sampled_from(["interval_start", "consumption_delta", "meterpoint_id"]), max_size=5),
+)
+def test_the_parser_never_raises_on_arbitrary_json_values(record: dict, rows: list, columns: list) -> None:
+    documents = [
+        (json.dumps(record, allow_nan=True), {1}),
+        (json.dumps(record, ensure_ascii=False, allow_nan=True), {1}),
+        (json.dumps({"columns": columns, "data": rows}), {1, len(rows)}),  # one row per record, or the file
+        (json.dumps({"columns": list(SPLIT_COLUMNS), "data": rows}), {len(rows)}),
+    ]
+    for text, counts in documents:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(json.loads(text))  # a lone surrogate only travels escaped
+        parsed = parse(text, hour=AUTUMN_HOUR)
+        assert len(parsed) in counts
+        for row in parsed:
+            assert (row.reason is None) == (row.interval_start is not None)
+            if row.reason is None:
+                assert 0 <= row.consumption <= DEFAULT_MAX_READING_KWH and row.interval_start.tzinfo is UTC
+        rows_to_batch("2026-10-25-02", parsed)

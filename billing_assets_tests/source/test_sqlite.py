@@ -23,8 +23,9 @@ def test_reads_and_converts_all_tables(tmp_path) -> None:
         "account_id": "A1",
     }
     assert agreements[1]["agreement_valid_to"] is None
-    assert tables["product"].column("is_variable").to_pylist() == [True, True, False]
-    assert tables["meterpoint"].num_rows == 4
+    assert tables["product"].column("is_variable").to_pylist() == [True, True, False, True]
+    assert tables["product"].column("display_name").to_pylist()[-1] is None  # product_without_name
+    assert tables["meterpoint"].num_rows == 5
 
 
 def test_missing_database_names_the_path_and_variable(tmp_path) -> None:

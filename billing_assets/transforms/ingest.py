@@ -53,26 +53,30 @@ def rows_to_batch(ingestion_hour: str, rows: list[ParsedRow]) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(columns, schema=PARSED_SCHEMA)
 
 
+def _whole_file(name: str, reason: str, detail: str) -> list[ParsedRow]:
+    """The one quarantine row of a file that is not read or not parsed (line 0: the whole file)."""
+    return [ParsedRow(name, 0, reason=reason, detail=detail, raw="")]
+
+
 def _file_rows(row: dict, zone: ZoneInfo, storage_options: dict, max_reading_kwh: float) -> list[ParsedRow]:
     """The rows of one listed file; total: any failure to read or parse it becomes a quarantine row."""
+    name = row["name"]
     if row["rejected"]:
-        return [ParsedRow(row["name"], 0, reason=row["rejected_reason"], detail=row["rejected"], raw="")]
+        return _whole_file(name, row["rejected_reason"], row["rejected"])
     try:
         data = read_landing_file(row["uri"], row["root"], storage_options)
     except NotARegularFile as exc:
-        return [ParsedRow(row["name"], 0, reason="not_a_regular_file", detail=str(exc), raw="")]
+        return _whole_file(name, "not_a_regular_file", str(exc))
     except FileNotFoundError:
-        detail = "the file was listed but had disappeared when it was read"
-        return [ParsedRow(row["name"], 0, reason="unreadable_file", detail=detail, raw="")]
+        return _whole_file(name, "unreadable_file", "the file was listed but had disappeared when it was read")
     except OSError as exc:
         # Permissions, a link loop, a network failure after the client's own retries: this file
         # is quarantined and the batch goes on; re-running the hour once it is fixed reads it again.
-        return [ParsedRow(row["name"], 0, reason="unreadable_file", detail=f"{type(exc).__name__}: {exc}", raw="")]
+        return _whole_file(name, "unreadable_file", f"{type(exc).__name__}: {exc}")
     try:
-        return parse_landing_file(data, row["name"], parse_hour_key(row["ingestion_hour"]), zone, max_reading_kwh)
+        return parse_landing_file(data, name, parse_hour_key(row["ingestion_hour"]), zone, max_reading_kwh)
     except Exception as exc:  # noqa: BLE001 - the parser is meant to be total; a bug in it must not stop the batch
-        detail = f"parser error {type(exc).__name__}: {exc}"
-        return [ParsedRow(row["name"], 0, reason="parser_error", detail=detail[:1000], raw="")]
+        return _whole_file(name, "parser_error", f"parser error {type(exc).__name__}: {exc}"[:1000])
 
 
 def _file_parser(timezone: str, storage_options: dict, max_reading_kwh: float):

@@ -11,22 +11,25 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
+# Shaped like the case study's database: an integer ``id`` surrogate beside the 10-hex-character
+# text ``product_id`` that agreements reference.
 PRODUCTS = [
-    (1, 101, "Standard Variable", 1),
-    (2, 102, "Standard Variable", 1),
-    (3, 201, "Fixed 12M", 0),
-    (4, 202, "Fixed 12M", 0),
-    (5, 301, "Green Fixed", 0),
-    (6, 401, "Agile Octopus", 1),
+    (1, "1dff0f3048", "Standard Variable", 1),
+    (2, "6b2e9a4c11", "Standard Variable", 1),
+    (3, "a40c7e5d92", "Fixed 12M", 0),
+    (4, "03f8b1d6e7", "Fixed 12M", 0),
+    (5, "c95d20a8f4", "Green Fixed", 0),
+    (6, "7e41fb0c3a", "Agile Octopus", 1),
 ]
 REGIONS = ["London", "South East", "North West", "Scotland", "Wales"]
 
+# The case study's DDL: declared types only, no primary or foreign keys, dates as DATE text.
 SCHEMA = """
-CREATE TABLE product (id INTEGER PRIMARY KEY, product_id INTEGER, display_name TEXT, is_variable INTEGER);
-CREATE TABLE meterpoint (meterpoint_id TEXT PRIMARY KEY, region TEXT);
+CREATE TABLE product (id INTEGER, product_id TEXT, display_name TEXT, is_variable INTEGER);
+CREATE TABLE meterpoint (meterpoint_id TEXT, region TEXT);
 CREATE TABLE agreement (
-    agreement_id INTEGER PRIMARY KEY, agreement_valid_from TEXT, agreement_valid_to TEXT,
-    product_id INTEGER, meterpoint_id TEXT, account_id TEXT
+    agreement_id INTEGER, agreement_valid_from DATE, agreement_valid_to DATE,
+    product_id TEXT, meterpoint_id TEXT, account_id TEXT
 );
 """
 
@@ -38,13 +41,13 @@ def write_sample_source(path: str, meterpoints: Sequence[str], first_day: date, 
     Path(path).unlink(missing_ok=True)
     agreements = []
 
-    def agree(start: date, end: date | None, product: int, meterpoint: str, account: str) -> None:
+    def agree(start: date, end: date | None, product: str, meterpoint: str, account: str) -> None:
         agreements.append(
             (len(agreements) + 1, start.isoformat(), end.isoformat() if end else None, product, meterpoint, account)
         )
 
     for index, meterpoint in enumerate(meterpoints):
-        account = f"A{index:05d}"
+        account = f"{rng.getrandbits(40):010x}"
         product = rng.choice(PRODUCTS)[1]
         kind = index % 20
         if kind == 0:

@@ -7,6 +7,7 @@ the problem; nothing is written until every table has been read and converted.
 """
 
 import os
+import re
 import sqlite3
 from datetime import date
 
@@ -22,22 +23,40 @@ class SourceError(RuntimeError):
     """The source database cannot be read as the contract describes."""
 
 
+#: ``DATE`` columns hold ``YYYY-MM-DD`` text, perhaps with a time after it; nothing else is a date
+#: (``date.fromisoformat`` alone would also take ``20260328``, which SQLite stores as a number).
+_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T].*)?", re.DOTALL)
+
+
 def _date(value: object, where: str) -> date | None:
     if value is None or value == "":
         return None
     try:
-        return date.fromisoformat(str(value)[:10])
+        if not (isinstance(value, str) and _DATE_TEXT.fullmatch(value)):
+            raise ValueError
+        return date.fromisoformat(value[:10])
     except ValueError:
         raise SourceError(f"{where}: not a date: {value!r}") from None
 
 
-def _int(value: object, where: str) -> int | None:
-    if value is None:
+def _id(value: object, where: str) -> str | None:
+    """An id as the opaque string analysts join on: ``42``, ``42.0`` and ``'42'`` are all ``'42'``.
+
+    SQLite's column affinity stores ``'42'`` in an INTEGER column as 42 and a hex id in the
+    same column as text, so one column may mix storage classes; each maps to one string.
+    A blank text is no id at all.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise SourceError(f"{where}: not an integer id: {value!r}") from None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise SourceError(f"{where}: not an id (a non-integral number): {value!r}")
+        return str(int(value))
+    raise SourceError(f"{where}: not an id (a blob): {value!r}")
 
 
 def _bool(value: object, where: str) -> bool | None:
@@ -55,7 +74,7 @@ def _str(value: object, where: str) -> str | None:
     return None if value is None else str(value)
 
 
-_CONVERT = {pa.date32(): _date, pa.int64(): _int, pa.bool_(): _bool, pa.string(): _str}
+_CONVERT = {pa.date32(): _date, pa.bool_(): _bool, pa.string(): _str}
 
 
 def _read_table(conn: sqlite3.Connection, dim: Dimension) -> pa.Table:
@@ -69,8 +88,11 @@ def _read_table(conn: sqlite3.Connection, dim: Dimension) -> pa.Table:
     rows = conn.execute(f"SELECT {', '.join(names)} FROM {dim.source_table}").fetchall()
     columns = {}
     for index, (name, dtype) in enumerate(dim.columns):
-        convert = _CONVERT[dtype]
-        columns[name] = [convert(row[index], f"{dim.source_table}.{name} row {n}") for n, row in enumerate(rows, 1)]
+        convert = _id if name in dim.ids else _CONVERT[dtype]
+        values = [convert(row[index], f"{dim.source_table}.{name} row {n}") for n, row in enumerate(rows, 1)]
+        if name in dim.required and None in values:
+            raise SourceError(f"{dim.source_table}.{name} row {values.index(None) + 1}: missing id")
+        columns[name] = values
     return pa.table(columns, schema=pa.schema(dim.columns))
 
 

@@ -104,17 +104,19 @@ _SCD2 = [
     ("row_hash", pa.string()),
 ]
 
+# Every source id is an opaque string, whatever SQLite type it is stored with: the case study's
+# database holds 10-hex-character text ids beside integer ones, and analysts join on equal strings.
 AGREEMENT_COLUMNS = [
-    ("agreement_id", pa.int64()),
+    ("agreement_id", pa.string()),
     ("agreement_valid_from", pa.date32()),
     ("agreement_valid_to", pa.date32()),
-    ("product_id", pa.int64()),
+    ("product_id", pa.string()),
     ("meterpoint_id", pa.string()),
     ("account_id", pa.string()),
 ]
 PRODUCT_COLUMNS = [
-    ("id", pa.int64()),
-    ("product_id", pa.int64()),
+    ("id", pa.string()),  # the source's surrogate; agreements reference product_id
+    ("product_id", pa.string()),
     ("display_name", pa.string()),
     ("is_variable", pa.bool_()),
 ]
@@ -128,6 +130,13 @@ class Dimension:
     source_table: str
     key: str
     columns: tuple[tuple[str, pa.DataType], ...]
+    #: Id columns a row cannot do without (the key, and what it must point at).
+    required: tuple[str, ...] = ()
+
+    @property
+    def ids(self) -> frozenset[str]:
+        """The columns holding source ids (``id`` and ``*_id``), read as opaque strings."""
+        return frozenset(name for name, _ in self.columns if name == "id" or name.endswith("_id"))
 
     @property
     def snapshots(self) -> TableSpec:
@@ -144,19 +153,19 @@ class Dimension:
         return TableSpec(f"dim_{self.source_table}", pa.schema([*self.columns, *_SCD2]), None)
 
 
-AGREEMENT = Dimension("agreement", "agreement_id", tuple(AGREEMENT_COLUMNS))
-PRODUCT = Dimension("product", "product_id", tuple(PRODUCT_COLUMNS))
-METERPOINT = Dimension("meterpoint", "meterpoint_id", tuple(METERPOINT_COLUMNS))
+AGREEMENT = Dimension("agreement", "agreement_id", tuple(AGREEMENT_COLUMNS), ("agreement_id", "meterpoint_id"))
+PRODUCT = Dimension("product", "product_id", tuple(PRODUCT_COLUMNS), ("product_id",))
+METERPOINT = Dimension("meterpoint", "meterpoint_id", tuple(METERPOINT_COLUMNS), ("meterpoint_id",))
 DIMENSIONS = (AGREEMENT, PRODUCT, METERPOINT)
 
 AGREEMENT_DAYS = TableSpec(
     "agreement_days",
     pa.schema(
         [
-            ("agreement_id", pa.int64()),
+            ("agreement_id", pa.string()),
             ("meterpoint_id", pa.string()),
             ("account_id", pa.string()),
-            ("product_id", pa.int64()),
+            ("product_id", pa.string()),
             ("product_display_name", pa.string()),
             ("product_is_variable", pa.bool_()),
             ("covers_readings", pa.bool_()),
@@ -175,7 +184,7 @@ ACTIVE_AGREEMENTS = TableSpec(
     "active_agreements",
     pa.schema(
         [
-            ("agreement_id", pa.int64()),
+            ("agreement_id", pa.string()),
             ("meterpoint_id", pa.string()),
             ("product_display_name", pa.string()),
             ("product_is_variable", pa.bool_()),

@@ -13,6 +13,20 @@ def row_hash(columns: list[str]) -> F.Column:
     return F.sha2(F.to_json(F.struct(*[F.col(c) for c in columns])), 256)
 
 
+def id_order(column: str) -> list[F.Column]:
+    """Sort keys that put opaque string ids in a natural order: shorter first, then as text.
+
+    Integer ids written without leading zeros (``"9"``, ``"10"``) keep their numeric order, and
+    ids of one fixed width (10-hex-character text) sort as text.
+    """
+    return [F.length(column), F.col(column)]
+
+
+def id_sort_key(value: str) -> tuple[int, str]:
+    """:func:`id_order` for ids already collected to Python."""
+    return len(value), value
+
+
 def scd2_history(snapshots: DataFrame, dim: Dimension) -> DataFrame:
     """Versions of each source row from its daily snapshots.
 
@@ -74,7 +88,7 @@ def agreement_days(agreements: DataFrame, products: DataFrame, first_day: date, 
     ).filter("_from <= _to")
     days = spans.withColumn("date", F.explode(F.sequence("_from", "_to")))
     winner = Window.partitionBy("meterpoint_id", "date").orderBy(
-        F.col("agreement_valid_from").desc(), F.col("agreement_id").desc()
+        F.col("agreement_valid_from").desc(), *[key.desc() for key in id_order("agreement_id")]
     )
     return (
         days.join(names, "product_id", "left")
@@ -101,7 +115,7 @@ def agreement_days(agreements: DataFrame, products: DataFrame, first_day: date, 
     )
 
 
-def source_problems(agreements: DataFrame, products: DataFrame, meterpoints: DataFrame) -> dict[str, list[int]]:
+def source_problems(agreements: DataFrame, products: DataFrame, meterpoints: DataFrame) -> dict[str, list[str]]:
     """Agreement ids behind each kind of source problem (empty lists when the source is clean)."""
     a, b = agreements.alias("a"), agreements.alias("b")
     never_ends = F.lit("9999-12-31").cast("date")
@@ -125,6 +139,6 @@ def source_problems(agreements: DataFrame, products: DataFrame, meterpoints: Dat
         "zero_length_agreements": agreements.filter("agreement_valid_to <= agreement_valid_from"),
     }
     return {
-        name: sorted({row["agreement_id"] for row in frame.select("agreement_id").collect()})
+        name: sorted({row["agreement_id"] for row in frame.select("agreement_id").collect()}, key=id_sort_key)
         for name, frame in problems.items()
     }

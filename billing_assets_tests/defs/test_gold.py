@@ -12,26 +12,35 @@ from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.scenario import r, ts
 from billing_assets_tests.defs.test_pipeline import requested_partitions
 
-PRODUCTS = [(1, 101, "Standard", 1), (2, 102, "Standard", 1), (3, 201, "Fixed", 0), (4, 301, None, 1)]
+# Shaped like the case study's database: text product ids, an integer ``id`` surrogate that
+# nothing references, integer agreement ids (read as the strings "1", "2", ...), DATE columns.
+STANDARD, STANDARD_TOO, FIXED, NAMELESS = "1dff0f3048", "2c8e41b7d0", "3a9f00c1e2", "4b7d2e9f61"
+PRODUCTS = [
+    (1, STANDARD, "Standard", 1),
+    (2, STANDARD_TOO, "Standard", 1),
+    (3, FIXED, "Fixed", 0),
+    (4, NAMELESS, None, 1),
+]
 METERPOINTS = [("m1", "London"), ("m2", "Wales"), ("m3", "Scotland"), ("m4", "London"), ("m5", "Wales")]
 AGREEMENTS = [
-    (1, "2026-01-01", "2026-03-28", 101, "m1", "A1"),  # switches product on 28 March ...
-    (2, "2026-03-28", None, 201, "m1", "A1"),  # ... to this open-ended one
-    (3, "2026-01-01", None, 102, "m2", "A2"),  # another product id with the same display name
-    (4, "2026-03-28", "2026-03-28", 201, "m3", "A3"),  # zero-length: covers nothing
+    (1, "2026-01-01", "2026-03-28", STANDARD, "m1", "A1"),  # switches product on 28 March ...
+    (2, "2026-03-28", None, FIXED, "m1", "A1"),  # ... to this open-ended one
+    (3, "2026-01-01", None, STANDARD_TOO, "m2", "A2"),  # another product id with the same display name
+    (4, "2026-03-28", "2026-03-28", FIXED, "m3", "A3"),  # zero-length: covers nothing
 ]  # m4 has readings but never an agreement
 MARCH, OCTOBER = "2026-03-30-00", "2026-10-26-00"
+SOURCE_SCHEMA = (
+    "CREATE TABLE product (id INTEGER, product_id TEXT, display_name TEXT, is_variable INTEGER);"
+    "CREATE TABLE meterpoint (meterpoint_id TEXT, region TEXT);"
+    "CREATE TABLE agreement (agreement_id INTEGER, agreement_valid_from DATE, agreement_valid_to DATE,"
+    " product_id TEXT, meterpoint_id TEXT, account_id TEXT);"
+)
 
 
 def write_source(path, agreements=AGREEMENTS) -> None:
     path.unlink(missing_ok=True)
     with sqlite3.connect(path) as conn:
-        conn.executescript(
-            "CREATE TABLE product (id INTEGER, product_id INTEGER, display_name TEXT, is_variable INTEGER);"
-            "CREATE TABLE meterpoint (meterpoint_id TEXT, region TEXT);"
-            "CREATE TABLE agreement (agreement_id INTEGER, agreement_valid_from TEXT, agreement_valid_to TEXT,"
-            " product_id INTEGER, meterpoint_id TEXT, account_id TEXT);"
-        )
+        conn.executescript(SOURCE_SCHEMA)
         conn.executemany("INSERT INTO product VALUES (?, ?, ?, ?)", PRODUCTS)
         conn.executemany("INSERT INTO meterpoint VALUES (?, ?)", METERPOINTS)
         conn.executemany("INSERT INTO agreement VALUES (?, ?, ?, ?, ?, ?)", agreements)
@@ -120,7 +129,7 @@ def test_half_hourly_consumption_with_settlement_periods_on_clock_change_days(go
 def test_product_tables_split_the_switch_day_and_group_by_display_name(gold) -> None:
     daily = gold.rows("product_daily_consumption", ("date", "product_display_name"))
     assert project(daily, "date", "product_display_name", "meterpoint_count", "consumption") == [
-        (date(2026, 3, 27), "Standard", 2, 3.0),  # m1 (product 101) and m2 (product 102)
+        (date(2026, 3, 27), "Standard", 2, 3.0),  # m1 (STANDARD) and m2 (STANDARD_TOO)
         (date(2026, 3, 28), "Fixed", 1, 0.75),  # m1 after the switch, no double counting
         (date(2026, 3, 28), "Standard", 1, 1.0),
         (date(2026, 3, 29), "Standard", 1, 3.0),
@@ -185,19 +194,19 @@ def test_source_checks_pass_on_a_clean_source_and_flag_each_problem(pipeline) ->
 
     broken = [
         *AGREEMENTS,
-        (5, "2026-02-01", "2026-04-01", 102, "m2", "A2"),  # overlaps agreement 3
-        (6, "2026-01-01", None, 999, "m4", "A4"),  # no such product
-        (7, "2026-01-01", None, 101, "m9", "A9"),  # no such meterpoint
-        (8, "2026-01-01", None, 301, "m5", "A5"),  # a product without a display name
+        (5, "2026-02-01", "2026-04-01", STANDARD_TOO, "m2", "A2"),  # overlaps agreement 3
+        (6, "2026-01-01", None, "ffffffffff", "m4", "A4"),  # no such product
+        (7, "2026-01-01", None, STANDARD, "m9", "A9"),  # no such meterpoint
+        (8, "2026-01-01", None, NAMELESS, "m5", "A5"),  # a product without a display name
     ]
     write_source(pipeline.source_db, broken)
     found = check_results(pipeline, pipeline.materialize("dim_agreement", "2026-03-31"))
     assert {name: c.metadata["agreement_ids"].value for name, c in found.items()} == {
-        "overlapping_agreements": [3, 5],
-        "unknown_product": [6],
-        "product_without_name": [8],
-        "unknown_meterpoint": [7],
-        "zero_length_agreements": [4],
+        "overlapping_agreements": ["3", "5"],
+        "unknown_product": ["6"],
+        "product_without_name": ["8"],
+        "unknown_meterpoint": ["7"],
+        "zero_length_agreements": ["4"],
     }
     assert not any(c.passed for c in found.values())
     assert all(c.severity == dg.AssetCheckSeverity.WARN for c in found.values())
@@ -209,9 +218,17 @@ def test_source_checks_pass_on_a_clean_source_and_flag_each_problem(pipeline) ->
         for x in pipeline.rows("agreement_days")
         if x["covers_readings"] and x["meterpoint_id"] == "m2" and x["date"] == date(2026, 3, 1)
     ]
-    assert on_overlap == [5]  # the later-starting agreement wins
+    assert on_overlap == ["5"]  # the later-starting agreement wins
     reasons = {x["agreement_id"]: x["unmatched_reason"] for x in pipeline.rows("agreement_days")}
-    assert reasons == {1: None, 2: None, 3: None, 5: None, 6: "unknown_product", 7: None, 8: "product_without_name"}
+    assert reasons == {
+        "1": None,
+        "2": None,
+        "3": None,
+        "5": None,
+        "6": "unknown_product",
+        "7": None,
+        "8": "product_without_name",
+    }
 
 
 def test_active_agreements_rule(gold) -> None:
@@ -219,11 +236,11 @@ def test_active_agreements_rule(gold) -> None:
     assert project(
         rows, "as_of_date", "agreement_id", "meterpoint_id", "product_display_name", "product_is_variable"
     ) == [
-        (date(2026, 3, 27), 1, "m1", "Standard", True),
-        (date(2026, 3, 27), 3, "m2", "Standard", True),
-        (date(2026, 3, 28), 3, "m2", "Standard", True),  # 1 ended, 2 only starts: valid_from < D is strict
-        (date(2026, 3, 29), 2, "m1", "Fixed", False),
-        (date(2026, 3, 29), 3, "m2", "Standard", True),
+        (date(2026, 3, 27), "1", "m1", "Standard", True),
+        (date(2026, 3, 27), "3", "m2", "Standard", True),
+        (date(2026, 3, 28), "3", "m2", "Standard", True),  # 1 ended, 2 only starts: valid_from < D is strict
+        (date(2026, 3, 29), "2", "m1", "Fixed", False),
+        (date(2026, 3, 29), "3", "m2", "Standard", True),
     ]
 
 
@@ -231,17 +248,17 @@ def test_source_change_keeps_history_and_refreshes_exactly_the_affected_gold_day
     gold = build_gold(pipeline)
     defs = dg.Definitions(assets=ASSETS, resources=gold.resources)
     baseline = dg.evaluate_automation_conditions(defs=defs, instance=gold.instance)
-    changed = [(1, "2026-01-01", "2026-03-27", 101, "m1", "A1"), *AGREEMENTS[1:]]
+    changed = [(1, "2026-01-01", "2026-03-27", STANDARD, "m1", "A1"), *AGREEMENTS[1:]]
     write_source(gold.source_db, changed)
     result = gold.materialize("dim_agreement", "2026-03-31")
 
     history = gold.rows("dim_agreement", ("agreement_id", "valid_from_date"))
-    versions = [x for x in history if x["agreement_id"] == 1]
+    versions = [x for x in history if x["agreement_id"] == "1"]
     assert project(versions, "agreement_valid_to", "valid_from_date", "valid_to_date", "is_current") == [
         (date(2026, 3, 28), date(2026, 3, 30), date(2026, 3, 31), False),
         (date(2026, 3, 27), date(2026, 3, 31), None, True),
     ]
-    assert all(x["is_current"] for x in history if x["agreement_id"] != 1)
+    assert all(x["is_current"] for x in history if x["agreement_id"] != "1")
     assert sorted(
         e.partition for e in result.get_asset_materialization_events() if e.asset_key.path == ["agreement_days"]
     ) == ["2026-03-27"]

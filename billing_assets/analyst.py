@@ -19,6 +19,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
 from deltalake import DeltaTable
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
@@ -26,8 +27,11 @@ from pyspark.errors.exceptions.captured import convert_exception
 from pyspark.logger import PySparkLogger
 from pyspark.sql import SparkSession
 
+from billing_assets.resources import resolved_warehouse
 from billing_assets.resources.spark import JavaMissingError, prepare_spark_environment, spark_config
+from billing_assets.resources.warehouse import Warehouse
 from billing_assets.tables.delta_io import PinnedTable, read_table
+from billing_assets.tables.log_check import log_exists
 from billing_assets.tables.schemas import ALL_TABLES, TableSpec
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
@@ -125,9 +129,13 @@ def _refused(kind: str) -> RefusedStatement:
     )
 
 
-def discover_tables(warehouse: str) -> list[str]:
-    """Folder names under ``warehouse`` that hold a Delta table (a ``_delta_log`` folder)."""
-    return sorted(log.parent.name for log in Path(warehouse).glob("*/_delta_log") if log.is_dir())
+def discover_tables(warehouse: Warehouse) -> list[str]:
+    """Folder names under the warehouse root that hold a Delta table (a ``_delta_log`` with a file)."""
+    storage = warehouse.table_storage()
+    fs, root = storage.filesystem(warehouse.root_uri())
+    folders = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    names = [info.base_name for info in folders if info.type == pafs.FileType.Directory]
+    return sorted(name for name in names if log_exists(f"{warehouse.root_uri()}/{name}", storage))
 
 
 def _spec(name: str, delta: DeltaTable) -> TableSpec:
@@ -138,13 +146,13 @@ def _spec(name: str, delta: DeltaTable) -> TableSpec:
     return TableSpec(name, pa.schema(delta.schema().to_arrow()), partitions[0] if partitions else None)
 
 
-def register_tables(spark: SparkSession, warehouse: str) -> list[str]:
-    """Register every Delta table under ``warehouse`` as a temp view of ``spark``; returns their names."""
-    names = discover_tables(warehouse)
+def register_tables(spark: SparkSession, warehouse: Warehouse) -> list[str]:
+    """Register every Delta table of ``warehouse`` as a temp view of ``spark``; returns their names."""
+    names, storage = discover_tables(warehouse), warehouse.table_storage()
     for name in names:
-        uri = str(Path(warehouse, name).resolve())
-        delta = DeltaTable(uri)
-        read_table(spark, PinnedTable(uri, _spec(name, delta), delta)).createOrReplaceTempView(name)
+        uri = f"{warehouse.root_uri()}/{name}"
+        delta = DeltaTable(uri, storage_options=storage.delta_options())
+        read_table(spark, PinnedTable(uri, _spec(name, delta), delta, storage)).createOrReplaceTempView(name)
     return names
 
 
@@ -249,12 +257,13 @@ def sql_command(sql: str, warehouse: str, out: str | None, master: str) -> int:
     if out is not None and Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
         print(f"error: --out must end in .csv or .parquet, got {out!r}", file=sys.stderr)
         return 2
-    if not discover_tables(warehouse):
+    store = resolved_warehouse(warehouse)
+    if not discover_tables(store):
         print(f"error: no Delta tables under {warehouse!r} (set --warehouse or BILLING_WAREHOUSE_URI)", file=sys.stderr)
         return 1
     try:
         with analyst_session(master) as spark:
-            register_tables(spark, warehouse)
+            register_tables(spark, store)
             result = run_query(spark, sql)
     except RefusedStatement as exc:
         print(f"error: {exc}", file=sys.stderr)

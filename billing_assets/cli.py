@@ -93,7 +93,7 @@ def _bench(args: argparse.Namespace) -> int:
         return 1
     from billing_assets.bench.run import run_bench
 
-    return run_bench(args.meterpoints, args.hours, args.workdir, args.keep, args.latency, args.start)
+    return run_bench(args.meterpoints, args.hours, args.workdir, args.keep, args.latency, args.start, args.warehouse)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--keep", action="store_true", help="keep the generated files and outputs")
     bench.add_argument(
         "--latency", action="store_true", help="also time one more ingestion hour end to end, warm and cold"
+    )
+    bench.add_argument(
+        "--warehouse",
+        choices=("local", "s3"),
+        default="local",
+        help="where the pipeline's warehouse goes: a local folder, or S3 on a local S3-compatible server (moto)",
     )
     bench.set_defaults(func=_bench)
     return parser

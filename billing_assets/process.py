@@ -144,7 +144,9 @@ def process(
         run(source_dimensions, partition_key=today)
         report.seconds["source_dimensions"] = time.monotonic() - began
 
-    with_files = _report_skipped(resources["landing"], hours, echo)
+    # Outside a run, a resource's dg.EnvVar credentials are resolved only by building it.
+    with dg.build_resources({"landing": resources["landing"]}) as built:
+        with_files = _report_skipped(built.landing, hours, echo)
     began = time.monotonic()
     done = 0
     for batch in plan_batches(hours, with_files, batch_hours):

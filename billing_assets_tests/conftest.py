@@ -12,8 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 import s3fs
+from dagster_deltalake import S3Config
+from dagster_deltalake.config import ClientConfig
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
@@ -21,7 +24,9 @@ from billing_assets.definitions import ASSETS
 from billing_assets.resources import build_resources
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import prepare_spark_environment, spark_config
-from billing_assets.tables.schemas import ALL_TABLES
+from billing_assets.resources.warehouse import Warehouse
+from billing_assets.tables.log_check import log_exists
+from billing_assets.tables.schemas import ALL_TABLES, TableSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 RANGE_START = "dagster/asset_partition_range_start"
@@ -43,7 +48,9 @@ def spark() -> Iterator[SparkSession]:
 class Pipeline:
     """A landing zone, warehouse and Dagster instance on tmp_path, driven like the UI would."""
 
-    def __init__(self, root: Path, spark: SparkSession, landing: LandingZone | None = None) -> None:
+    def __init__(
+        self, root: Path, spark: SparkSession, landing: LandingZone | None = None, warehouse: Warehouse | None = None
+    ) -> None:
         self.landing = root / "landing"
         self.warehouse = root / "warehouse"
         self.landing.mkdir()
@@ -53,6 +60,8 @@ class Pipeline:
         self.resources = build_resources(str(self.landing), str(self.warehouse), "local[2]", str(self.source_db))
         if landing is not None:
             self.resources["landing"] = landing
+        if warehouse is not None:
+            self.resources["warehouse"] = warehouse
 
     def land(self, hour: str, name: str, content: str | bytes | list[dict]) -> Path:
         """Write one landing file (JSON lines when given a list of dicts)."""
@@ -81,16 +90,25 @@ class Pipeline:
 
     def rows(self, table: str, sort: tuple[str, ...] | None = None) -> list[dict]:
         """A table's live rows as dicts, in a stable order."""
-        uri = self.warehouse / table
-        if not (uri / "_delta_log").exists():
+        data = read_delta(self.resources["warehouse"], table)
+        if data is None:
             return []
-        data = DeltaTable(str(uri)).to_pyarrow_table()
         keys = sort or tuple(data.column_names)
         return sorted(data.to_pylist(), key=lambda r: tuple("" if r[k] is None else str(r[k]) for k in keys))
 
     def snapshot(self) -> dict[str, list[dict]]:
         """Every table's content (for idempotency comparisons)."""
         return {spec.name: self.rows(spec.name) for spec in ALL_TABLES}
+
+
+def read_delta(warehouse: Warehouse, table: str) -> pa.Table | None:
+    """A warehouse table's latest rows (None: no such table), on local disk or S3 alike."""
+    with dg.build_resources({"warehouse": warehouse}) as built:  # resolves dg.EnvVar credentials
+        warehouse = built.warehouse
+    uri, storage = warehouse.table_uri(TableSpec(table, pa.schema([]), None)), warehouse.table_storage()
+    if not log_exists(uri, storage):
+        return None
+    return DeltaTable(uri, storage_options=storage.delta_options()).to_pyarrow_table()
 
 
 @pytest.fixture
@@ -207,6 +225,17 @@ def s3_landing(s3_server: str) -> LandingZone:
     )
     s3fs.S3FileSystem(**zone.storage_options()).mkdir("landing-bucket")
     return zone
+
+
+@pytest.fixture
+def s3_warehouse(s3_server: str, s3_landing: LandingZone) -> Warehouse:
+    """A warehouse in its own bucket on the same S3 server as ``s3_landing`` (which resets the server)."""
+    s3fs.S3FileSystem(**s3_landing.storage_options()).mkdir("warehouse-bucket")
+    return Warehouse(
+        uri="s3://warehouse-bucket/lake",
+        storage=S3Config(access_key_id="testing", secret_access_key="testing", region="us-east-1", endpoint=s3_server),
+        client=ClientConfig(allow_http=True),
+    )
 
 
 def upload(zone: LandingZone, local_root: Path) -> None:

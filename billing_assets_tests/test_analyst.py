@@ -15,10 +15,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import s3fs
 from deltalake import write_deltalake
 from polars.testing import assert_frame_equal
 
 from billing_assets.cli import main
+from billing_assets.resources.warehouse import Warehouse
 from billing_assets_tests.conftest import Pipeline, stop_process_group
 from billing_assets_tests.defs.test_gold import MARCH, OCTOBER, build_gold
 
@@ -295,3 +297,37 @@ def test_as_a_command_it_creates_no_file_but_out(notes_warehouse: Path, tmp_path
         code, _, err = _command("sql", "--warehouse", str(notes_warehouse), query, *extra, cwd=folder)
         assert code == expected, err
     assert sorted(path.name for path in folder.iterdir()) == ["notes.csv"]
+
+
+def test_sql_and_the_polars_queries_read_a_warehouse_on_s3(
+    analyst_root: Path, s3_server: str, s3_warehouse: Warehouse, monkeypatch, tmp_path: Path, capsys
+) -> None:
+    # The same tables, copied object by object: a Delta table's log names its files relatively.
+    fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": s3_server})
+    local = analyst_root / "data" / "warehouse"
+    for path in sorted(local.rglob("*")):
+        if path.is_file():
+            fs.put_file(str(path), f"{s3_warehouse.uri}/{path.relative_to(local).as_posix()}")
+    for name, value in {
+        "BILLING_S3_ENDPOINT_URL": s3_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    storage = s3_warehouse.storage_options()
+    for name in sorted(EXPECTED):
+        out = tmp_path / f"{name}.parquet"
+        command = shlex.split(QUERIES[name]["bash"])
+        assert main([*command[1:], "--warehouse", s3_warehouse.uri, "--out", str(out)]) == 0
+        assert_frame_equal(pl.read_parquet(out), EXPECTED[name], check_dtypes=False)
+
+        local_settings = 'warehouse, storage = "data/warehouse", None'
+        assert local_settings in QUERIES[name]["python"]
+        snippet = QUERIES[name]["python"].replace(
+            local_settings, f"warehouse, storage = {s3_warehouse.uri!r}, {storage!r}"
+        )
+        namespace: dict = {}
+        exec(compile(snippet, f"README.md:{name} (on S3)", "exec"), namespace)
+        assert_frame_equal(namespace["result"], EXPECTED[name], check_dtypes=False)
+    capsys.readouterr()

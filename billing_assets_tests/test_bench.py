@@ -3,18 +3,23 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from billing_assets.bench.compare import differences
 from billing_assets.cli import main
 
 
-def test_bench_prints_the_table_and_the_engines_agree(tmp_path: Path, spark, capsys) -> None:
+@pytest.mark.parametrize("warehouse", ["local", "s3"])
+def test_bench_prints_the_table_and_the_engines_agree(warehouse: str, tmp_path: Path, spark, capsys) -> None:
     # Summer time, across the London month boundary (April starts 23:00 UTC on 31 March), so
     # naive local times and billing months both matter. Without --latency: its cold run starts
     # a second JVM, which would double the test's time.
     argv = ["bench", "--meterpoints", "20", "--hours", "3", "--start", "2026-03-31T21", "--workdir", str(tmp_path)]
-    assert main(argv) == 0
+    assert main([*argv, "--warehouse", warehouse]) == 0
 
     out, err = capsys.readouterr()
+    assert f"from 2026-03-31T21 UTC, warehouse {warehouse}" in out
+    assert ("[bench] warehouse on S3: s3://" in err) == (warehouse == "s3")
     assert "now ingestion hours 2026-03-31-21 .. 2026-03-31-23" in err  # the pipeline's progress is passed through
     assert re.search(r"pipeline seconds per asset: source_dimensions [\d.]+, raw_readings [\d.]+", out)
     assert re.search(r"pipeline driver peak RSS: Python [\d,]+ MiB, JVM [\d,]+ MiB", out)

@@ -26,10 +26,10 @@ def monthly_running_totals(table: pa.Table) -> dict[str, float]:
     return totals_by(table, table["billing_month"], "cumulative_consumption")
 
 
-def read_output(path: str, delta: bool = False) -> pa.Table:
+def read_output(path: str, delta: bool = False, storage: dict[str, str] | None = None) -> pa.Table:
     """One engine's output table: a Delta table, or Parquet files (a file or a Hive-partitioned folder)."""
     if delta:
-        return DeltaTable(path).to_pyarrow_table()
+        return DeltaTable(path, storage_options=storage).to_pyarrow_table()
     return ds.dataset(path, format="parquet", partitioning="hive").to_table()
 
 

@@ -6,24 +6,30 @@ started; the two yardsticks then run the same chain in one batch over the same f
 Spark in the already running JVM, DuckDB in this process. With ``latency`` one more ingestion
 hour is generated and, after the timed hours, processed through every downstream asset twice
 from the same warehouse state: warm (this session) and cold (a fresh ``billing-assets process``).
+With ``--warehouse s3`` the pipeline's warehouse lives on a local S3-compatible server (moto, in
+its own process); the landing zone and the yardsticks stay on local disk.
 """
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 import dagster as dg
+import pyarrow.fs as pafs
 
 from billing_assets.bench.compare import differences, hourly_totals, monthly_running_totals, read_output
 from billing_assets.bench.memory import MIB, Peak, PeakMemory, driver_jvm
+from billing_assets.resources import resolved_warehouse
 
 DEFAULT_START = datetime(2026, 3, 28, tzinfo=UTC)
 SEED = 7
@@ -31,6 +37,9 @@ COLD_TIMEOUT = 900
 #: The assets of ``process`` that do what the yardsticks do.
 CHAIN = ("raw_readings", "hourly_usage", "cumulative_usage")
 T = TypeVar("T")
+BENCH_BUCKET = "billing-bench"
+#: What a local moto server accepts; set for the bench's own process and its cold `process`.
+S3_SETTINGS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
 
 @dataclass
@@ -90,6 +99,57 @@ def _cold_latency(hour: datetime, env: dict[str, str]) -> tuple[float, str]:
     return seconds, ", ".join(line.strip() for line in out.splitlines() if line.strip())
 
 
+@contextmanager
+def _warehouse_location(kind: str, root: Path) -> Iterator[str]:
+    """The pipeline's warehouse URI: a folder under ``root``, or a bucket on a local moto server."""
+    if kind == "local":
+        yield str(root / "warehouse")
+        return
+    import boto3
+    from botocore.exceptions import EndpointConnectionError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    saved = {name: os.environ.get(name) for name in [*S3_SETTINGS, "BILLING_S3_ENDPOINT_URL"]}
+    try:
+        os.environ.update({**S3_SETTINGS, "BILLING_S3_ENDPOINT_URL": endpoint})
+        client = boto3.client("s3", endpoint_url=endpoint)
+        for _ in range(300):
+            try:
+                client.create_bucket(Bucket=BENCH_BUCKET)
+                break
+            except EndpointConnectionError:  # the server is still starting
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the S3-compatible server on {endpoint} did not start")
+        _progress(f"[bench] warehouse on S3: s3://{BENCH_BUCKET}/warehouse at {endpoint}")
+        yield f"s3://{BENCH_BUCKET}/warehouse"
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        os.killpg(server.pid, 9)
+        server.wait()
+
+
+def _copy_warehouse(source: str, destination: str) -> None:
+    """Copy a warehouse (a local folder or an S3 prefix) to a new location on the same store."""
+    origin, copy = resolved_warehouse(source), resolved_warehouse(destination)
+    fs, path = origin.table_storage().filesystem(origin.root_uri())
+    target = copy.table_storage().filesystem(copy.root_uri())[1]
+    pafs.copy_files(path, target, source_filesystem=fs, destination_filesystem=fs)
+
+
 def _rate(records: int, seconds: float) -> str:
     rate = records / seconds
     return f"{rate:,.0f}" if rate >= 100 else f"{rate:.2f}"
@@ -106,8 +166,25 @@ def run_bench(
     keep: bool = False,
     latency: bool = False,
     start: datetime = DEFAULT_START,
+    warehouse_kind: str = "local",
 ) -> int:
     """Generate, time the three engines, check they agree, print the figures; 1 when they disagree."""
+    if workdir:
+        os.makedirs(workdir, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="billing-bench-", dir=workdir))
+    try:
+        with _warehouse_location(warehouse_kind, root) as warehouse:
+            return _bench(meterpoints, hours, root, latency, start, warehouse, warehouse_kind)
+    finally:
+        if keep:
+            _say(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _bench(
+    meterpoints: int, hours: int, root: Path, latency: bool, start: datetime, warehouse: str, warehouse_kind: str
+) -> int:
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
@@ -123,136 +200,132 @@ def run_bench(
 
     timezone = billing_timezone()
     end = start + timedelta(hours=hours)
-    if workdir:
-        os.makedirs(workdir, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="billing-bench-", dir=workdir))
-    landing, warehouse, source_db = root / "landing", root / "warehouse", root / "source.db"
-    try:
-        _say(f"billing-assets bench: {meterpoints} meterpoints x {hours} ingestion hours from {start:%Y-%m-%dT%H} UTC")
-        _progress(f"[bench] generating the landing zone in {landing}")
-        summary, generate_seconds = _timed(
-            lambda: generate_sample(
-                str(landing),
-                meterpoints=meterpoints,
-                start=start,
-                hours=hours + (1 if latency else 0),
-                seed=SEED,
-                timezone=timezone,
-            )
+    landing, source_db = root / "landing", root / "source.db"
+    _say(
+        f"billing-assets bench: {meterpoints} meterpoints x {hours} ingestion hours from {start:%Y-%m-%dT%H} UTC,"
+        f" warehouse {warehouse_kind}"
+    )
+    _progress(f"[bench] generating the landing zone in {landing}")
+    summary, generate_seconds = _timed(
+        lambda: generate_sample(
+            str(landing),
+            meterpoints=meterpoints,
+            start=start,
+            hours=hours + (1 if latency else 0),
+            seed=SEED,
+            timezone=timezone,
         )
-        write_sample_source(str(source_db), summary.meterpoints, start.date(), seed=SEED)
-        folders = [str(landing / f"ingestion_hour={key}") for key in hour_keys_between(start, end)]
-        folders = [folder for folder in folders if os.path.isdir(folder)]
-        files = sum(len(os.listdir(folder)) for folder in folders)
+    )
+    write_sample_source(str(source_db), summary.meterpoints, start.date(), seed=SEED)
+    folders = [str(landing / f"ingestion_hour={key}") for key in hour_keys_between(start, end)]
+    folders = [folder for folder in folders if os.path.isdir(folder)]
+    files = sum(len(os.listdir(folder)) for folder in folders)
 
-        resources = build_resources(str(landing), str(warehouse), None, str(source_db))
-        instance = dg.DagsterInstance.ephemeral()
-        with PeakMemory() as memory:
-            prepare_spark_environment()
-            joined = SparkContext._active_spark_context is not None
-            _progress("[bench] starting Spark")
-            with memory.phase("spark start"):
-                spark, jvm_seconds = _timed(
-                    lambda: SparkSession.builder.config(map=resources["spark"].spark_config).getOrCreate()
-                )
-            memory.jvm = driver_jvm(spark)
+    resources = build_resources(str(landing), warehouse, None, str(source_db))
+    options = resolved_warehouse(warehouse).storage_options()
+    instance = dg.DagsterInstance.ephemeral()
+    with PeakMemory() as memory:
+        prepare_spark_environment()
+        joined = SparkContext._active_spark_context is not None
+        _progress("[bench] starting Spark")
+        with memory.phase("spark start"):
+            spark, jvm_seconds = _timed(
+                lambda: SparkSession.builder.config(map=resources["spark"].spark_config).getOrCreate()
+            )
+        memory.jvm = driver_jvm(spark)
 
-            _progress("[bench] pipeline: billing-assets process")
-            with memory.phase("pipeline") as peak:
-                report, seconds = _timed(lambda: process(start, end, resources, instance, echo=_progress))
-            records = _records_read(instance)
-            _progress(f"[bench] pipeline: {seconds:.1f}s for {records:,} records")
-            pipeline = EngineFigures("pipeline", seconds, peak)
-            # The chain the yardsticks run: no daily dimension load, no gold tables.
-            chain_seconds = sum(report.seconds.get(k, 0.0) for k in CHAIN)
-            pipeline.hourly = hourly_totals(read_output(str(warehouse / "hourly_usage"), delta=True))
-            pipeline.monthly = monthly_running_totals(read_output(str(warehouse / "cumulative_usage"), delta=True))
+        _progress("[bench] pipeline: billing-assets process")
+        with memory.phase("pipeline") as peak:
+            report, seconds = _timed(lambda: process(start, end, resources, instance, echo=_progress))
+        records = _records_read(instance)
+        _progress(f"[bench] pipeline: {seconds:.1f}s for {records:,} records")
+        pipeline = EngineFigures("pipeline", seconds, peak)
+        # The chain the yardsticks run: no daily dimension load, no gold tables.
+        chain_seconds = sum(report.seconds.get(k, 0.0) for k in CHAIN)
+        pipeline.hourly = hourly_totals(read_output(f"{warehouse}/hourly_usage", delta=True, storage=options))
+        pipeline.monthly = monthly_running_totals(
+            read_output(f"{warehouse}/cumulative_usage", delta=True, storage=options)
+        )
 
-            _progress("[bench] plain Spark, one batch")
-            with memory.phase("plain Spark") as peak:
-                output = run_plain_spark(spark, folders, str(root / "plain_spark"), timezone)
-            plain = EngineFigures("plain Spark", output.seconds, peak)
-            _progress(f"[bench] plain Spark: {output.seconds:.1f}s")
-            plain.hourly = hourly_totals(read_output(output.hourly_path))
-            plain.monthly = monthly_running_totals(read_output(output.cumulative_path))
+        _progress("[bench] plain Spark, one batch")
+        with memory.phase("plain Spark") as peak:
+            output = run_plain_spark(spark, folders, str(root / "plain_spark"), timezone)
+        plain = EngineFigures("plain Spark", output.seconds, peak)
+        _progress(f"[bench] plain Spark: {output.seconds:.1f}s")
+        plain.hourly = hourly_totals(read_output(output.hourly_path))
+        plain.monthly = monthly_running_totals(read_output(output.cumulative_path))
 
-            _progress("[bench] DuckDB, one batch")
-            (root / "duckdb").mkdir()
-            with memory.phase("DuckDB") as peak:
-                output = run_duckdb(folders, str(root / "duckdb"), timezone)
-            duck = EngineFigures("DuckDB", output.seconds, peak)
-            _progress(f"[bench] DuckDB: {output.seconds:.1f}s")
-            duck.hourly = hourly_totals(read_output(output.hourly_path))
-            duck.monthly = monthly_running_totals(read_output(output.cumulative_path))
+        _progress("[bench] DuckDB, one batch")
+        (root / "duckdb").mkdir()
+        with memory.phase("DuckDB") as peak:
+            output = run_duckdb(folders, str(root / "duckdb"), timezone)
+        duck = EngineFigures("DuckDB", output.seconds, peak)
+        _progress(f"[bench] DuckDB: {output.seconds:.1f}s")
+        duck.hourly = hourly_totals(read_output(output.hourly_path))
+        duck.monthly = monthly_running_totals(read_output(output.cumulative_path))
 
-            warm = cold = None
-            if latency:
-                # Both start from the warehouse the timed hours left behind.
-                shutil.copytree(warehouse, root / "warehouse_cold")
-                _progress(f"[bench] latency, warm: ingestion hour {end:%Y-%m-%dT%H} in the running session")
-                warm = _timed(
-                    lambda: process(
-                        end, end + timedelta(hours=1), resources, instance, echo=_progress, load_source=False
-                    )
-                )
-                _progress("[bench] latency, cold: the same hour in a fresh `billing-assets process`")
-                env = {
-                    **os.environ,
-                    "BILLING_LANDING_URI": str(landing),
-                    "BILLING_WAREHOUSE_URI": str(root / "warehouse_cold"),
-                    "BILLING_SOURCE_DB": str(source_db),
-                    "DAGSTER_HOME": str(root / "dagster_home_cold"),
-                }
-                cold = _cold_latency(end, env)
-            if not joined:
-                spark.stop()
+        warm = cold = None
+        if latency:
+            # Both start from the warehouse the timed hours left behind.
+            cold_warehouse = f"{warehouse}_cold"
+            _copy_warehouse(warehouse, cold_warehouse)
+            _progress(f"[bench] latency, warm: ingestion hour {end:%Y-%m-%dT%H} in the running session")
+            warm = _timed(
+                lambda: process(end, end + timedelta(hours=1), resources, instance, echo=_progress, load_source=False)
+            )
+            _progress("[bench] latency, cold: the same hour in a fresh `billing-assets process`")
+            env = {
+                **os.environ,
+                "BILLING_LANDING_URI": str(landing),
+                "BILLING_WAREHOUSE_URI": cold_warehouse,
+                "BILLING_SOURCE_DB": str(source_db),
+                "DAGSTER_HOME": str(root / "dagster_home_cold"),
+            }
+            cold = _cold_latency(end, env)
+        if not joined:
+            spark.stop()
 
-        engines = [pipeline, plain, duck]
-        problems = {
-            engine.name: differences(pipeline.hourly, engine.hourly) + differences(pipeline.monthly, engine.monthly)
-            for engine in engines[1:]
-        }
-        _say(f"landing zone: {records:,} records in {files} files, generated in {generate_seconds:.1f}s")
-        _say(f"Spark session start (JVM): {jvm_seconds:.1f}s{' (joined a running session)' if joined else ''}")
-        _say("pipeline seconds per asset: " + ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()))
+    engines = [pipeline, plain, duck]
+    problems = {
+        engine.name: differences(pipeline.hourly, engine.hourly) + differences(pipeline.monthly, engine.monthly)
+        for engine in engines[1:]
+    }
+    _say(f"landing zone: {records:,} records in {files} files, generated in {generate_seconds:.1f}s")
+    _say(f"Spark session start (JVM): {jvm_seconds:.1f}s{' (joined a running session)' if joined else ''}")
+    _say("pipeline seconds per asset: " + ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()))
+    _say(
+        f"pipeline driver peak RSS: Python {_mib(pipeline.peak.python)}, JVM {_mib(pipeline.peak.jvm)}"
+        f" ({len(report.run_ids)} Dagster runs)"
+    )
+    _say()
+    # Throughput relative to plain Spark: above 1.00x is faster than it.
+    header = ("engine", "seconds", "readings/s", "vs plain Spark", "Python peak", "JVM peak")
+    _say("{:<16} {:>9} {:>11} {:>15} {:>12} {:>10}".format(*header))
+    rows = [("pipeline chain", chain_seconds, pipeline.peak), ("pipeline, all", pipeline.seconds, pipeline.peak)]
+    rows += [(engine.name, engine.seconds, engine.peak) for engine in engines[1:]]
+    for name, seconds, peak in rows:
         _say(
-            f"pipeline driver peak RSS: Python {_mib(pipeline.peak.python)}, JVM {_mib(pipeline.peak.jvm)}"
-            f" ({len(report.run_ids)} Dagster runs)"
+            f"{name:<16} {seconds:>9.1f} {_rate(records, seconds):>11}"
+            f" {plain.seconds / seconds:>14.2f}x {_mib(peak.python):>12}"
+            f" {_mib(peak.jvm if name != duck.name else 0):>10}"
         )
-        _say()
-        # Throughput relative to plain Spark: above 1.00x is faster than it.
-        header = ("engine", "seconds", "readings/s", "vs plain Spark", "Python peak", "JVM peak")
-        _say("{:<16} {:>9} {:>11} {:>15} {:>12} {:>10}".format(*header))
-        rows = [("pipeline chain", chain_seconds, pipeline.peak), ("pipeline, all", pipeline.seconds, pipeline.peak)]
-        rows += [(engine.name, engine.seconds, engine.peak) for engine in engines[1:]]
-        for name, seconds, peak in rows:
-            _say(
-                f"{name:<16} {seconds:>9.1f} {_rate(records, seconds):>11}"
-                f" {plain.seconds / seconds:>14.2f}x {_mib(peak.python):>12}"
-                f" {_mib(peak.jvm if name != duck.name else 0):>10}"
-            )
-        _say("(pipeline chain: raw_readings + hourly_usage + cumulative_usage, the yardsticks' chain;")
-        _say(" pipeline, all: with the daily source load and the gold tables)")
-        _say()
-        if warm and cold:
-            _say(f"latency, one ingestion hour of {meterpoints} meterpoints through every downstream asset:")
-            _say(
-                f"  warm (running Spark session): {warm[1]:.1f}s; per asset: "
-                + ", ".join(f"{k} {v:.1f}" for k, v in warm[0].seconds.items())
-            )
-            _say(f"  cold (fresh process, Spark start included): {cold[0]:.1f}s; {cold[1]}")
-        if any(problems.values()):
-            for name, found in problems.items():
-                for problem in found[:10]:
-                    _say(f"DISAGREE pipeline vs {name}: {problem}")
-            return 1
+    _say("(pipeline chain: raw_readings + hourly_usage + cumulative_usage, the yardsticks' chain;")
+    _say(" pipeline, all: with the daily source load and the gold tables)")
+    _say()
+    if warm and cold:
+        _say(f"latency, one ingestion hour of {meterpoints} meterpoints through every downstream asset:")
         _say(
-            f"engines agree: hourly totals ({len(pipeline.hourly)} hours) and monthly running totals"
-            f" ({len(pipeline.monthly)} months) within 1e-6"
+            f"  warm (running Spark session): {warm[1]:.1f}s; per asset: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in warm[0].seconds.items())
         )
-        return 0
-    finally:
-        if keep:
-            _say(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        _say(f"  cold (fresh process, Spark start included): {cold[0]:.1f}s; {cold[1]}")
+    if any(problems.values()):
+        for name, found in problems.items():
+            for problem in found[:10]:
+                _say(f"DISAGREE pipeline vs {name}: {problem}")
+        return 1
+    _say(
+        f"engines agree: hourly totals ({len(pipeline.hourly)} hours) and monthly running totals"
+        f" ({len(pipeline.monthly)} months) within 1e-6"
+    )
+    return 0

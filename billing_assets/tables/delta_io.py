@@ -2,7 +2,8 @@
 
 Spark here has no Delta connector (its jars cannot be fetched), so the transaction log is
 owned by delta-rs: reads list the table's live files through the log and hand them to
-Spark's Parquet reader; writes replace an explicit set of partitions in one Delta commit,
+Spark's Parquet reader (on S3, which this Spark cannot read, pyarrow tasks read them:
+``file_reader``); writes replace an explicit set of partitions in one Delta commit,
 which is what makes every asset run an idempotent replace. The executors write the Parquet
 files (``file_writer``); the driver only commits them.
 """
@@ -24,8 +25,11 @@ from pyspark import cloudpickle
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from billing_assets.tables import file_reader as file_reader_module
 from billing_assets.tables import file_writer as file_writer_module
 from billing_assets.tables import selection as selection_module
+from billing_assets.tables import storage as storage_module
+from billing_assets.tables.file_reader import file_reader
 from billing_assets.tables.file_writer import MANIFEST_SCHEMA, FileTarget, file_writer
 from billing_assets.tables.log_check import (
     ADDED_KEY,
@@ -37,11 +41,14 @@ from billing_assets.tables.log_check import (
 )
 from billing_assets.tables.schemas import TableSpec
 from billing_assets.tables.selection import KeyFormat, PartitionSelection, key_format
+from billing_assets.tables.storage import LOCAL, TableStorage
 
 log = logging.getLogger(__name__)
 
 #: Concurrent writers to the same partitions conflict; the loser recomputes and retries.
 COMMIT_ATTEMPTS = 5
+#: At most this many tasks read a table on object storage (each reads whole files).
+READ_TASKS = 16
 T = TypeVar("T")
 
 
@@ -61,27 +68,27 @@ class PinnedTable:
     uri: str
     spec: TableSpec
     delta: DeltaTable
+    storage: TableStorage = LOCAL
 
 
-def open_table(
-    uri: str, spec: TableSpec, storage_options: dict[str, str] | None = None, version: int | None = None
-) -> PinnedTable:
+def open_table(uri: str, spec: TableSpec, storage: TableStorage = LOCAL, version: int | None = None) -> PinnedTable:
     """Open the table at ``version`` (default: its latest, creating it empty with its schema on first use).
 
     The latest version is opened only from a whole log (``log_check``): a run never computes
     from, or writes over, a table that lost commits or files. Raises ``DamagedTableLog``.
     """
+    options = storage.delta_options()
     if version is not None:
-        return PinnedTable(uri, spec, DeltaTable(uri, version=version, storage_options=storage_options))
-    state = verify_log(uri, spec.name)
+        return PinnedTable(uri, spec, DeltaTable(uri, version=version, storage_options=options), storage)
+    state = verify_log(uri, spec.name, storage)
     if state is None:
         delta = DeltaTable.create(
-            uri, schema=spec.schema, partition_by=_partitioning(spec), storage_options=storage_options, mode="ignore"
+            uri, schema=spec.schema, partition_by=_partitioning(spec), storage_options=options, mode="ignore"
         )
     else:
-        delta = DeltaTable(uri, storage_options=storage_options)
-    verify_files(uri, spec.name, delta, state)
-    return PinnedTable(uri, spec, delta)
+        delta = DeltaTable(uri, storage_options=options)
+    verify_files(uri, spec.name, delta, state, storage)
+    return PinnedTable(uri, spec, delta, storage)
 
 
 def _partitioning(spec: TableSpec) -> list[str] | None:
@@ -96,7 +103,20 @@ def read_table(
     schema = from_arrow_schema(table.spec.schema)
     if not files:
         return spark.createDataFrame([], schema)
-    return spark.read.schema(schema).option("basePath", table.uri).parquet(*files)
+    if not table.storage.is_object_store(table.uri):
+        return spark.read.schema(schema).option("basePath", table.uri).parquet(*files)
+    _ship_by_value(spark)
+    reader = file_reader(sorted(files), table.spec.schema, table.spec.partition_by, table.storage)
+    # One task per file, up to the usual parallelism: a task per file is what Spark's reader does.
+    indexes = spark.range(len(files), numPartitions=min(len(files), READ_TASKS))
+    return indexes.mapInArrow(reader, schema)
+
+
+def _ship_by_value(spark: SparkSession | DataFrame) -> None:
+    """Under Spark Connect the server cannot import this project: ship the task code by value."""
+    if type(spark).__module__.startswith("pyspark.sql.connect"):
+        for module in (file_reader_module, file_writer_module, selection_module, storage_module):
+            cloudpickle.register_pickle_by_value(module)
 
 
 def replace_partitions(df: DataFrame, table: PinnedTable, selection: PartitionSelection | None) -> int:
@@ -121,10 +141,7 @@ def replace_partitions(df: DataFrame, table: PinnedTable, selection: PartitionSe
     # One task per partition value (sorted, so each task keeps one file open): files are not
     # fragments of a partition. Unpartitioned tables are the small dimensions: one file.
     frame = frame.repartition(column).sortWithinPartitions(column) if column else frame.repartition(1)
-    if type(df).__module__.startswith("pyspark.sql.connect"):
-        # A Connect server cannot import this project: ship the task code by value.
-        for module in (file_writer_module, selection_module):
-            cloudpickle.register_pickle_by_value(module)
+    _ship_by_value(df)
     try:
         manifest = frame.mapInArrow(file_writer(target), from_arrow_schema(MANIFEST_SCHEMA)).collect()
         actions = _add_actions(target, manifest)
@@ -153,7 +170,7 @@ def replace_partitions(df: DataFrame, table: PinnedTable, selection: PartitionSe
         raise
     _delete_files_of_write(target, committed={action.path for action in actions})
     table.delta.update_incremental()
-    record_commit(table.uri, table.delta.version())
+    record_commit(table.uri, table.delta.version(), table.storage)
     return table.delta.version()
 
 
@@ -162,7 +179,7 @@ def _file_target(table: PinnedTable, fmt: KeyFormat | None, selection: Partition
         raise ValueError(f"executors need an absolute table location, got {table.uri!r}")
     column = table.spec.partition_by
     file_schema = pa.schema([f for f in table.spec.schema if f.name != column])
-    return FileTarget(table.uri, file_schema, column, fmt, selection, uuid.uuid4().hex)
+    return FileTarget(table.uri, file_schema, column, fmt, selection, uuid.uuid4().hex, table.storage)
 
 
 def _add_actions(target: FileTarget, manifest: list[Row]) -> list[AddAction]:
@@ -216,8 +233,7 @@ def _delete_files_of_write(target: FileTarget, committed: set[str]) -> None:
     Files of a driver that died before this point are never referenced by the log either:
     ``DeltaTable.vacuum`` removes them once they are older than its retention period.
     """
-    fs, root = pafs.FileSystem.from_uri(target.table_uri)
-    root = root.rstrip("/")
+    fs, root = target.storage.filesystem(target.table_uri)
     folders = {""}
     if target.partition_column is not None:
         prefix = f"{target.partition_column}="

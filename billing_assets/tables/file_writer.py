@@ -19,6 +19,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from billing_assets.tables.selection import KeyFormat, PartitionSelection
+from billing_assets.tables.storage import LOCAL, TableStorage
 
 #: One row per file written (``path`` null: rows refused because their partition is not selected).
 MANIFEST_SCHEMA = pa.schema(
@@ -51,6 +52,8 @@ class FileTarget:
     selection: PartitionSelection | None
     #: In every file name, so files of this write can be found again (failed task attempts).
     write_id: str
+    #: Where the files go (local disk, or S3 with its options).
+    storage: TableStorage = LOCAL
 
     def file_prefix(self) -> str:
         """The name prefix of every file this write creates."""
@@ -128,7 +131,8 @@ class _OpenFile:
         self.relative = f"{folder}{target.file_prefix()}{uuid.uuid4().hex}.parquet"
         self.full = f"{root}/{self.relative}"
         self.value, self.fs, self.schema = value, fs, target.file_schema
-        if folder:
+        if folder and not target.storage.is_object_store(target.table_uri):
+            # On an object store a "folder" is a key prefix; creating one would add marker objects.
             fs.create_dir(f"{root}/{folder.rstrip('/')}", recursive=True)
         self.writer = pq.ParquetWriter(self.full, self.schema, filesystem=fs)
         self.stats = _FileStats(self.schema)
@@ -182,8 +186,7 @@ def file_writer(target: FileTarget) -> Callable[[Iterator[pa.RecordBatch]], Iter
     """The ``mapInArrow`` function: write a task's rows (sorted by partition) as files, yield the manifest."""
 
     def write_files(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        fs, root = pafs.FileSystem.from_uri(target.table_uri)
-        root = root.rstrip("/")
+        fs, root = target.storage.filesystem(target.table_uri)
         columns = target.file_schema.names
         refused: dict[str | None, int] = {}
         current: _OpenFile | None = None

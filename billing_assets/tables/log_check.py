@@ -27,6 +27,8 @@ from typing import NamedTuple
 import pyarrow.fs as pafs
 from deltalake import DeltaTable
 
+from billing_assets.tables.storage import LOCAL, TableStorage
+
 #: The newest version this project committed; outside the versioned names delta-rs reads.
 HIGH_WATER_MARK = "_billing_assets_last_commit"
 #: Keys of the commit metadata this project writes with each commit (``commitInfo``).
@@ -49,14 +51,9 @@ class DamagedTableLog(Exception):
     """A table's Delta log or data files are incomplete; the message names the table and the damage."""
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    fs, root = pafs.FileSystem.from_uri(uri)
-    return fs, root.rstrip("/")
-
-
-def log_exists(uri: str) -> bool:
+def log_exists(uri: str, storage: TableStorage = LOCAL) -> bool:
     """Whether ``uri`` has a ``_delta_log`` folder holding any file."""
-    fs, root = _filesystem(uri)
+    fs, root = storage.filesystem(uri)
     selector = pafs.FileSelector(f"{root}/_delta_log", allow_not_found=True)
     return any(info.type == pafs.FileType.File for info in fs.get_file_info(selector))
 
@@ -68,12 +65,12 @@ class LogState(NamedTuple):
     commits: tuple[tuple[str, int], ...]
 
 
-def verify_log(uri: str, name: str) -> LogState | None:
+def verify_log(uri: str, name: str, storage: TableStorage = LOCAL) -> LogState | None:
     """Check the log of the table at ``uri`` before it is opened (None: there is no log yet).
 
     Raises ``DamagedTableLog`` naming the table and the first missing or cut version.
     """
-    fs, root = _filesystem(uri)
+    fs, root = storage.filesystem(uri)
     log = f"{root}/_delta_log"
     sizes = {
         info.base_name: info.size
@@ -104,11 +101,11 @@ def verify_log(uri: str, name: str) -> LogState | None:
     return state
 
 
-def verify_files(uri: str, name: str, delta: DeltaTable, state: LogState | None) -> None:
+def verify_files(uri: str, name: str, delta: DeltaTable, state: LogState | None, storage: TableStorage = LOCAL) -> None:
     """Check that every data file of ``delta``'s snapshot exists; remember the log as whole."""
     if state is not None and _verified.get(uri) == state.commits:
         return
-    fs, root = _filesystem(uri)
+    fs, root = storage.filesystem(uri)
     expected = {path.split("://", 1)[-1] for path in delta.file_uris()}
     if expected:
         present = {
@@ -126,9 +123,9 @@ def verify_files(uri: str, name: str, delta: DeltaTable, state: LogState | None)
         _verified[uri] = state.commits
 
 
-def record_commit(uri: str, version: int) -> None:
+def record_commit(uri: str, version: int, storage: TableStorage = LOCAL) -> None:
     """Raise the table's high-water mark to ``version`` after a commit (never lowers it)."""
-    fs, root = _filesystem(uri)
+    fs, root = storage.filesystem(uri)
     path = f"{root}/_delta_log/{HIGH_WATER_MARK}"
     if fs.get_file_info(path).type == pafs.FileType.File and _high_water_mark(fs, path) >= version:
         return

@@ -24,7 +24,10 @@ from pyspark.sql import SparkSession
 from billing_assets.connect_server import spark_environment, spark_home, start_server
 from billing_assets.process import process
 from billing_assets.resources import build_resources
-from billing_assets_tests.conftest import free_port, stop_process_group, wait_for_http
+from billing_assets.resources.landing import LandingZone
+from billing_assets.resources.warehouse import Warehouse
+from billing_assets.tables.schemas import ALL_TABLES
+from billing_assets_tests.conftest import free_port, read_delta, stop_process_group, upload, wait_for_http
 
 CLI = str(Path(sys.executable).parent / "billing-assets")
 START, END = datetime(2026, 3, 28, 0, tzinfo=UTC), datetime(2026, 3, 28, 2, tzinfo=UTC)
@@ -131,13 +134,16 @@ def read_tables(warehouse: Path) -> dict[str, list[dict]]:
     """Every Delta table under ``warehouse``: its live rows in a stable order."""
     tables = {}
     for folder in sorted(warehouse.iterdir()):
-        rows = DeltaTable(str(folder)).to_pyarrow_table().to_pylist()
-        tables[folder.name] = sorted(rows, key=lambda row: [(value is None, str(value)) for value in row.values()])
+        tables[folder.name] = sorted_rows(DeltaTable(str(folder)).to_pyarrow_table().to_pylist())
     return tables
 
 
-def process_with(master: str, sample: Path, work: Path) -> dict[str, list[dict]]:
-    """Run ``billing-assets process`` over the sample with ``master`` in a subprocess; its tables."""
+def sorted_rows(rows: list[dict]) -> list[dict]:
+    return sorted(rows, key=lambda row: [(value is None, str(value)) for value in row.values()])
+
+
+def run_process(master: str, sample: Path, work: Path, **settings: str) -> None:
+    """Run ``billing-assets process`` over the sample with ``master`` in a subprocess, in ``work``."""
     env = {
         **os.environ,
         "BILLING_SPARK_MASTER": master,
@@ -145,6 +151,7 @@ def process_with(master: str, sample: Path, work: Path) -> dict[str, list[dict]]
         "BILLING_SOURCE_DB": str(sample / "source.db"),
         "BILLING_WAREHOUSE_URI": str(work / "warehouse"),
         "DAGSTER_HOME": str(work / "dagster_home"),
+        **settings,
     }
     with open(work / "process.log", "wb") as log:
         proc = subprocess.Popen(
@@ -160,6 +167,11 @@ def process_with(master: str, sample: Path, work: Path) -> dict[str, list[dict]]
     finally:
         stop_process_group(proc)
     assert returncode == 0, (work / "process.log").read_text()[-5000:]
+
+
+def process_with(master: str, sample: Path, work: Path) -> dict[str, list[dict]]:
+    """Run ``billing-assets process`` over the sample with ``master``; its tables."""
+    run_process(master, sample, work)
     return read_tables(work / "warehouse")
 
 
@@ -172,6 +184,35 @@ def test_standalone_cluster_writes_the_tables_local_mode_writes(
     # The work ran on the cluster: the master saw the application and its worker.
     apps = master_state(ui_port)["completedapps"] + master_state(ui_port)["activeapps"]
     assert [app["name"] for app in apps] == ["billing_assets"]
+
+
+def test_standalone_cluster_with_landing_and_warehouse_on_s3_writes_the_tables_local_mode_writes(
+    standalone_master: tuple[str, int],
+    sample: Path,
+    local_tables: dict,
+    tmp_path: Path,
+    s3_landing: LandingZone,
+    s3_warehouse: Warehouse,
+) -> None:
+    """The worker shares no folder with the driver: its own working directory, every file on S3."""
+    master, _ = standalone_master
+    upload(s3_landing, sample / "landing")
+    driver = tmp_path / "driver"  # the worker runs in tmp_path, the driver here
+    driver.mkdir()
+    run_process(
+        master,
+        sample,
+        driver,
+        BILLING_LANDING_URI=s3_landing.uri,
+        BILLING_WAREHOUSE_URI=s3_warehouse.uri,
+        BILLING_S3_ENDPOINT_URL=s3_landing.endpoint_url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION="us-east-1",
+    )
+    tables = {spec.name: read_delta(s3_warehouse, spec.name) for spec in ALL_TABLES}
+    assert {name: sorted_rows(t.to_pylist()) for name, t in tables.items() if t is not None} == local_tables
+    assert not (driver / "warehouse").exists() and not list((tmp_path / "work").rglob("*.parquet"))
 
 
 def test_spark_connect_writes_the_tables_local_mode_writes(

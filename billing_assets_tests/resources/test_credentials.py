@@ -6,8 +6,9 @@ import dagster as dg
 import pytest
 from dagster._core.remote_representation.external_data import RepositorySnap
 
-from billing_assets.definitions import defs
+from billing_assets.definitions import ASSETS, defs
 from billing_assets.resources.landing import LandingZone
+from billing_assets.resources.warehouse import Warehouse
 from billing_assets_tests.conftest import Pipeline, upload
 from billing_assets_tests.defs.scenario import H1, land_scenario
 
@@ -15,14 +16,14 @@ KEY_ID = "AKIABILLINGTEST0001"
 
 
 @pytest.fixture
-def secret(monkeypatch, s3_landing: LandingZone, tmp_path) -> str:
-    """A fresh secret in the environment, with the landing zone on the S3 server (which accepts any key)."""
+def secret(monkeypatch, s3_landing: LandingZone, s3_warehouse: Warehouse, tmp_path) -> str:
+    """A fresh secret in the environment, landing zone and warehouse on the S3 server (which accepts any key)."""
     value = f"secret-{uuid.uuid4().hex}"
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", value)
     monkeypatch.setenv("BILLING_LANDING_URI", s3_landing.uri)
     monkeypatch.setenv("BILLING_S3_ENDPOINT_URL", s3_landing.endpoint_url)
-    monkeypatch.setenv("BILLING_WAREHOUSE_URI", str(tmp_path / "warehouse"))
+    monkeypatch.setenv("BILLING_WAREHOUSE_URI", s3_warehouse.uri)
     monkeypatch.setenv("BILLING_SOURCE_DB", str(tmp_path / "source.db"))
     return value
 
@@ -34,21 +35,37 @@ def repository_snapshot(definitions: dg.Definitions) -> str:
 
 def test_secret_is_in_no_event_run_record_or_ui_snapshot(secret, s3_landing, tmp_path, spark) -> None:
     location = defs()
-    landing = location.resources["landing"]
+    landing, warehouse = location.resources["landing"], location.resources["warehouse"]
     assert isinstance(landing.secret_access_key, dg.EnvVar)  # resolved per run, never stored
+    assert isinstance(warehouse.storage.secret_access_key, dg.EnvVar)
     (tmp_path / "local").mkdir()
     local = Pipeline(tmp_path / "local", spark)
     land_scenario(local)
     upload(s3_landing, local.landing)
 
     (tmp_path / "remote").mkdir()
-    pipeline = Pipeline(tmp_path / "remote", spark, landing=landing)
+    pipeline = Pipeline(tmp_path / "remote", spark, landing=landing, warehouse=warehouse)
     result = pipeline.materialize("raw_readings", H1)
-    assert pipeline.rows("raw_readings")  # the run read the zone through the resource
+    assert pipeline.rows("raw_readings")  # the run read the zone and wrote the warehouse through the resources
+    # A run that fails on the store (its bucket is gone) names the problem, not the credentials.
+    gone = Warehouse(uri="s3://no-such-bucket/x", storage=warehouse.storage, client=warehouse.client)
+    [ingestion] = [a for a in ASSETS if dg.AssetKey("raw_readings") in a.keys]
+    failed = dg.materialize(
+        ASSETS,
+        selection=list(ingestion.keys),
+        partition_key=H1,
+        resources={**pipeline.resources, "warehouse": gone},
+        instance=pipeline.instance,
+        raise_on_error=False,
+    )
+    assert not failed.success
 
     run = pipeline.instance.get_run_by_id(result.run_id)
+    failure = [dg.serialize_value(entry) for entry in pipeline.instance.all_logs(failed.run_id)]
+    assert any("no-such-bucket" in text for text in failure)  # the error is there, and says where
     exposed = {
         "events": [dg.serialize_value(entry) for entry in pipeline.instance.all_logs(result.run_id)],
+        "failed run's events and error": failure,
         "run": dg.serialize_value(run),
         "job snapshot": dg.serialize_value(pipeline.instance.get_job_snapshot(run.job_snapshot_id)),
         "execution plan": dg.serialize_value(
@@ -59,7 +76,8 @@ def test_secret_is_in_no_event_run_record_or_ui_snapshot(secret, s3_landing, tmp
     assert len(exposed["events"]) > 10
     for where, text in exposed.items():
         assert secret not in str(text), where
-    assert "AWS_SECRET_ACCESS_KEY" in exposed["repository snapshot"]  # the UI names the variable instead
+    # The UI names the variables instead, for the landing zone and the warehouse.
+    assert exposed["repository snapshot"].count("AWS_SECRET_ACCESS_KEY") >= 2
 
     # The scan would see a secret written into the config: the same snapshot with a literal value.
     literal = dict(location.resources)

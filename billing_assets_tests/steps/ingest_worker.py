@@ -5,11 +5,12 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 from pyspark.sql import SparkSession
 
+from billing_assets.resources import build_warehouse
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import prepare_spark_environment, spark_config
-from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps.ingest import ingest
 
 
@@ -24,7 +25,9 @@ def main(landing: str, warehouse: str, hour: str, barrier: str) -> None:
     files = zone.list_files(hour)
     while not Path(barrier).exists():
         time.sleep(0.01)
-    report = ingest(spark, Warehouse(uri=warehouse), [hour], files, "Europe/London", {})
+    with dg.build_resources({"warehouse": build_warehouse(warehouse)}) as built:  # resolves dg.EnvVar
+        store = built.warehouse
+    report = ingest(spark, store, [hour], files, "Europe/London", {})
     print(json.dumps({"hour": hour, "inserted": report.counts[hour].inserted, "changed": report.changed_hours}))
     spark.stop()
 

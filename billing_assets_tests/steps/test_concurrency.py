@@ -1,12 +1,15 @@
 """Two ingestion hours processed at the same time, in two processes, into overlapping recording hours."""
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-from billing_assets.tables.delta_io import open_table
+import pytest
+
 from billing_assets.tables.schemas import ALL_TABLES
+from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.scenario import r
 
 HOURS = ("2026-03-10-08", "2026-03-10-09")
@@ -23,11 +26,23 @@ def readings(hour_index: int) -> list[dict]:
     return out
 
 
-def test_concurrent_runs_lose_and_duplicate_nothing(pipeline, tmp_path) -> None:
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_concurrent_runs_lose_and_duplicate_nothing(where, request, tmp_path, spark) -> None:
+    settings: dict[str, str] = {}
+    warehouse = None
+    if where == "s3":
+        warehouse = request.getfixturevalue("s3_warehouse")
+        settings = {
+            "BILLING_S3_ENDPOINT_URL": request.getfixturevalue("s3_server"),
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+        }
+    pipeline = Pipeline(tmp_path, spark, warehouse=warehouse)
     for index, hour in enumerate(HOURS):
         pipeline.land(hour, "a.json", readings(index))
     for spec in ALL_TABLES:  # as after any first run: the tables exist
-        open_table(str(pipeline.warehouse / spec.name), spec)
+        pipeline.resources["warehouse"].open(spec)
     barrier = tmp_path / "go"
     workers = [
         subprocess.Popen(
@@ -36,10 +51,11 @@ def test_concurrent_runs_lose_and_duplicate_nothing(pipeline, tmp_path) -> None:
                 "-m",
                 "billing_assets_tests.steps.ingest_worker",
                 str(pipeline.landing),
-                str(pipeline.warehouse),
+                pipeline.resources["warehouse"].uri,
                 hour,
                 str(barrier),
             ],
+            env={**os.environ, **settings},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

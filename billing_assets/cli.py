@@ -54,6 +54,7 @@ def _process(args: argparse.Namespace) -> int:
     from billing_assets.instance import get_instance
     from billing_assets.process import process
     from billing_assets.resources import build_resources
+    from billing_assets.tables.delta_io import TableSchemaMismatch
     from billing_assets.tables.log_check import DamagedTableLog
 
     instance = get_instance()
@@ -66,8 +67,8 @@ def _process(args: argparse.Namespace) -> int:
             batch_hours=args.batch_hours,
             load_source=not args.no_source,
         )
-    except DamagedTableLog as exc:
-        # A damaged table needs a person (restore or rebuild), not a traceback.
+    except (DamagedTableLog, TableSchemaMismatch) as exc:
+        # A damaged or outdated table needs a person (restore or rebuild), not a traceback.
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for step, seconds in report.seconds.items():

@@ -52,6 +52,10 @@ READ_TASKS = 16
 T = TypeVar("T")
 
 
+class TableSchemaMismatch(ValueError):
+    """A table's columns differ from this version's contract (built by an older version): rebuild it."""
+
+
 class PartitionSpillError(ValueError):
     """A write produced rows outside the partitions it replaces: a bug, refused before the commit."""
 
@@ -87,8 +91,32 @@ def open_table(uri: str, spec: TableSpec, storage: TableStorage = LOCAL, version
         )
     else:
         delta = DeltaTable(uri, storage_options=options)
+        _check_schema(spec, delta)
     verify_files(uri, spec.name, delta, state, storage)
     return PinnedTable(uri, spec, delta, storage)
+
+
+def _check_schema(spec: TableSpec, delta: DeltaTable) -> None:
+    """Refuse a table whose columns are not the contract's, before anything reads or overwrites it.
+
+    An overwrite with the new schema would be accepted by delta-rs and leave the partitions it
+    does not replace in the old types, which no later read could use.
+    """
+    stored = {field.name: field.type for field in pa.schema(delta.schema().to_arrow())}
+    expected = {field.name: field.type for field in spec.schema}
+    if stored == expected:
+        return
+    changes = [
+        f"{name}: {stored[name]} here, {kind} expected"
+        for name, kind in expected.items()
+        if stored.get(name, kind) != kind
+    ]
+    changes += [f"{name} missing" for name in expected.keys() - stored.keys()]
+    changes += [f"{name} not in the contract" for name in stored.keys() - expected.keys()]
+    raise TableSchemaMismatch(
+        f"table {spec.name} was built by an older version ({'; '.join(sorted(changes))}); nothing was written. "
+        "Rebuild it as README 'Upgrading' describes"
+    )
 
 
 def _partitioning(spec: TableSpec) -> list[str] | None:

@@ -10,8 +10,14 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 from pyspark.sql import DataFrame, SparkSession
 
-from billing_assets.tables.delta_io import PartitionSpillError, open_table, read_table, replace_partitions
-from billing_assets.tables.schemas import AGREEMENT, HALF_HOURLY_CONSUMPTION, HOURLY_USAGE
+from billing_assets.tables.delta_io import (
+    PartitionSpillError,
+    TableSchemaMismatch,
+    open_table,
+    read_table,
+    replace_partitions,
+)
+from billing_assets.tables.schemas import AGREEMENT, AGREEMENT_DAYS, HALF_HOURLY_CONSUMPTION, HOURLY_USAGE
 from billing_assets.tables.selection import partition_range, partitions
 
 
@@ -176,3 +182,16 @@ def test_a_concurrent_writer_to_the_same_new_partition_fails_the_commit_and_leav
         replace_partitions(usage(spark, [("m4", "2026-01-01-00", 4.0)]), stale, partitions(["2026-01-01-00"]))
     assert [r[0] for r in live(uri)] == ["m3"]
     assert not orphans(uri)
+
+
+def test_a_table_built_with_other_columns_is_refused_before_anything_is_written(tmp_path) -> None:
+    uri = tmp_path / "agreement_days"
+    integer_ids = [pa.field(f.name, pa.int64()) if f.name == "agreement_id" else f for f in AGREEMENT_DAYS.schema]
+    DeltaTable.create(str(uri), schema=pa.schema(integer_ids[:-2] + integer_ids[-1:]), partition_by=["date"])
+    expected = (
+        r"table agreement_days was built by an older version "
+        r"\(agreement_id: int64 here, string expected; unmatched_reason missing\)"
+    )
+    with pytest.raises(TableSchemaMismatch, match=expected):
+        open_table(str(uri), AGREEMENT_DAYS)
+    assert DeltaTable(str(uri)).version() == 0

@@ -122,10 +122,10 @@ def process(
     report = ProcessReport()
     touched: set[str] = set()
 
-    def run(selection: dg.AssetsDefinition, tags: dict[str, str] | None = None, **kwargs) -> dg.ExecuteInProcessResult:
+    def run(*selection: dg.AssetsDefinition, tags: dict[str, str] | None = None, **kwargs) -> dg.ExecuteInProcessResult:
         result = dg.materialize(
             ASSETS,
-            selection=list(selection.keys),
+            selection=[key for assets in selection for key in assets.keys],
             resources=resources,
             instance=instance,
             tags={**(tags or {}), **process_run_tags()},
@@ -192,8 +192,8 @@ def process(
     for key_range in _ranges(local_days, report.days):
         echo(f"[gold] local days {key_range.start} .. {key_range.end}")
         tags = {RANGE_START: key_range.start, RANGE_END: key_range.end}
-        run(consumption_gold, tags=tags)
-        run(active_agreements, tags=tags)
+        # Same days, same partitions: one run and one Spark session for every gold table.
+        run(consumption_gold, active_agreements, tags=tags)
     report.seconds["gold"] = time.monotonic() - began
     echo(
         f"processed {len(hours)} ingestion hours ({hour_key(start)} .. {hours[-1] if hours else '-'}): "

@@ -43,7 +43,9 @@ def test_process_runs_every_asset_and_records_runs_in_the_instance(tmp_path: Pat
     assert "[ingest] 4/6 done, 2 left" in err and "now ingestion hours 2026-04-01-00 .. 2026-04-01-01" in err
     instance = dg.DagsterInstance.from_config(str(home))
     runs = instance.get_runs()
-    assert len(runs) >= 8 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+    # Source, three ingestion batches, hourly_usage, cumulative_usage (both months in one range) and
+    # every gold table of the two days in one run.
+    assert len(runs) == 7 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
     # The window crosses the London month boundary (April starts 23:00 UTC on 31 March).
     months = set(DeltaTable(str(warehouse / "cumulative_usage")).to_pyarrow_table().column("billing_month").to_pylist())
     assert months == {"2026-03", "2026-04"}

@@ -114,3 +114,45 @@ def test_a_damaged_log_stops_process_before_anything_is_written(env, spark, caps
     assert last.startswith(f"error: table deduplicated_raw: Delta log version {version} is "), last
     # raw_readings and deduplicated_raw are written by one step: the damage stops both.
     assert DeltaTable(str(env / "warehouse/raw_readings")).version() == raw_before
+
+
+#: Spark jobs one ingestion hour costs through every asset at this test's size (measured: see
+#: the test). A regression in fixed per-run costs (one more read-back or count) fails here.
+MAX_SPARK_JOBS_PER_HOUR = 110  # 99 measured on 2026-12-03; 5 runs and more jobs before
+
+
+def test_one_more_hour_through_every_asset_costs_four_runs_and_a_bounded_number_of_spark_jobs(env, spark) -> None:
+    # Readings arrive in the ingestion hour after the hour they measure.
+    for hour in ("00", "01", "02"):
+        records = [
+            r(f"h{hour}m{m}i{i}", f"m{m}", f"2026-04-01T{hour}:{i * 30:02d}:00Z", 1.0) for m in range(3) for i in (0, 1)
+        ]
+        _land(env, f"ingestion_hour=2026-04-01-{int(hour) + 1:02d}", "readings.json", records)
+    assert main(["process", "--start", "2026-04-01T01", "--end", "2026-04-01T04", "--no-source"]) == 0
+    # The next hour: its own readings, a late one for an hour already written, and a re-sent copy.
+    _land(
+        env,
+        "ingestion_hour=2026-04-01-04",
+        "readings.json",
+        [
+            r("h03m0", "m0", "2026-04-01T03:00:00Z", 2.0),
+            r("late", "m1", "2026-04-01T01:15:00Z", 0.5),
+            r("h00m0i0", "m0", "2026-04-01T00:00:00Z", 1.0),
+        ],
+    )
+    tracker = spark.sparkContext.statusTracker()
+    before = max(tracker.getJobIdsForGroup(None), default=-1)
+    instance = dg.DagsterInstance.from_config(str(env / "home"))
+    runs_before = len(instance.get_run_records())
+
+    assert main(["process", "--start", "2026-04-01T04", "--end", "2026-04-01T05", "--no-source"]) == 0
+
+    jobs = max(tracker.getJobIdsForGroup(None)) - before
+    runs = instance.get_run_records()[: len(instance.get_run_records()) - runs_before]
+    # raw_readings (with deduplicated_raw), hourly_usage, cumulative_usage, and every gold table in one.
+    assert len(runs) == 4, [r.dagster_run.asset_selection for r in runs]
+    assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    print(f"spark jobs for one hour through every asset: {jobs}")
+    assert jobs <= MAX_SPARK_JOBS_PER_HOUR
+    usage = DeltaTable(str(env / "warehouse/hourly_usage")).to_pyarrow_table().to_pylist()
+    assert sum(row["consumption"] for row in usage) == pytest.approx(18 + 2.0 + 0.5)

@@ -67,7 +67,20 @@ def _exact_sum(column: str, alias: str) -> Column:
     return F.sum(F.col(column).cast(EXACT)).alias(alias)
 
 
-def _examples(df: DataFrame, order: str) -> list[dict[str, Any]]:
+def _tally(df: DataFrame, **conditions: Column) -> tuple[int, dict[str, int]]:
+    """Rows of ``df`` and how many satisfy each condition, in one Spark job.
+
+    A ``count()`` per figure would run the whole plan (reads, joins, windows) once per figure.
+    """
+    figures = [F.count(F.when(condition, True)).alias(name) for name, condition in conditions.items()]
+    row = df.agg(F.count(F.lit(1)).alias("_rows"), *figures).first()
+    return row["_rows"], {name: row[name] for name in conditions}
+
+
+def _examples(df: DataFrame, order: str, failures: int) -> list[dict[str, Any]]:
+    """Up to ``EXAMPLES`` failing rows; no Spark job when nothing failed."""
+    if not failures:
+        return []
     return [
         {key: value if isinstance(value, int | float | str | None) else str(value) for key, value in row.items()}
         for row in (r.asDict() for r in df.orderBy(order).limit(EXAMPLES).collect())
@@ -84,20 +97,17 @@ def _compare_totals(left: DataFrame, right: DataFrame, keys: list[str], figures:
     bad = F.lit(False)
     for figure in figures:
         bad = bad | _differs(f"{figure}_expected", f"{figure}_actual")
-    mismatched = joined.filter(bad).persist()
-    try:
-        failures = mismatched.count()
-        return CheckOutcome(
-            failures == 0,
-            {
-                f"{label}_checked": joined.count(),
-                f"{label}_mismatched": failures,
-                "mismatches": _examples(mismatched, keys[0]),
-                "tolerance_kwh": TOLERANCE,
-            },
-        )
-    finally:
-        mismatched.unpersist()
+    checked, figures_of = _tally(joined, mismatched=bad)
+    failures = figures_of["mismatched"]
+    return CheckOutcome(
+        failures == 0,
+        {
+            f"{label}_checked": checked,
+            f"{label}_mismatched": failures,
+            "mismatches": _examples(joined.filter(bad), keys[0], failures),
+            "tolerance_kwh": TOLERANCE,
+        },
+    )
 
 
 def unique_record_ids(spark: SparkSession, warehouse: Warehouse, hours: Sequence[str]) -> CheckOutcome:
@@ -109,34 +119,32 @@ def unique_record_ids(spark: SparkSession, warehouse: Warehouse, hours: Sequence
     scope = _read(spark, warehouse, DEDUPLICATED_RAW, between("recording_hour", first, last)).select(
         "record_id", "recording_hour", F.col("recording_hour").isin(list(hours)).alias("written")
     )
-    duplicated = (
-        scope.groupBy("record_id")
-        .agg(
-            F.count(F.lit(1)).alias("copies"),
-            F.max("written").alias("written"),
-            F.array_sort(F.collect_list("recording_hour")).alias("recording_hours"),
+    ids = scope.groupBy("record_id").agg(F.count(F.lit(1)).alias("copies"), F.max("written").alias("written"))
+    duplicate = (F.col("copies") > 1) & F.col("written")
+    # One pass over the week: the rows in scope are the sum of the copies of every id.
+    row = ids.agg(F.sum("copies").alias("rows"), F.count(F.when(duplicate, True)).alias("duplicated")).first()
+    failures = row["duplicated"]
+    examples = []
+    if failures:
+        duplicated = (
+            scope.groupBy("record_id")
+            .agg(F.count(F.lit(1)).alias("copies"), F.array_sort(F.collect_list("recording_hour")).alias("hours"))
+            .join(ids.filter(duplicate).select("record_id"), "record_id")
         )
-        .filter("copies > 1 AND written")
-        .drop("written")
-        .persist()
+        examples = [
+            {"record_id": r["record_id"], "copies": r["copies"], "recording_hours": r["hours"]}
+            for r in duplicated.orderBy("record_id").limit(EXAMPLES).collect()
+        ]
+    return CheckOutcome(
+        failures == 0,
+        {
+            "recording_hours_written": len(hours),
+            "scope": f"recording_hour {first} .. {last}",
+            "rows_checked": row["rows"] or 0,
+            "duplicated_record_ids": failures,
+            "duplicates": examples,
+        },
     )
-    try:
-        failures = duplicated.count()
-        return CheckOutcome(
-            failures == 0,
-            {
-                "recording_hours_written": len(hours),
-                "scope": f"recording_hour {first} .. {last}",
-                "rows_checked": scope.count(),
-                "duplicated_record_ids": failures,
-                "duplicates": [
-                    {"record_id": r["record_id"], "copies": r["copies"], "recording_hours": r["recording_hours"]}
-                    for r in duplicated.orderBy("record_id").limit(EXAMPLES).collect()
-                ],
-            },
-        )
-    finally:
-        duplicated.unpersist()
 
 
 def recording_hours_match(spark: SparkSession, warehouse: Warehouse, hours: Sequence[str]) -> CheckOutcome:
@@ -144,17 +152,17 @@ def recording_hours_match(spark: SparkSession, warehouse: Warehouse, hours: Sequ
     rows = _read(spark, warehouse, DEDUPLICATED_RAW, [("recording_hour", "in", list(hours))] if hours else None)
     if not hours:
         rows = rows.limit(0)
-    wrong = rows.filter(~F.col("recording_hour").eqNullSafe(F.date_format("interval_start", "yyyy-MM-dd-HH"))).select(
-        "record_id", "interval_start", "recording_hour"
-    )
-    failures = wrong.count()
+    in_wrong_hour = ~F.col("recording_hour").eqNullSafe(F.date_format("interval_start", "yyyy-MM-dd-HH"))
+    checked, figures = _tally(rows, wrong=in_wrong_hour)
+    failures = figures["wrong"]
+    wrong = rows.filter(in_wrong_hour).select("record_id", "interval_start", "recording_hour")
     return CheckOutcome(
         failures == 0,
         {
             "recording_hours_written": len(hours),
-            "rows_checked": rows.count(),
+            "rows_checked": checked,
             "rows_in_wrong_hour": failures,
-            "wrong_rows": _examples(wrong, "record_id"),
+            "wrong_rows": _examples(wrong, "record_id", failures),
         },
     )
 
@@ -240,15 +248,20 @@ def cumulative_never_decreases(
     """Within a billing month, a meterpoint's running total never goes down from one hour to the next."""
     rows = _cumulative(spark, warehouse, first_month, last_month)
     order = Window.partitionBy("meterpoint_id", "billing_month").orderBy("usage_hour")
-    drops = (
-        rows.withColumn("previous", F.lag("cumulative_consumption").over(order))
-        .filter(F.col("cumulative_consumption") < F.col("previous"))
-        .select("meterpoint_id", "billing_month", "usage_hour", "previous", "cumulative_consumption")
+    with_previous = rows.withColumn("previous", F.lag("cumulative_consumption").over(order))
+    drop = F.col("cumulative_consumption") < F.col("previous")
+    checked, figures = _tally(with_previous, decreasing=drop)
+    failures = figures["decreasing"]
+    drops = with_previous.filter(drop).select(
+        "meterpoint_id", "billing_month", "usage_hour", "previous", "cumulative_consumption"
     )
-    failures = drops.count()
     return CheckOutcome(
         failures == 0,
-        {"rows_checked": rows.count(), "decreasing_rows": failures, "decreases": _examples(drops, "meterpoint_id")},
+        {
+            "rows_checked": checked,
+            "decreasing_rows": failures,
+            "decreases": _examples(drops, "meterpoint_id", failures),
+        },
     )
 
 
@@ -275,22 +288,25 @@ def cumulative_matches_hourly(
         .orderBy("usage_hour")
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
-    compared = (
-        rows.join(hourly, keys, "left")
-        .withColumn("expected", F.sum(F.coalesce("hourly", F.lit(0).cast(EXACT))).over(order))
-        .filter(_differs("expected", "cumulative_consumption"))
-        .select(*keys, F.col("expected").cast("double").alias("expected"), "cumulative_consumption")
+    # hourly_usage has one row per (meterpoint, hour), so the left join keeps one row per total.
+    with_expected = rows.join(hourly, keys, "left").withColumn(
+        "expected", F.sum(F.coalesce("hourly", F.lit(0).cast(EXACT))).over(order)
+    )
+    differs = _differs("expected", "cumulative_consumption")
+    checked, figures = _tally(with_expected, wrong=differs)
+    compared = with_expected.filter(differs).select(
+        *keys, F.col("expected").cast("double").alias("expected"), "cumulative_consumption"
     )
     missing = hourly.join(rows.select(*keys), keys, "left_anti")
-    wrong, left_out = compared.count(), missing.count()
+    wrong, left_out = figures["wrong"], missing.count()
     return CheckOutcome(
         wrong == 0 and left_out == 0,
         {
-            "rows_checked": rows.count(),
+            "rows_checked": checked,
             "rows_not_month_to_date_sum": wrong,
             "hourly_rows_missing": left_out,
-            "mismatches": _examples(compared, "meterpoint_id"),
-            "missing": _examples(missing, "meterpoint_id"),
+            "mismatches": _examples(compared, "meterpoint_id", wrong),
+            "missing": _examples(missing, "meterpoint_id", left_out),
             "tolerance_kwh": TOLERANCE,
         },
     )

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.source.sqlite import read_source
 from billing_assets.steps.recompute import StepResult, recompute
-from billing_assets.tables.delta_io import read_table, replace_partitions
+from billing_assets.tables.delta_io import read_table, replace_partitions, write_partitions
 from billing_assets.tables.schemas import AGREEMENT, AGREEMENT_DAYS, DIMENSIONS, PRODUCT, TableSpec
 from billing_assets.tables.selection import partition_range, partitions
 from billing_assets.transforms.dimensions import agreement_days, scd2_history, source_problems
@@ -63,8 +63,7 @@ def load_dimensions(
         target = warehouse.open(dim.history)
         snapshots = read_table(spark, warehouse.open(dim.snapshots))
         history = histories[dim.source_table] = scd2_history(snapshots, dim).persist()
-        rows[dim.history.name] = history.count()
-        replace_partitions(history, target, None)
+        rows[dim.history.name] = write_partitions(history, target, None).rows
     current = {name: history.filter("is_current") for name, history in histories.items()}
     problems = source_problems(current["agreement"], current["product"], current["meterpoint"])
 

@@ -7,7 +7,7 @@ from pyspark.sql import SparkSession
 
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps.recompute import StepResult, between, recompute
-from billing_assets.tables.delta_io import read_table, replace_partitions, retry_on_conflict
+from billing_assets.tables.delta_io import read_table, retry_on_conflict, write_partitions
 from billing_assets.tables.schemas import (
     ACTIVE_AGREEMENTS,
     AGREEMENT_DAYS,
@@ -74,10 +74,7 @@ def build_consumption_gold(
         try:
             rows = {}
             for spec, frame in outputs.items():
-                frame = frame.persist()
-                rows[spec.name] = frame.count()
-                replace_partitions(frame, targets[spec], days_written)
-                frame.unpersist()
+                rows[spec.name] = write_partitions(frame, targets[spec], days_written).rows
             return GoldReport(rows, settled.count(), matched.count(), unmatched.count(), source.delta.version())
         finally:
             for frame in (settled, matched, unmatched):

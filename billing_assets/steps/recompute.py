@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 
 from billing_assets.resources.warehouse import Warehouse
-from billing_assets.tables.delta_io import read_table, replace_partitions, retry_on_conflict
+from billing_assets.tables.delta_io import read_table, retry_on_conflict, write_partitions
 from billing_assets.tables.schemas import TableSpec
 from billing_assets.tables.selection import PartitionSelection
 
@@ -40,13 +40,8 @@ def recompute(
         output = warehouse.open(target)  # pinned first: a concurrent write to it forces a recompute
         inputs = warehouse.open(source)
         rows = read_table(spark, inputs, source_filters)
-        result = transform(rows).persist()
-        try:
-            count = result.count()
-            version = replace_partitions(result, output, target_partitions)
-        finally:
-            result.unpersist()
-        return StepResult(count, version, inputs.delta.version())
+        written = write_partitions(transform(rows), output, target_partitions)
+        return StepResult(written.rows, written.version, inputs.delta.version())
 
     return retry_on_conflict(step)
 

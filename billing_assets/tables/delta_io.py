@@ -147,11 +147,25 @@ def _ship_by_value(spark: SparkSession | DataFrame) -> None:
             cloudpickle.register_pickle_by_value(module)
 
 
+@dataclass(frozen=True)
+class Written:
+    """What one replace committed: the new table version and the rows its files hold."""
+
+    version: int
+    #: From the files' own manifest: counting the frame beforehand would be one more Spark job.
+    rows: int
+
+
 def replace_partitions(df: DataFrame, table: PinnedTable, selection: PartitionSelection | None) -> int:
+    """Replace the ``selection`` partitions with ``df`` in one commit; the new table version."""
+    return write_partitions(df, table, selection).version
+
+
+def write_partitions(df: DataFrame, table: PinnedTable, selection: PartitionSelection | None) -> Written:
     """Replace the ``selection`` partitions (the whole table if ``None``) with ``df`` in one commit.
 
     Executors write the Parquet files; the driver only collects one small row per file and
-    commits them with the removal of the selected partitions. Returns the new table version.
+    commits them with the removal of the selected partitions.
     Rows outside the selection are refused before anything is committed, so a bug cannot
     spill into other partitions; the commit is checked against the pinned version, so a
     concurrent change to the same partitions fails it rather than being lost.
@@ -199,7 +213,7 @@ def replace_partitions(df: DataFrame, table: PinnedTable, selection: PartitionSe
     _delete_files_of_write(target, committed={action.path for action in actions})
     table.delta.update_incremental()
     record_commit(table.uri, table.delta.version(), table.storage)
-    return table.delta.version()
+    return Written(table.delta.version(), sum(row["num_records"] for row in manifest))
 
 
 def _file_target(table: PinnedTable, fmt: KeyFormat | None, selection: PartitionSelection | None) -> FileTarget:

@@ -3,13 +3,12 @@
 import dagster as dg
 
 from billing_assets.automation import DAILY_SOURCE_LOAD
-from billing_assets.defs.metadata import table_metadata, written_metadata
+from billing_assets.defs.metadata import materialized, materialized_range, table_metadata
 from billing_assets.partitions import all_days, day_range, local_days
 from billing_assets.resources.source import SourceDatabase
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps.dimensions import load_dimensions, rebuild_agreement_days
-from billing_assets.steps.recompute import between
 from billing_assets.tables.schemas import AGREEMENT, AGREEMENT_DAYS, METERPOINT, PRODUCT
 
 AGREEMENT_DAYS_KEY = dg.AssetKey(AGREEMENT_DAYS.name)
@@ -57,14 +56,16 @@ def source_dimensions(
     for day in report.changed_days:
         context.log_event(dg.AssetMaterialization(AGREEMENT_DAYS_KEY, partition=day))
     for dim in (AGREEMENT, PRODUCT, METERPOINT):
-        yield dg.MaterializeResult(
+        # The history is rebuilt whole from all snapshots on every load.
+        yield materialized(
+            spark.spark_session,
+            warehouse,
+            dim.history,
+            report.rows[dim.history.name],
+            1,
+            None,
+            details={"snapshot_taken": report.snapshot_taken, "coverage_days_changed": len(report.changed_days)},
             asset_key=dim.history.name,
-            metadata={
-                # The history is rebuilt whole from all snapshots on every load.
-                **written_metadata(spark.spark_session, warehouse, dim.history, report.rows[dim.history.name], 1, None),
-                "snapshot_taken": report.snapshot_taken,
-                "coverage_days_changed": len(report.changed_days),
-            },
         )
     for name, ids in report.problems.items():
         # Source problems are surfaced, not fatal: the pipeline has a defined rule for each.
@@ -101,18 +102,6 @@ def agreement_days(
 ) -> dg.MaterializeResult:
     """Rebuild the run's days of coverage from the current dimension versions."""
     first, last = day_range(context.partition_time_window)
-    result = rebuild_agreement_days(spark.spark_session, warehouse, first, last)
-    return dg.MaterializeResult(
-        metadata={
-            **written_metadata(
-                spark.spark_session,
-                warehouse,
-                AGREEMENT_DAYS,
-                result.rows,
-                len(context.partition_keys),
-                between(AGREEMENT_DAYS.partition_by, first.isoformat(), last.isoformat()),
-                result.version,
-            ),
-            "days": f"{first} .. {last}",
-        }
-    )
+    session = spark.spark_session
+    result = rebuild_agreement_days(session, warehouse, first, last)
+    return materialized_range(context, session, warehouse, AGREEMENT_DAYS, result, (first, last), "days")

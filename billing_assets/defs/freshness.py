@@ -12,7 +12,7 @@ from billing_assets.defs.ingestion import raw_readings
 from billing_assets.partitions import ingestion_hours
 from billing_assets.resources.landing import LandingZone
 from billing_assets.settings import sensors_start_running
-from billing_assets.steps.checks import landing_freshness, newest_complete_hour
+from billing_assets.steps.freshness_checks import landing_freshness, newest_complete_hour
 
 
 @dg.asset_check(

@@ -3,11 +3,12 @@
 import dagster as dg
 
 from billing_assets.automation import UPSTREAM_CHANGED
-from billing_assets.defs.checks import GOLD, blocking_specs, gold_check_results
-from billing_assets.defs.metadata import table_metadata, written_metadata
+from billing_assets.defs.checks import blocking_specs, check_results
+from billing_assets.defs.metadata import materialized, materialized_range, table_metadata
 from billing_assets.partitions import BILLING_TZ, TO_HOURS_SO_FAR, day_range, hour_range, local_days
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
+from billing_assets.steps import gold_checks
 from billing_assets.steps.gold import build_active_agreements, build_consumption_gold
 from billing_assets.steps.recompute import between
 from billing_assets.tables.schemas import (
@@ -22,24 +23,37 @@ from billing_assets.tables.schemas import (
 # Today's partition depends on hours that have not happened yet.
 READINGS = dg.AssetDep("deduplicated_raw", partition_mapping=TO_HOURS_SO_FAR)
 
+#: The readings-based gold tables: description, dependencies and check name -> description.
 _READINGS_GOLD = {
     HALF_HOURLY_CONSUMPTION: (
         "One row per half hour (UTC interval_start, local settlement date and period 1..46/48/50): "
         "meterpoints with readings and their total consumption, every reading included.",
         [READINGS],
+        {"half_hours_sum_to_hours": "Per UTC hour: the half-hourly totals add up to the deduplicated readings' total."},
     ),
     PRODUCT_DAILY_CONSUMPTION: (
         "One row per product display name per local day: meterpoints with readings and their consumption.",
         [READINGS, AGREEMENT_DAYS.name],
+        {
+            "products_plus_unmatched_sum_to_day": (
+                "Per local day: product totals plus unmatched_readings equal the half-hourly total."
+            )
+        },
     ),
     AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT: (
         "One row per half hour per product display name: meterpoints, total and average consumption.",
         [READINGS, AGREEMENT_DAYS.name],
+        {
+            "sums_to_product_daily": (
+                "Per local day and product: the half-hourly product totals add up to the daily total."
+            )
+        },
     ),
     UNMATCHED_READINGS: (
         "One row per reading no agreement covers on its local day "
         "(reason no_agreement, unknown_product or product_without_name).",
         [READINGS, AGREEMENT_DAYS.name],
+        {},
     ),
 }
 
@@ -55,11 +69,11 @@ _READINGS_GOLD = {
             automation_condition=UPSTREAM_CHANGED,
             metadata=table_metadata(spec),
         )
-        for spec, (text, deps) in _READINGS_GOLD.items()
+        for spec, (text, deps, _) in _READINGS_GOLD.items()
     ],
     partitions_def=local_days,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=[spec for asset, checks in GOLD.items() for spec in blocking_specs(asset, checks)],
+    check_specs=[check for spec, (*_, checks) in _READINGS_GOLD.items() for check in blocking_specs(spec.name, checks)],
     pool="consumption_gold",
     can_subset=False,
 )
@@ -68,35 +82,41 @@ def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, wa
     window = context.partition_time_window
     first_day, last_day = day_range(window)
     first_hour, last_hour = hour_range(window)
-    report = build_consumption_gold(
-        spark.spark_session, warehouse, first_day, last_day, first_hour, last_hour, BILLING_TZ
-    )
+    session = spark.spark_session
+    report = build_consumption_gold(session, warehouse, first_day, last_day, first_hour, last_hour, BILLING_TZ)
+    checks = {
+        HALF_HOURLY_CONSUMPTION: {
+            "half_hours_sum_to_hours": lambda: gold_checks.half_hours_sum_to_hours(
+                session, warehouse, first_day, last_day, first_hour, last_hour, report.readings_version
+            )
+        },
+        PRODUCT_DAILY_CONSUMPTION: {
+            "products_plus_unmatched_sum_to_day": lambda: gold_checks.products_plus_unmatched_sum_to_day(
+                session, warehouse, first_day, last_day
+            )
+        },
+        AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT: {
+            "sums_to_product_daily": lambda: gold_checks.product_half_hours_sum_to_days(
+                session, warehouse, first_day, last_day
+            )
+        },
+    }
     for spec in _READINGS_GOLD:
-        yield dg.MaterializeResult(
-            asset_key=spec.name,
-            metadata={
-                **written_metadata(
-                    spark.spark_session,
-                    warehouse,
-                    spec,
-                    report.rows[spec.name],
-                    len(context.partition_keys),
-                    between(spec.partition_by, first_day.isoformat(), last_day.isoformat()),
-                ),
+        yield materialized(
+            session,
+            warehouse,
+            spec,
+            report.rows[spec.name],
+            len(context.partition_keys),
+            between(spec.partition_by, first_day.isoformat(), last_day.isoformat()),
+            details={
                 "days": f"{first_day} .. {last_day}",
                 "readings": report.readings,
                 "readings_matched": report.matched,
                 "readings_unmatched": report.unmatched,
             },
-            check_results=gold_check_results(
-                context,
-                spark.spark_session,
-                warehouse,
-                spec.name,
-                (first_day, last_day),
-                (first_hour, last_hour),
-                report.readings_version,
-            ),
+            checks=check_results(context, spec.name, checks.get(spec, {})),
+            asset_key=spec.name,
         )
 
 
@@ -117,18 +137,6 @@ def active_agreements(
 ) -> dg.MaterializeResult:
     """Replace the run's days of active agreements."""
     first, last = day_range(context.partition_time_window)
-    result = build_active_agreements(spark.spark_session, warehouse, first, last)
-    return dg.MaterializeResult(
-        metadata={
-            **written_metadata(
-                spark.spark_session,
-                warehouse,
-                ACTIVE_AGREEMENTS,
-                result.rows,
-                len(context.partition_keys),
-                between(ACTIVE_AGREEMENTS.partition_by, first.isoformat(), last.isoformat()),
-                result.version,
-            ),
-            "days": f"{first} .. {last}",
-        }
-    )
+    session = spark.spark_session
+    result = build_active_agreements(session, warehouse, first, last)
+    return materialized_range(context, session, warehouse, ACTIVE_AGREEMENTS, result, (first, last), "days")

@@ -4,25 +4,41 @@ from dataclasses import asdict
 
 import dagster as dg
 
-from billing_assets.defs.checks import (
-    DEDUPLICATED,
-    INGESTION,
-    blocking_specs,
-    check_results,
-    deduplicated_check_results,
-    ingestion_check_results,
-)
-from billing_assets.defs.metadata import landing_kinds, table_metadata, written_metadata
+from billing_assets.defs.checks import blocking_specs, check_results
+from billing_assets.defs.metadata import landing_kinds, materialized, materialized_range, table_metadata
+from billing_assets.domain.timestamps import hour_keys_between, parse_hour_key
+from billing_assets.domain.watermark import HOUR
 from billing_assets.partitions import BILLING_TZ, hour_range, ingestion_hours, recording_hours, recording_partition_key
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
-from billing_assets.steps.checks import CheckOutcome
+from billing_assets.steps import ingest_checks
 from billing_assets.steps.ingest import OUTCOMES, IngestReport, ingest, quiet_hours_report, rebuild_deduplicated
-from billing_assets.steps.recompute import between
+from billing_assets.steps.invariants import CheckOutcome
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, RAW_READINGS
 
 DEDUPLICATED_KEY = dg.AssetKey("deduplicated_raw")
+#: Check name -> description. Dagster takes check specs only for the assets an op outputs, so
+#: the invariants of the deduplicated_raw rows a raw_readings run writes are raw_readings checks.
+INGESTION = {
+    "records_conserved": (
+        "Per ingestion hour: records read = inserted + duplicates + conflicts + quarantined, "
+        "and the committed raw and quarantine rows agree with those figures."
+    ),
+    "deduplicated_raw_unique_record_id": (
+        "No record_id of the deduplicated_raw hours this run touched appears twice, in those hours "
+        "or within 7 days + 1 h 5 min of them."
+    ),
+    "deduplicated_raw_recording_hour": (
+        "Every deduplicated_raw row this run touched has recording_hour = the UTC hour of interval_start."
+    ),
+}
+DEDUPLICATED = {
+    "unique_record_id": (
+        "No record_id of the rebuilt hours appears twice, in those hours or within 7 days + 1 h 5 min of them."
+    ),
+    "recording_hour_matches_interval_start": "Every rebuilt row has recording_hour = the UTC hour of interval_start.",
+}
 
 
 @dg.asset(
@@ -64,18 +80,25 @@ def raw_readings(
         name: sum(getattr(c, name) for c in report.counts.values())
         for name in ("read", "inserted", "duplicates", "conflicts", "quarantined")
     }
-    return dg.MaterializeResult(
-        metadata={
-            # The raw table keeps every reading that parsed, duplicates and conflicts included.
-            **written_metadata(
-                spark.spark_session,
-                warehouse,
-                RAW_READINGS,
-                totals["read"] - totals["quarantined"],
-                len(hour_keys),
-                [(RAW_READINGS.partition_by, "in", list(hour_keys))],
-                report.versions[RAW_READINGS.name],
-            ),
+    session = spark.spark_session
+    hours = report.touched_hours
+    checks = {
+        "records_conserved": lambda: ingest_checks.records_conserved(
+            session, warehouse, report.counts, report.versions
+        ),
+        "deduplicated_raw_unique_record_id": lambda: ingest_checks.unique_record_ids(session, warehouse, hours),
+        "deduplicated_raw_recording_hour": lambda: ingest_checks.recording_hours_match(session, warehouse, hours),
+    }
+    return materialized(
+        session,
+        warehouse,
+        RAW_READINGS,
+        # The raw table keeps every reading that parsed, duplicates and conflicts included.
+        totals["read"] - totals["quarantined"],
+        len(hour_keys),
+        [(RAW_READINGS.partition_by, "in", list(hour_keys))],
+        report.versions[RAW_READINGS.name],
+        details={
             # A range run reports the figures of the whole run on every hour it covers;
             # per_ingestion_hour splits them by hour.
             "ingestion_hours_in_run": f"{hour_keys[0]} .. {hour_keys[-1]} ({len(hour_keys)})",
@@ -87,7 +110,7 @@ def raw_readings(
             "per_ingestion_hour": dg.MetadataValue.json(_per_hour(report)),
             "delta_versions": dg.MetadataValue.json(report.versions),
         },
-        check_results=ingestion_check_results(context, spark.spark_session, warehouse, report),
+        checks=check_results(context, RAW_READINGS.name, checks),
     )
 
 
@@ -140,19 +163,14 @@ def deduplicated_raw(
 ) -> dg.MaterializeResult:
     """Rebuild the run's recording hours from raw_readings (same result as incremental ingestion)."""
     first, last = hour_range(context.partition_time_window)
-    result = rebuild_deduplicated(spark.spark_session, warehouse, first, last)
-    return dg.MaterializeResult(
-        metadata={
-            **written_metadata(
-                spark.spark_session,
-                warehouse,
-                DEDUPLICATED_RAW,
-                result.rows,
-                len(context.partition_keys),
-                between(DEDUPLICATED_RAW.partition_by, first, last),
-                result.version,
-            ),
-            "recording_hours": f"{first} .. {last}",
-        },
-        check_results=deduplicated_check_results(context, spark.spark_session, warehouse, first, last),
+    session = spark.spark_session
+    result = rebuild_deduplicated(session, warehouse, first, last)
+    hours = hour_keys_between(parse_hour_key(first), parse_hour_key(last) + HOUR)
+    checks = {
+        "unique_record_id": lambda: ingest_checks.unique_record_ids(session, warehouse, hours),
+        "recording_hour_matches_interval_start": lambda: ingest_checks.recording_hours_match(session, warehouse, hours),
+    }
+    checked = check_results(context, DEDUPLICATED_RAW.name, checks)
+    return materialized_range(
+        context, session, warehouse, DEDUPLICATED_RAW, result, (first, last), "recording_hours", checked
     )

@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.settings import DEFAULT_LANDING_URI, env
+from billing_assets.steps.recompute import StepResult, between
 from billing_assets.tables.delta_io import read_table
 from billing_assets.tables.schemas import TableSpec
 
@@ -52,7 +53,7 @@ def preview_markdown(table: pa.Table) -> str:
     return table.to_pandas().to_markdown(index=False)
 
 
-def written_metadata(
+def materialized(
     spark: SparkSession,
     warehouse: Warehouse,
     spec: TableSpec,
@@ -60,8 +61,12 @@ def written_metadata(
     partitions: int,
     filters: list[tuple[str, str, object]] | None,
     version: int | None = None,
-) -> dict[str, dg.MetadataValue]:
-    """Rows and partitions written, the Delta version and a preview of the written partitions.
+    *,
+    details: dict[str, object] | None = None,
+    checks: list[dg.AssetCheckResult] | None = None,
+    asset_key: str | None = None,
+) -> dg.MaterializeResult:
+    """An asset's result: rows and partitions written, the Delta version, a preview, ``details`` and checks.
 
     ``version`` is the version the step committed; without it the latest is used, which is
     the step's own commit (or, when nothing changed, the version its partitions are at)
@@ -69,10 +74,36 @@ def written_metadata(
     """
     table = warehouse.open(spec, version)
     preview = read_table(spark, table, filters).limit(PREVIEW_ROWS).toArrow()
-    return {
+    metadata = {
         "dagster/row_count": dg.MetadataValue.int(rows),
         "dagster/uri": dg.MetadataValue.path(table.uri),
         "partitions_written": dg.MetadataValue.int(partitions),
         "delta_version": dg.MetadataValue.int(table.delta.version()),
         "preview": dg.MetadataValue.md(preview_markdown(preview)),
     }
+    return dg.MaterializeResult(asset_key=asset_key, metadata={**metadata, **(details or {})}, check_results=checks)
+
+
+def materialized_range(
+    context: dg.AssetExecutionContext,
+    spark: SparkSession,
+    warehouse: Warehouse,
+    spec: TableSpec,
+    result: StepResult,
+    bounds: tuple[object, object],
+    label: str,
+    checks: list[dg.AssetCheckResult] | None = None,
+) -> dg.MaterializeResult:
+    """The result of a step that replaced the partitions ``bounds`` (inclusive) of the run's window."""
+    first, last = (str(bound) for bound in bounds)
+    return materialized(
+        spark,
+        warehouse,
+        spec,
+        result.rows,
+        len(context.partition_keys),
+        between(spec.partition_by, first, last),
+        result.version,
+        details={label: f"{first} .. {last}"},
+        checks=checks,
+    )

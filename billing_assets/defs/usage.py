@@ -3,14 +3,8 @@
 import dagster as dg
 
 from billing_assets.automation import UPSTREAM_CHANGED
-from billing_assets.defs.checks import (
-    CUMULATIVE,
-    HOURLY,
-    blocking_specs,
-    cumulative_check_results,
-    hourly_check_results,
-)
-from billing_assets.defs.metadata import table_metadata, written_metadata
+from billing_assets.defs.checks import blocking_specs, check_results
+from billing_assets.defs.metadata import materialized_range, table_metadata
 from billing_assets.partitions import (
     BILLING_TZ,
     TO_HOURS_SO_FAR,
@@ -21,9 +15,22 @@ from billing_assets.partitions import (
 )
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
-from billing_assets.steps.recompute import between
+from billing_assets.steps import usage_checks
 from billing_assets.steps.usage import build_cumulative_usage, build_hourly_usage
 from billing_assets.tables.schemas import CUMULATIVE_USAGE, HOURLY_USAGE
+
+#: Check name -> description, per asset.
+HOURLY = {
+    "matches_deduplicated_readings": (
+        "Per recording hour: total consumption and reading count equal those of the deduplicated readings."
+    ),
+}
+CUMULATIVE = {
+    "never_decreases_within_month": "A meterpoint's running total never decreases within a billing month.",
+    "equals_month_to_date_hourly_sum": (
+        "Each running total equals the month-to-date sum of hourly_usage; no hourly row is left out."
+    ),
+}
 
 
 @dg.asset(
@@ -41,21 +48,16 @@ from billing_assets.tables.schemas import CUMULATIVE_USAGE, HOURLY_USAGE
 def hourly_usage(context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse) -> dg.MaterializeResult:
     """Replace the run's recording hours with fresh totals from deduplicated_raw."""
     first, last = hour_range(context.partition_time_window)
-    result = build_hourly_usage(spark.spark_session, warehouse, first, last)
-    return dg.MaterializeResult(
-        metadata={
-            **written_metadata(
-                spark.spark_session,
-                warehouse,
-                HOURLY_USAGE,
-                result.rows,
-                len(context.partition_keys),
-                between(HOURLY_USAGE.partition_by, first, last),
-                result.version,
-            ),
-            "recording_hours": f"{first} .. {last}",
-        },
-        check_results=hourly_check_results(context, spark.spark_session, warehouse, first, last, result.source_version),
+    session = spark.spark_session
+    result = build_hourly_usage(session, warehouse, first, last)
+    checks = {
+        "matches_deduplicated_readings": lambda: usage_checks.hourly_matches_readings(
+            session, warehouse, first, last, result.source_version
+        )
+    }
+    checked = check_results(context, HOURLY_USAGE.name, checks)
+    return materialized_range(
+        context, session, warehouse, HOURLY_USAGE, result, (first, last), "recording_hours", checked
     )
 
 
@@ -81,28 +83,16 @@ def cumulative_usage(
     window = context.partition_time_window
     first_hour, last_hour = hour_range(window)
     first_month, last_month = month_range(window)
-    result = build_cumulative_usage(
-        spark.spark_session, warehouse, first_hour, last_hour, first_month, last_month, BILLING_TZ
-    )
-    return dg.MaterializeResult(
-        metadata={
-            **written_metadata(
-                spark.spark_session,
-                warehouse,
-                CUMULATIVE_USAGE,
-                result.rows,
-                len(context.partition_keys),
-                between(CUMULATIVE_USAGE.partition_by, first_month, last_month),
-                result.version,
-            ),
-            "billing_months": f"{first_month} .. {last_month}",
-        },
-        check_results=cumulative_check_results(
-            context,
-            spark.spark_session,
-            warehouse,
-            (first_hour, last_hour),
-            (first_month, last_month),
-            result.source_version,
+    session = spark.spark_session
+    result = build_cumulative_usage(session, warehouse, first_hour, last_hour, first_month, last_month, BILLING_TZ)
+    checks = {
+        "never_decreases_within_month": lambda: usage_checks.cumulative_never_decreases(
+            session, warehouse, first_month, last_month
         ),
-    )
+        "equals_month_to_date_hourly_sum": lambda: usage_checks.cumulative_matches_hourly(
+            session, warehouse, first_hour, last_hour, first_month, last_month, BILLING_TZ, result.source_version
+        ),
+    }
+    checked = check_results(context, CUMULATIVE_USAGE.name, checks)
+    months = (first_month, last_month)
+    return materialized_range(context, session, warehouse, CUMULATIVE_USAGE, result, months, "billing_months", checked)

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from billing_assets.steps.checks import landing_freshness, newest_complete_hour
+from billing_assets.steps.freshness_checks import landing_freshness, newest_complete_hour
 
 NOW = datetime(2026, 3, 10, 10, 5, tzinfo=UTC)
 

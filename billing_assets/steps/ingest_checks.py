@@ -1,0 +1,129 @@
+"""The ingestion invariants: every record accounted for, and deduplicated_raw unique and in the right hour."""
+
+from collections.abc import Mapping, Sequence
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from billing_assets.domain.timestamps import hour_key, parse_hour_key
+from billing_assets.domain.watermark import RESEND_REACH
+from billing_assets.resources.warehouse import Warehouse
+from billing_assets.steps.ingest import OUTCOMES, HourCounts
+from billing_assets.steps.invariants import EXAMPLES, CheckOutcome, examples, read_at, tally
+from billing_assets.steps.recompute import between
+from billing_assets.tables.delta_io import read_table
+from billing_assets.tables.schemas import DEDUPLICATED_RAW, QUARANTINED_READINGS, RAW_READINGS
+
+#: Deduplication matches copies this far apart, so the uniqueness check looks as far either
+#: side of the recording hours written.
+UNIQUENESS_REACH = RESEND_REACH
+
+
+def unique_record_ids(spark: SparkSession, warehouse: Warehouse, hours: Sequence[str]) -> CheckOutcome:
+    """No ``record_id`` of the recording hours written appears twice in them or within reach of them."""
+    if not hours:
+        return CheckOutcome(True, {"recording_hours_written": 0, "rows_checked": 0, "duplicated_record_ids": 0})
+    first = hour_key(parse_hour_key(min(hours)) - UNIQUENESS_REACH)
+    last = hour_key(parse_hour_key(max(hours)) + UNIQUENESS_REACH)
+    scope = read_at(spark, warehouse, DEDUPLICATED_RAW, between("recording_hour", first, last)).select(
+        "record_id", "recording_hour", F.col("recording_hour").isin(list(hours)).alias("written")
+    )
+    ids = scope.groupBy("record_id").agg(F.count(F.lit(1)).alias("copies"), F.max("written").alias("written"))
+    duplicate = (F.col("copies") > 1) & F.col("written")
+    # One pass over the week: the rows in scope are the sum of the copies of every id.
+    row = ids.agg(F.sum("copies").alias("rows"), F.count(F.when(duplicate, True)).alias("duplicated")).first()
+    failures = row["duplicated"]
+    listed = []
+    if failures:
+        duplicated = (
+            scope.groupBy("record_id")
+            .agg(F.count(F.lit(1)).alias("copies"), F.array_sort(F.collect_list("recording_hour")).alias("hours"))
+            .join(ids.filter(duplicate).select("record_id"), "record_id")
+        )
+        listed = [
+            {"record_id": r["record_id"], "copies": r["copies"], "recording_hours": r["hours"]}
+            for r in duplicated.orderBy("record_id").limit(EXAMPLES).collect()
+        ]
+    return CheckOutcome(
+        failures == 0,
+        {
+            "recording_hours_written": len(hours),
+            "scope": f"recording_hour {first} .. {last}",
+            "rows_checked": row["rows"] or 0,
+            "duplicated_record_ids": failures,
+            "duplicates": listed,
+        },
+    )
+
+
+def recording_hours_match(spark: SparkSession, warehouse: Warehouse, hours: Sequence[str]) -> CheckOutcome:
+    """Every row's ``recording_hour`` is the UTC hour of its ``interval_start`` (the session zone is UTC)."""
+    rows = read_at(spark, warehouse, DEDUPLICATED_RAW, [("recording_hour", "in", list(hours))] if hours else None)
+    if not hours:
+        rows = rows.limit(0)
+    in_wrong_hour = ~F.col("recording_hour").eqNullSafe(F.date_format("interval_start", "yyyy-MM-dd-HH"))
+    checked, figures = tally(rows, wrong=in_wrong_hour)
+    failures = figures["wrong"]
+    wrong = rows.filter(in_wrong_hour).select("record_id", "interval_start", "recording_hour")
+    return CheckOutcome(
+        failures == 0,
+        {
+            "recording_hours_written": len(hours),
+            "rows_checked": checked,
+            "rows_in_wrong_hour": failures,
+            "wrong_rows": examples(wrong, "record_id", failures),
+        },
+    )
+
+
+def records_conserved(
+    spark: SparkSession, warehouse: Warehouse, counts: Mapping[str, HourCounts], versions: Mapping[str, int]
+) -> CheckOutcome:
+    """Per ingestion hour: read = inserted + duplicates + conflicts + quarantined, and the tables agree.
+
+    The committed ``raw_readings`` hold every parsed reading (inserted, duplicate or conflict)
+    and ``quarantined_readings`` every rejected record plus one row per conflict.
+    """
+    hours = list(counts)
+    filters = [("ingestion_hour", "in", hours)]
+    raw_table = warehouse.open(RAW_READINGS, versions.get(RAW_READINGS.name))
+    quarantine_table = warehouse.open(QUARANTINED_READINGS, versions.get(QUARANTINED_READINGS.name))
+    raw, quarantine = {}, {}
+    # Hours without files (the common case of a quiet hour) are settled by the Delta log alone.
+    if raw_table.delta.file_uris(partition_filters=filters):
+        raw = dict(read_table(spark, raw_table, filters).groupBy("ingestion_hour").count().collect())
+    if quarantine_table.delta.file_uris(partition_filters=filters):
+        quarantine = {
+            (r["ingestion_hour"], r["conflict"]): r["count"]
+            for r in read_table(spark, quarantine_table, filters)
+            .groupBy("ingestion_hour", (F.col("reason") == "conflict").alias("conflict"))
+            .count()
+            .collect()
+        }
+    per_hour, unbalanced = {}, []
+    for hour, c in sorted(counts.items()):
+        figures = {
+            "read": c.read,
+            **{name: getattr(c, name) for name in OUTCOMES},
+            "raw_rows": raw.get(hour, 0),
+            "quarantine_rows": quarantine.get((hour, False), 0),
+            "conflict_rows": quarantine.get((hour, True), 0),
+        }
+        balanced = (
+            c.balanced
+            and figures["raw_rows"] == c.inserted + c.duplicates + c.conflicts
+            and figures["quarantine_rows"] == c.quarantined
+            and figures["conflict_rows"] == c.conflicts
+        )
+        per_hour[hour] = figures
+        if not balanced:
+            unbalanced.append(hour)
+    totals = {name: sum(f[name] for f in per_hour.values()) for name in ("read", *OUTCOMES)}
+    return CheckOutcome(
+        not unbalanced,
+        {
+            **{f"records_{name}": value for name, value in totals.items()},
+            "unbalanced_hours": unbalanced,
+            "per_ingestion_hour": per_hour,
+        },
+    )

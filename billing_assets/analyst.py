@@ -11,6 +11,7 @@ anywhere the process can (``INSERT OVERWRITE DIRECTORY`` over a table's folder d
 """
 
 import json
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -146,9 +147,23 @@ def _spec(name: str, delta: DeltaTable) -> TableSpec:
     return TableSpec(name, pa.schema(delta.schema().to_arrow()), partitions[0] if partitions else None)
 
 
-def register_tables(spark: SparkSession, warehouse: Warehouse) -> list[str]:
-    """Register every Delta table of ``warehouse`` as a temp view of ``spark``; returns their names."""
+def named_tables(names: list[str], sql: str) -> list[str]:
+    """The tables of ``names`` that ``sql`` mentions as a word (Spark names are case-insensitive).
+
+    A mention inside a string literal registers a table the query does not read: harmless.
+    """
+    return [name for name in names if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", sql, re.IGNORECASE)]
+
+
+def register_tables(spark: SparkSession, warehouse: Warehouse, sql: str | None = None) -> list[str]:
+    """Register the Delta tables ``sql`` names (all of them if it names none) as temp views; their names.
+
+    Each view costs a read of the table's log and a listing of its files, so a query over one
+    table does not pay for the whole warehouse. A statement naming no table (``SHOW TABLES``)
+    sees every table.
+    """
     names, storage = discover_tables(warehouse), warehouse.table_storage()
+    names = (named_tables(names, sql) if sql else []) or names
     for name in names:
         uri = f"{warehouse.root_uri()}/{name}"
         delta = DeltaTable(uri, storage_options=storage.delta_options())
@@ -263,7 +278,7 @@ def sql_command(sql: str, warehouse: str, out: str | None, master: str) -> int:
         return 1
     try:
         with analyst_session(master) as spark:
-            register_tables(spark, store)
+            register_tables(spark, store, sql)
             result = run_query(spark, sql)
     except RefusedStatement as exc:
         print(f"error: {exc}", file=sys.stderr)

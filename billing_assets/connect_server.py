@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pyspark
 
+from billing_assets.settings import spark_log_environment
+
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
 
@@ -36,6 +38,7 @@ def spark_environment() -> dict[str, str]:
         "SPARK_LOCAL_IP": "127.0.0.1",
         # Python workers need pyarrow and pandas: this interpreter has them.
         "PYSPARK_PYTHON": sys.executable,
+        **spark_log_environment(os.environ),
     }
 
 

@@ -9,13 +9,16 @@ import dagster as dg
 
 DEFAULT_DAGSTER_HOME = "data/dagster_home"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Copied into a new DAGSTER_HOME. Not at the project root: `dagster dev` warns about a
+#: dagster.yaml in the folder it starts in that is not DAGSTER_HOME.
+INSTANCE_CONFIG = PROJECT_ROOT / "config" / "dagster.yaml"
 
 
 def ensure_dagster_home() -> str:
-    """Use ``DAGSTER_HOME``, defaulting to ``data/dagster_home`` with the project's dagster.yaml."""
+    """Use ``DAGSTER_HOME``, defaulting to ``data/dagster_home`` with the project's instance configuration."""
     home = os.environ.get("DAGSTER_HOME") or os.path.abspath(DEFAULT_DAGSTER_HOME)
     os.makedirs(home, exist_ok=True)
-    config = PROJECT_ROOT / "dagster.yaml"
+    config = INSTANCE_CONFIG
     target = Path(home) / "dagster.yaml"
     if config.exists() and not target.exists():
         shutil.copyfile(config, target)

@@ -6,7 +6,9 @@ are read when the code location loads; paths and credentials reach resources thr
 """
 
 import os
+from collections.abc import Mapping
 from datetime import date, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 DEFAULT_LANDING_URI = "data/landing"
@@ -64,3 +66,27 @@ def max_reading_kwh() -> float:
     if not 0 < value <= 1e15:
         raise ValueError(f"BILLING_MAX_READING_KWH must be a positive number of kWh up to 1e15, got {raw!r}")
     return value
+
+
+#: Spark log levels ``BILLING_SPARK_LOG_LEVEL`` accepts (log4j's names).
+SPARK_LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
+
+
+def spark_log_level() -> str:
+    """The level of Spark's own log (``BILLING_SPARK_LOG_LEVEL``, default ERROR)."""
+    raw = env("BILLING_SPARK_LOG_LEVEL", "ERROR").upper()
+    if raw not in SPARK_LOG_LEVELS:
+        raise ValueError(f"BILLING_SPARK_LOG_LEVEL must be one of {', '.join(SPARK_LOG_LEVELS)}, got {raw!r}")
+    return raw
+
+
+#: Holds the log4j2.properties that reads ``BILLING_SPARK_LOG_LEVEL``.
+SPARK_CONF_DIR = Path(__file__).with_name("spark_conf")
+
+
+def spark_log_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables that put a Spark JVM's log at ``BILLING_SPARK_LOG_LEVEL`` (a set ``SPARK_CONF_DIR`` wins)."""
+    return {
+        "SPARK_CONF_DIR": environ.get("SPARK_CONF_DIR") or str(SPARK_CONF_DIR),
+        "BILLING_SPARK_LOG_LEVEL": spark_log_level(),  # checked here: log4j ignores a misspelt level
+    }

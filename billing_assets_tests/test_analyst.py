@@ -19,7 +19,9 @@ import s3fs
 from deltalake import write_deltalake
 from polars.testing import assert_frame_equal
 
+from billing_assets.analyst import analyst_session, discover_tables, register_tables
 from billing_assets.cli import main
+from billing_assets.resources import resolved_warehouse
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets_tests.conftest import Pipeline, stop_process_group
 from billing_assets_tests.defs.test_gold import MARCH, OCTOBER, build_gold
@@ -269,6 +271,23 @@ def test_a_statement_that_is_not_a_query_is_refused_in_one_line_and_nothing_chan
     assert _files_under(notes_warehouse) == before
     assert main(["sql", "SELECT note FROM notes ORDER BY note", "--warehouse", str(notes_warehouse)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "2 rows"
+
+
+def test_only_the_tables_a_query_names_are_registered(in_root: Path, spark) -> None:
+    """Each registered table costs a log read and a file listing: a query pays for the ones it names."""
+    store = resolved_warehouse("data/warehouse")
+    with analyst_session("local[2]") as session:
+        assert register_tables(session, store, "SELECT SUM(consumption) FROM HOURLY_USAGE h JOIN dim_agreement") == [
+            "dim_agreement",
+            "hourly_usage",
+        ]
+        assert sorted(row.tableName for row in session.sql("SHOW TABLES").collect()) == [
+            "dim_agreement",
+            "hourly_usage",
+        ]
+    with analyst_session("local[2]") as session:
+        # A statement that names no table (SHOW TABLES) sees every table.
+        assert register_tables(session, store, "SHOW TABLES") == discover_tables(store)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ backfill the way the UI does and checks the tables did not change. Stops what it
 """
 
 import json
+import re
 import time
 import urllib.request
 
@@ -148,3 +149,22 @@ def test_dagster_dev_runs_the_whole_pipeline_by_itself(dagster_dev) -> None:
         interval=5,
     )
     assert tables() == before
+    assert_quiet_log(root / "dagster-dev.log")
+
+
+#: What a quiet start-up log must not hold: Dagster's per-event DEBUG lines, Python warnings
+#: (``path.py:12: BetaWarning: ...``) and Spark's WARN lines (``26/12/04 02:11:38 WARN ...``).
+NOISE = {
+    "DEBUG line": re.compile(r" - DEBUG - "),
+    "Python warning": re.compile(r"\.py:\d+: \w*Warning: "),
+    "Spark WARN line": re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d WARN "),
+    "Spark's default log profile": re.compile(r"Using Spark's default log4j profile|Setting default log level"),
+    "misplaced instance configuration": re.compile(r"dagster\.yaml\) in the current folder"),
+}
+
+
+def assert_quiet_log(path) -> None:
+    """The ``scripts/run`` log of a whole start-up, backfill included, holds none of ``NOISE``."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", path.read_text())  # Dagster colours its log lines
+    found = {what: [line for line in plain.splitlines() if pattern.search(line)][:3] for what, pattern in NOISE.items()}
+    assert not any(found.values()), {what: lines for what, lines in found.items() if lines}

@@ -223,7 +223,8 @@ def _bench(
 
     resources = build_resources(str(landing), warehouse, None, str(source_db))
     options = resolved_warehouse(warehouse).storage_options()
-    instance = dg.DagsterInstance.ephemeral()
+    # As the project's instance configuration: no DEBUG line per engine event on the terminal.
+    instance = dg.DagsterInstance.ephemeral(settings={"python_logs": {"python_log_level": "INFO"}})
     with PeakMemory() as memory:
         prepare_spark_environment()
         joined = SparkContext._active_spark_context is not None

@@ -1,5 +1,7 @@
 """Gold assets for analysts: consumption by half hour and by product, unmatched readings, active agreements."""
 
+from collections.abc import Callable
+
 import dagster as dg
 
 from billing_assets.automation import UPSTREAM_CHANGED
@@ -10,6 +12,7 @@ from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps import gold_checks
 from billing_assets.steps.gold import build_active_agreements, build_consumption_gold
+from billing_assets.steps.invariants import CheckOutcome
 from billing_assets.steps.recompute import between
 from billing_assets.tables.schemas import (
     ACTIVE_AGREEMENTS,
@@ -18,6 +21,7 @@ from billing_assets.tables.schemas import (
     HALF_HOURLY_CONSUMPTION,
     PRODUCT_DAILY_CONSUMPTION,
     UNMATCHED_READINGS,
+    TableSpec,
 )
 
 # Today's partition depends on hours that have not happened yet.
@@ -84,7 +88,7 @@ def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, wa
     first_hour, last_hour = hour_range(window)
     session = spark.spark_session
     report = build_consumption_gold(session, warehouse, first_day, last_day, first_hour, last_hour, BILLING_TZ)
-    checks = {
+    checks: dict[TableSpec, dict[str, Callable[[], CheckOutcome]]] = {
         HALF_HOURLY_CONSUMPTION: {
             "half_hours_sum_to_hours": lambda: gold_checks.half_hours_sum_to_hours(
                 session, warehouse, first_day, last_day, first_hour, last_hour, report.readings_version
@@ -101,6 +105,10 @@ def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, wa
             )
         },
     }
+    if not report.days_with_data:
+        # No readings and no gold rows in the run's days: nothing was computed, so nothing to check.
+        nothing = CheckOutcome(True, {"days_with_data": 0})
+        checks = {spec: dict.fromkeys(by_name, lambda: nothing) for spec, by_name in checks.items()}
     for spec in _READINGS_GOLD:
         yield materialized(
             session,
@@ -114,6 +122,7 @@ def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, wa
                 "readings": report.readings,
                 "readings_matched": report.matched,
                 "readings_unmatched": report.unmatched,
+                "days_with_data": report.days_with_data,
             },
             checks=check_results(context, spec.name, checks.get(spec, {})),
             asset_key=spec.name,

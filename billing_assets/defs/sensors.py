@@ -13,7 +13,7 @@ from billing_assets.resources.landing import LandingZone
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
-ingest_landing_job = dg.define_asset_job("ingest_landing", selection=[raw_readings], partitions_def=ingestion_hours)
+ingest_landing_job = dg.define_asset_job("ingest_landing", selection=[raw_readings])
 
 
 @dg.sensor(

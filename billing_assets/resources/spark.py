@@ -18,6 +18,7 @@ from pyspark import cloudpickle
 from pyspark.sql import SparkSession
 
 import billing_assets
+from billing_assets.settings import spark_log_environment
 
 MIN_JAVA = 17
 
@@ -82,6 +83,9 @@ def prepare_spark_environment(master: str = "local[*]") -> None:
     # reads the variable, not the spark.pyspark.python setting, when it builds UDFs. On a
     # cluster the same path must exist on every worker host.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # Spark's log level (BILLING_SPARK_LOG_LEVEL, default ERROR) from the start of the JVM on:
+    # setLogLevel() after the session starts would miss the start-up warnings.
+    os.environ.update(spark_log_environment(os.environ))
     if _on_this_machine(master):
         # Otherwise Spark binds to whichever interface it finds first.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")

@@ -1,13 +1,16 @@
 """The gold step: one Spark pass over a range of local days writes every readings-based gold table."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 from pyspark.sql import SparkSession
 
+from billing_assets.domain.timestamps import parse_hour_key
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps.recompute import StepResult, between, recompute
-from billing_assets.tables.delta_io import read_table, retry_on_conflict, write_partitions
+from billing_assets.tables.delta_io import PinnedTable, read_table, retry_on_conflict, write_partitions
 from billing_assets.tables.schemas import (
     ACTIVE_AGREEMENTS,
     AGREEMENT_DAYS,
@@ -16,6 +19,7 @@ from billing_assets.tables.schemas import (
     HALF_HOURLY_CONSUMPTION,
     PRODUCT_DAILY_CONSUMPTION,
     UNMATCHED_READINGS,
+    TableSpec,
 )
 from billing_assets.tables.selection import partition_range
 from billing_assets.transforms import gold
@@ -39,6 +43,8 @@ class GoldReport:
     unmatched: int
     #: The deduplicated_raw version the readings were read at (checks compare against it).
     readings_version: int | None = None
+    #: Days of the range that hold readings or gold rows; the others were not computed.
+    days_with_data: int = 0
 
 
 def build_consumption_gold(
@@ -58,9 +64,14 @@ def build_consumption_gold(
     def step() -> GoldReport:
         targets = {spec: warehouse.open(spec) for spec in PARTITION_COLUMN}
         source = warehouse.open(DEDUPLICATED_RAW)
-        readings = read_table(spark, source, between("recording_hour", first_hour, last_hour))
-        days = between("date", first_day.isoformat(), last_day.isoformat())
-        coverage = read_table(spark, warehouse.open(AGREEMENT_DAYS), days)
+        hours = between("recording_hour", first_hour, last_hour)
+        busy = days_with_data(source, hours, targets, first_day, last_day, timezone)
+        if not busy:
+            # Nothing to read and nothing to replace: no Spark job at all.
+            return GoldReport({spec.name: 0 for spec in targets}, 0, 0, 0, source.delta.version())
+        readings = read_table(spark, source, hours)
+        # Coverage only of the days with data: a start-up's range spans every day since the start.
+        coverage = read_table(spark, warehouse.open(AGREEMENT_DAYS), [("date", "in", [d.isoformat() for d in busy])])
         settled = gold.settle(readings, timezone).persist()
         matched, unmatched = gold.attribute(settled, coverage)
         matched, unmatched = matched.persist(), unmatched.persist()
@@ -70,17 +81,42 @@ def build_consumption_gold(
             AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT: gold.avg_consumption_per_half_hour_by_product(matched),
             UNMATCHED_READINGS: gold.unmatched_readings(unmatched),
         }
-        days_written = partition_range(first_day.isoformat(), last_day.isoformat())
+        days_written = partition_range(busy[0].isoformat(), busy[-1].isoformat())
         try:
             rows = {}
             for spec, frame in outputs.items():
                 rows[spec.name] = write_partitions(frame, targets[spec], days_written).rows
-            return GoldReport(rows, settled.count(), matched.count(), unmatched.count(), source.delta.version())
+            counts = (settled.count(), matched.count(), unmatched.count())
+            return GoldReport(rows, *counts, source.delta.version(), len(busy))
         finally:
             for frame in (settled, matched, unmatched):
                 frame.unpersist()
 
     return retry_on_conflict(step)
+
+
+def days_with_data(
+    readings: PinnedTable,
+    hours: list[tuple[str, str, object]],
+    targets: Mapping[TableSpec, PinnedTable],
+    first_day: date,
+    last_day: date,
+    timezone: str,
+) -> list[date]:
+    """The local days of ``[first_day, last_day]`` with readings, or with gold rows to replace, from the Delta logs.
+
+    A day with neither has nothing to compute and nothing to remove, whatever its coverage.
+    """
+    zone, days = ZoneInfo(timezone), set()
+    for partition in readings.delta.partitions(file_pruning_predicate=hours):
+        start = parse_hour_key(partition["recording_hour"])
+        # An hour can straddle two local days in a zone with a half-hour offset.
+        days.update(instant.astimezone(zone).date() for instant in (start, start + timedelta(minutes=59)))
+    for spec, table in targets.items():
+        column = PARTITION_COLUMN[spec]
+        filters = between(column, first_day.isoformat(), last_day.isoformat())
+        days.update(date.fromisoformat(p[column]) for p in table.delta.partitions(file_pruning_predicate=filters))
+    return sorted(day for day in days if first_day <= day <= last_day)
 
 
 def build_active_agreements(spark: SparkSession, warehouse: Warehouse, first_day: date, last_day: date) -> StepResult:

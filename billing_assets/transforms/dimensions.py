@@ -35,8 +35,15 @@ def scd2_history(snapshots: DataFrame, dim: Dimension) -> DataFrame:
     function of the snapshots alone, rebuilding it is idempotent whatever order days load in.
     """
     columns = [name for name, _ in dim.columns]
-    loads = snapshots.select("snapshot_date").distinct()
-    loads = loads.withColumn("_next_load", F.lead("snapshot_date").over(Window.orderBy("snapshot_date")))
+    # The next load day of each load day. A lead() over all loads would be a window without
+    # partitionBy (every row in one task); a join of the few load days with the later ones is not.
+    days = snapshots.select("snapshot_date").distinct()
+    later = days.select(F.col("snapshot_date").alias("_later"))
+    loads = (
+        days.join(F.broadcast(later), F.col("_later") > F.col("snapshot_date"), "left")
+        .groupBy("snapshot_date")
+        .agg(F.min("_later").alias("_next_load"))
+    )
     by_key = Window.partitionBy(dim.key).orderBy("snapshot_date")
     rows = (
         snapshots.withColumn("row_hash", row_hash(columns))

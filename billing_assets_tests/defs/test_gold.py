@@ -284,3 +284,34 @@ def test_source_change_keeps_history_and_refreshes_exactly_the_affected_gold_day
     gold.materialize("dim_agreement", "2026-03-31")
     gold.materialize("dim_agreement", "2026-03-30")
     assert gold.snapshot() == before
+
+
+GOLD_TABLES = ("half_hourly_consumption", "product_daily_consumption", "avg_consumption_per_half_hour_by_product")
+
+
+def spark_jobs_during(spark, action) -> int:
+    """How many Spark jobs ``action`` started (this session's job ids are consecutive)."""
+    tracker = spark.sparkContext.statusTracker()
+    before = max(tracker.getJobIdsForGroup(None), default=-1)
+    action()
+    return max(tracker.getJobIdsForGroup(None), default=-1) - before
+
+
+def test_gold_over_days_without_readings_costs_no_spark_job_and_a_long_range_changes_nothing(pipeline) -> None:
+    """A start-up requests gold for every day since the start: only days with readings are work."""
+    build_gold(pipeline)
+    tables = GOLD_TABLES + ("unmatched_readings",)
+    before = {table: pipeline.rows(table) for table in tables}
+
+    # A month with coverage (agreements 1 and 3 run through it) but not one reading.
+    jobs = spark_jobs_during(
+        pipeline.spark, lambda: pipeline.materialize("half_hourly_consumption", "2026-05-01", "2026-05-31")
+    )
+    assert jobs == 0
+    latest = pipeline.instance.get_latest_materialization_event(dg.AssetKey("product_daily_consumption"))
+    assert latest.asset_materialization.metadata["days_with_data"].value == 0
+
+    # The whole year in one run rewrites exactly what the two ranges wrote.
+    pipeline.materialize("half_hourly_consumption", "2026-01-01", "2026-12-01")
+    assert {table: pipeline.rows(table) for table in tables} == before
+    assert all(before[table] for table in GOLD_TABLES)

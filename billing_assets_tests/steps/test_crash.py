@@ -22,7 +22,7 @@ import dagster as dg
 from deltalake import DeltaTable
 
 from billing_assets.definitions import ASSETS
-from billing_assets.instance import PROJECT_ROOT, fail_abandoned_runs
+from billing_assets.instance import INSTANCE_CONFIG, fail_abandoned_runs
 from billing_assets.partitions import recording_partition_key
 from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.scenario import r
@@ -92,7 +92,7 @@ def test_killed_between_commits_the_rerun_converges_and_reports_the_hours(tmp_pa
     land_hour(crashed)
     home = tmp_path / "crash" / "home"
     home.mkdir()
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),

@@ -18,10 +18,9 @@ def ensure_dagster_home() -> str:
     """Use ``DAGSTER_HOME``, defaulting to ``data/dagster_home`` with the project's instance configuration."""
     home = os.environ.get("DAGSTER_HOME") or os.path.abspath(DEFAULT_DAGSTER_HOME)
     os.makedirs(home, exist_ok=True)
-    config = INSTANCE_CONFIG
     target = Path(home) / "dagster.yaml"
-    if config.exists() and not target.exists():
-        shutil.copyfile(config, target)
+    if INSTANCE_CONFIG.exists() and not target.exists():
+        shutil.copyfile(INSTANCE_CONFIG, target)
     os.environ["DAGSTER_HOME"] = home
     return home
 

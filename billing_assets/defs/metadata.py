@@ -74,8 +74,8 @@ def materialized(
     """
     table = warehouse.open(spec, version)
     # Partitions without files have nothing to preview: no Spark job for an empty write.
-    written = table.delta.file_uris(partition_filters=filters) if filters else table.delta.file_uris()
-    preview = read_table(spark, table, filters).limit(PREVIEW_ROWS).toArrow() if written else pa.table({})
+    files = table.delta.file_uris(partition_filters=filters) if filters else table.delta.file_uris()
+    preview = read_table(spark, table, filters).limit(PREVIEW_ROWS).toArrow() if files else pa.table({})
     metadata = {
         "dagster/row_count": dg.MetadataValue.int(rows),
         "dagster/uri": dg.MetadataValue.path(table.uri),

@@ -1,7 +1,8 @@
 """What every billing check shares: the outcome type, exact totals, one-job tallies and failing examples.
 
-Every check reads the tables back through the Delta log after the commit and returns
-``(passed, metadata)``; the assets turn that into blocking asset check results. Where a
+Every check returns ``(passed, metadata)``; the assets turn that into asset check results.
+The billing checks read the tables back through the Delta log after the commit (a quiet hour's
+conservation is settled from the log alone, landing freshness from the instance). Where a
 check compares a table with its input, it reads the input at the version the run read
 (``*_version``): a concurrent run changing the input in between must not look like a bug.
 

@@ -2,7 +2,7 @@
 
 Starts ``scripts/run`` on a free port with a small sample, checks the code location through
 GraphQL, lets the sensor and automation process everything, counts the runs, then launches a
-backfill the way the UI does and checks the tables did not change. Stops what it started.
+backfill the way the UI does and checks the tables did not change and nothing downstream ran. Stops what it started.
 """
 
 import json
@@ -149,6 +149,9 @@ def test_dagster_dev_runs_the_whole_pipeline_by_itself(dagster_dev) -> None:
         interval=5,
     )
     assert tables() == before
+    # It changed nothing, so it announced nothing: its own run and no downstream one.
+    after = runs_by_asset(instance)
+    assert {k: n - counts.get(k, 0) for k, n in after.items() if n != counts.get(k, 0)} == {"raw_readings": 1}, after
     assert_quiet_log(root / "dagster-dev.log")
 
 

@@ -15,9 +15,12 @@ from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps import ingest_checks
 from billing_assets.steps.ingest import OUTCOMES, IngestReport, ingest, quiet_hours_report, rebuild_deduplicated
 from billing_assets.steps.invariants import CheckOutcome
+from billing_assets.tables.delta_io import partition_digests
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, RAW_READINGS
 
 DEDUPLICATED_KEY = dg.AssetKey("deduplicated_raw")
+#: Metadata of each deduplicated_raw partition a raw_readings run announces: its data files' digest.
+FILES_DIGEST = "files_digest"
 #: Check name -> description. Dagster takes check specs only for the assets an op outputs, so
 #: the invariants of the deduplicated_raw rows a raw_readings run writes are raw_readings checks.
 INGESTION = {
@@ -67,12 +70,17 @@ def raw_readings(
     report = ingest(spark.spark_session, warehouse, hour_keys, files, BILLING_TZ, landing.storage_options())
 
     # Only after the Delta commit: downstream automation trusts these events.
-    for table_key in report.touched_hours:
+    announced = _hours_to_announce(context.instance, warehouse, report)
+    for table_key, digest in announced.items():
         context.log_event(
             dg.AssetMaterialization(
                 asset_key=DEDUPLICATED_KEY,
                 partition=recording_partition_key(table_key),
-                metadata={"recording_hour": table_key, "source_ingestion_hours": ", ".join(hour_keys)},
+                metadata={
+                    "recording_hour": table_key,
+                    "source_ingestion_hours": ", ".join(hour_keys),
+                    FILES_DIGEST: digest,
+                },
             )
         )
 
@@ -106,12 +114,52 @@ def raw_readings(
             "files": report.files,
             "recording_hours_touched": dg.MetadataValue.json(report.touched_hours),
             "recording_hours_rewritten": len(report.changed_hours),
+            "recording_hours_announced": len(announced),
             "quarantine_reasons": dg.MetadataValue.json(report.quarantine_reasons),
             "per_ingestion_hour": dg.MetadataValue.json(_per_hour(report)),
             "delta_versions": dg.MetadataValue.json(report.versions),
         },
         checks=check_results(context, RAW_READINGS.name, checks),
     )
+
+
+def _hours_to_announce(instance: dg.DagsterInstance, warehouse: Warehouse, report: IngestReport) -> dict[str, str]:
+    """The touched recording hours downstream has not yet been told of, with their files' digest.
+
+    A rewritten hour is always announced. A touched hour this run left as it was is announced
+    only when its files differ from those its last materialisation recorded: a run killed
+    between its commit and its events left it unannounced, and this re-run repairs that. A
+    re-run that changed nothing announces nothing, so it requests nothing downstream.
+    """
+    if not report.touched_hours:
+        return {}
+    digests = partition_digests(warehouse.open(DEDUPLICATED_RAW), report.touched_hours)
+    changed = set(report.changed_hours)
+    kept = {recording_partition_key(h): h for h in report.touched_hours if h not in changed}
+    known = _last_digests(instance, list(kept))
+    stale = {h for key, h in kept.items() if known.get(key) != digests[h]}
+    return {h: digest for h, digest in digests.items() if h in changed or h in stale}
+
+
+def _last_digests(instance: dg.DagsterInstance, partition_keys: list[str]) -> dict[str, str | None]:
+    """Partition key -> the files digest of its latest deduplicated_raw materialisation (None: none recorded)."""
+    found: dict[str, str | None] = {}
+    cursor = None
+    while partition_keys and len(found) < len(partition_keys):
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=DEDUPLICATED_KEY, asset_partitions=partition_keys),
+            limit=1000,
+            cursor=cursor,
+        )
+        for record in page.records:  # newest first: the first seen per partition is its latest
+            materialization = record.asset_materialization
+            if materialization is not None and materialization.partition not in found:
+                digest = materialization.metadata.get(FILES_DIGEST)
+                found[materialization.partition] = None if digest is None else digest.value
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return found
 
 
 def _per_hour(report: IngestReport) -> dict[str, dict]:
@@ -132,6 +180,7 @@ def _quiet_result(context: dg.AssetExecutionContext, report: IngestReport) -> dg
             "files": 0,
             "recording_hours_touched": dg.MetadataValue.json([]),
             "recording_hours_rewritten": 0,
+            "recording_hours_announced": 0,
             "per_ingestion_hour": dg.MetadataValue.json({}),
         },
         check_results=check_results(

@@ -8,6 +8,7 @@ which is what makes every asset run an idempotent replace. The executors write t
 files (``file_writer``); the driver only commits them.
 """
 
+import hashlib
 import logging
 import os
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
@@ -138,6 +140,18 @@ def read_table(
     # One task per file, up to the usual parallelism: a task per file is what Spark's reader does.
     indexes = spark.range(len(files), numPartitions=min(len(files), READ_TASKS))
     return indexes.mapInArrow(reader, schema)
+
+
+def partition_digests(table: PinnedTable, values: list[str]) -> dict[str, str]:
+    """A digest of the live data files of each partition in ``values``: a rewrite of the partition changes it."""
+    column = f"partition.{table.spec.partition_by}"
+    actions = pa.table(table.delta.get_add_actions(flatten=True))
+    files: dict[str, list[str]] = {value: [] for value in values}
+    if column in actions.column_names and values:
+        wanted = actions.filter(pc.is_in(actions[column], pa.array(values, pa.string())))
+        for value, path in zip(wanted[column].to_pylist(), wanted["path"].to_pylist(), strict=True):
+            files[value].append(path)
+    return {value: hashlib.sha256("\n".join(sorted(paths)).encode()).hexdigest()[:16] for value, paths in files.items()}
 
 
 def _ship_by_value(spark: SparkSession | DataFrame) -> None:

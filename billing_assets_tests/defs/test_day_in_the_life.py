@@ -16,6 +16,7 @@ from billing_assets.landing.sample import generate_sample
 from billing_assets.partitions import billing_months, local_days, recording_hours
 from billing_assets.source.sample_db import write_sample_source
 from billing_assets_tests.conftest import RANGE_END, RANGE_START, Pipeline
+from billing_assets_tests.defs.test_pipeline import materialized_partitions
 
 START = datetime(2026, 3, 28, tzinfo=UTC)
 HOURS = 48
@@ -122,3 +123,16 @@ def test_sensor_and_automation_alone_build_the_same_tables_as_a_fresh_run(tmp_pa
     assert "late-into-old-folder" in {row["record_id"] for row in life.rows("deduplicated_raw")}
     assert life.rows("product_daily_consumption") and life.rows("unmatched_readings")
     print(f"day in the life: {runs} runs; {json.dumps({k: len(v) for k, v in life.snapshot().items()})}")
+
+    # A UI backfill that changes nothing: the raw hours re-run, and nothing downstream is requested.
+    before = life.snapshot()
+    backfill = life.materialize("raw_readings", "2026-03-28-00", "2026-03-29-23")
+    assert {
+        e.materialization.metadata["recording_hours_rewritten"].value
+        for e in backfill.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey("raw_readings")
+    } == {0}
+    assert materialized_partitions(backfill, "deduplicated_raw") == []
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=life.instance, cursor=automation_cursor)
+    assert run_requested(life, evaluation) == 0
+    assert life.snapshot() == before

@@ -4,6 +4,7 @@ import argparse
 import sys
 import warnings
 from datetime import UTC, datetime
+from pathlib import Path
 
 from billing_assets.settings import DEFAULT_LANDING_URI, DEFAULT_SOURCE_DB, DEFAULT_WAREHOUSE_URI, billing_timezone, env
 
@@ -17,22 +18,26 @@ def _hour(text: str) -> datetime:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from billing_assets.landing.sample import generate_sample
+    from billing_assets.landing.sample import generate_sample, recent_start
     from billing_assets.source.sample_db import write_sample_source
 
+    start, hours = (args.start, args.hours) if args.start else recent_start(datetime.now(UTC), args.hours)
     summary = generate_sample(
         args.out,
         meterpoints=args.meterpoints,
-        start=args.start,
-        hours=args.hours,
+        start=start,
+        hours=hours,
         seed=args.seed,
         timezone=billing_timezone(),
     )
     kinds = ", ".join(f"{kind}={count}" for kind, count in sorted(summary.kinds.items()))
-    print(f"wrote {summary.files} files to {args.out}: {kinds}")
+    print(f"wrote {summary.files} files to {args.out} ({hours} ingestion hours from {start:%Y-%m-%dT%H} UTC): {kinds}")
     if args.source_db:
-        write_sample_source(args.source_db, summary.meterpoints, args.start.date(), seed=args.seed)
+        write_sample_source(args.source_db, summary.meterpoints, start.date(), seed=args.seed)
         print(f"wrote the source database {args.source_db} ({len(summary.meterpoints)} meterpoints)")
+    if args.start_date_file:
+        # scripts/run starts the partitions here, so the UI's partition views begin where the data does.
+        Path(args.start_date_file).write_text(f"{start.date().isoformat()}\n")
     return 0
 
 
@@ -105,8 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate-sample", help="write a deterministic sample landing zone")
     gen.add_argument("--out", default=env("BILLING_LANDING_URI", DEFAULT_LANDING_URI))
     gen.add_argument("--meterpoints", type=int, default=50)
-    gen.add_argument("--start", type=_hour, default=_hour("2026-03-28T00"), help="first ingestion hour, UTC")
+    gen.add_argument(
+        "--start",
+        type=_hour,
+        help="first ingestion hour, UTC (default: midnight UTC at least --hours before the latest complete hour, "
+        "so the sample ends at it)",
+    )
     gen.add_argument("--hours", type=int, default=96)
+    gen.add_argument("--start-date-file", help="also write the sample's first day (an ISO date) to this file")
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument(
         "--source-db",

@@ -3,12 +3,14 @@
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 from deltalake import DeltaTable
 
 from billing_assets.cli import main
+from billing_assets.domain.watermark import is_complete, latest_complete_hour
 from billing_assets.tables.schemas import ALL_TABLES
 
 
@@ -54,6 +56,20 @@ def test_process_runs_every_asset_and_records_runs_in_the_instance(tmp_path: Pat
             continue  # tables, not assets
         assert instance.get_latest_materialization_event(dg.AssetKey(spec.name)) is not None, spec.name
     assert DeltaTable(str(warehouse / "product_daily_consumption")).to_pyarrow_table().num_rows > 0
+
+
+def test_generate_sample_by_default_ends_at_the_latest_complete_hour_from_a_utc_midnight(tmp_path: Path) -> None:
+    before = datetime.now(UTC)
+    args = ["generate-sample", "--meterpoints", "2", "--hours", "30", "--out", str(tmp_path / "landing")]
+    assert main([*args, "--source-db", "", "--start-date-file", str(tmp_path / "start_date")]) == 0
+    after = datetime.now(UTC)
+    hours = sorted(datetime.strptime(p.name, "ingestion_hour=%Y-%m-%d-%H") for p in (tmp_path / "landing").iterdir())
+    first, last = hours[0].replace(tzinfo=UTC), hours[-1].replace(tzinfo=UTC)
+    assert last in {latest_complete_hour(before), latest_complete_hour(after)}
+    assert is_complete(last, before) and not is_complete(last + timedelta(hours=1), after)
+    assert (first.hour, first.minute) == (0, 0)
+    assert timedelta(hours=29) <= last - first < timedelta(hours=29 + 24)
+    assert (tmp_path / "start_date").read_text() == f"{first.date().isoformat()}\n"
 
 
 def test_missing_java_is_one_clear_line(tmp_path: Path) -> None:

@@ -1,10 +1,17 @@
-"""``scripts/run`` serves the UI on 127.0.0.1 unless told otherwise (checked on the command it runs)."""
+"""``scripts/run``: the UI on 127.0.0.1 unless told otherwise, and a sample whose partitions start on its first day."""
 
+import json
 import os
 import re
 import shlex
 import subprocess
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from billing_assets.domain.watermark import latest_complete_hour
+from billing_assets_tests.conftest import free_port, stop_process_group, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,3 +38,50 @@ def test_run_binds_elsewhere_only_when_asked() -> None:
     argv = exec_argv({**os.environ, "BILLING_UI_HOST": "192.0.2.1", "BILLING_UI_PORT": "3999"})
     assert argv[argv.index("-h") + 1 :][:1] == ["192.0.2.1"] and "3999" in argv
     assert shlex.join(argv).startswith("dagster dev -w workspace.yaml")
+
+
+def first_partition(port: int, asset: str) -> str | None:
+    """The first partition key of ``asset`` as the running UI serves it (None until the code location loads)."""
+    query = (
+        "query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) "
+        "{ ... on AssetNode { partitionKeysByDimension { partitionKeys } } } }"
+    )
+    body = json.dumps({"query": query, "variables": {"path": [asset]}}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        node = json.loads(response.read()).get("data", {}).get("assetNodeOrError") or {}
+    dimensions = node.get("partitionKeysByDimension")
+    return dimensions[0]["partitionKeys"][0] if dimensions else None
+
+
+def test_run_writes_a_sample_up_to_now_and_starts_the_partitions_on_its_first_day(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "BILLING_START_DATE"}
+    env.update(
+        BILLING_UI_PORT=str(port),
+        BILLING_LANDING_URI=str(tmp_path / "landing"),
+        BILLING_WAREHOUSE_URI=str(tmp_path / "warehouse"),
+        BILLING_SOURCE_DB=str(tmp_path / "source.db"),
+        BILLING_SENSORS="stopped",
+        DAGSTER_HOME=str(tmp_path / "home"),
+    )
+    with open(tmp_path / "run.log", "w") as log:
+        proc = subprocess.Popen(
+            [str(ROOT / "scripts/run")], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/server_info", 180, proc)
+            deadline = time.monotonic() + 120
+            while (first := first_partition(port, "raw_readings")) is None and time.monotonic() < deadline:
+                time.sleep(1)
+        finally:
+            stop_process_group(proc)
+    folders = sorted(p.name.removeprefix("ingestion_hour=") for p in (tmp_path / "landing").iterdir())
+    assert folders[0].endswith("-00")
+    assert datetime.strptime(folders[-1], "%Y-%m-%d-%H").replace(tzinfo=UTC) >= latest_complete_hour(
+        datetime.now(UTC)
+    ) - timedelta(hours=1)
+    assert (tmp_path / "home/billing_start_date").read_text().strip() == folders[0][:10]
+    assert first == folders[0]

@@ -32,3 +32,9 @@ def watermark_reason(interval_start: datetime, ingestion_hour: datetime) -> str 
 def is_complete(ingestion_hour: datetime, now: datetime) -> bool:
     """An ingestion hour is complete once wall-clock time passes ``H + 1 h + 5 min``."""
     return now > ingestion_hour + HOUR + CLOCK_DRIFT
+
+
+def latest_complete_hour(now: datetime) -> datetime:
+    """The newest ingestion hour that ``is_complete`` at ``now`` (UTC, on the hour)."""
+    hour = (now - HOUR - CLOCK_DRIFT).replace(minute=0, second=0, microsecond=0)
+    return hour if is_complete(hour, now) else hour - HOUR

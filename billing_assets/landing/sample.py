@@ -17,6 +17,7 @@ import fsspec
 
 from billing_assets.domain.record_ids import derive_record_id
 from billing_assets.domain.timestamps import hour_key, is_ambiguous
+from billing_assets.domain.watermark import HOUR, latest_complete_hour
 from billing_assets.resources.landing import HOUR_FOLDER
 
 HALF_HOUR = timedelta(minutes=30)
@@ -119,6 +120,17 @@ class _Landing:
                     handle.write(data)
                 written += 1
         return written
+
+
+def recent_start(now: datetime, hours: int) -> tuple[datetime, int]:
+    """A sample span ending at the latest complete hour: from midnight UTC at least ``hours`` before it.
+
+    Starting on a UTC midnight makes the sample's first day whole, so ``BILLING_START_DATE`` set
+    to it leaves no ingestion hour inside the sample's span without a folder.
+    """
+    end = latest_complete_hour(now.astimezone(UTC)) + HOUR
+    start = (end - timedelta(hours=hours)).replace(hour=0)
+    return start, (end - start) // HOUR
 
 
 def generate_sample(

@@ -3,10 +3,10 @@
 import warnings
 
 # Beta Dagster parameters this project uses on purpose, each for a guarantee the README gives:
-# one run per requested range (``backfill_policy``) and today's partitions depending on the
-# hours so far (``allow_nonexistent_upstream_partitions``). A warning per asset on every load
-# of the code location tells a user nothing they can act on. Matched by message, so any other
-# beta or deprecation warning still shows.
-warnings.filterwarnings(
-    "ignore", message=r"Parameter `(backfill_policy|allow_nonexistent_upstream_partitions)` of .* is currently in beta"
-)
+# one run per requested range (``backfill_policy``), today's partitions depending on the hours
+# so far (``allow_nonexistent_upstream_partitions``) and late data as one run per tick
+# (``use_user_code_server``, which evaluates the Python condition ``SpanOf``). A warning per
+# asset on every load of the code location tells a user nothing they can act on. Matched by
+# message, so any other beta or deprecation warning still shows.
+_CHOSEN_BETAS = "backfill_policy|allow_nonexistent_upstream_partitions|use_user_code_server"
+warnings.filterwarnings("ignore", message=rf"Parameter `({_CHOSEN_BETAS})` of .* is currently in beta")

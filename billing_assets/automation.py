@@ -10,15 +10,79 @@ changed, and only those (and the months holding them) are requested.
 meter reported is a legitimate gap, and must not block the month's running total forever.
 """
 
+from datetime import timedelta
+
 import dagster as dg
 
-from billing_assets.settings import sensors_start_running
+from billing_assets.settings import CLOCK_DRIFT, LATE_DATA_WINDOW, sensors_start_running
 
 UPSTREAM_CHANGED = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("upstream partition changed (late data and backfills included)")
+
+#: Gaps up to this long between requested partitions are filled: readings up to 7 days late
+#: (and 5 minutes of drift) from one tick become one run instead of one run per touched hour.
+MAX_FILLED_GAP = LATE_DATA_WINDOW + CLOCK_DRIFT + timedelta(hours=1)
+
+
+class SpanOf(dg.AutomationCondition):
+    """True for the partitions its operand is true for, and every partition in gaps up to ``MAX_FILLED_GAP``.
+
+    A backfill makes one run per contiguous range, so two late readings three hours apart
+    would be two runs, each paying a Spark start; recomputing the hours between is idempotent
+    and costs far less. Gaps longer than a late-data window stay gaps: a re-processing of
+    January and December is not a year-long run.
+    """
+
+    def __init__(self, operand: dg.AutomationCondition) -> None:
+        self.operand = operand
+
+    @property
+    def children(self) -> list[dg.AutomationCondition]:
+        """The wrapped condition."""
+        return [self.operand]
+
+    @property
+    def name(self) -> str:
+        """Name shown in the UI's evaluation tree."""
+        return "span_of"
+
+    def get_label(self) -> str:
+        """The label the UI and the asset-graph snapshot show."""
+        return "upstream partition changed, gaps up to a late-data window filled"
+
+    @property
+    def description(self) -> str:
+        """What the UI shows for this node."""
+        return f"the operand's partitions, gaps up to {MAX_FILLED_GAP} between them filled"
+
+    async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        """Fill the short gaps between the operand's true partitions."""
+        child = await context.for_child_condition(
+            child_condition=self.operand, child_indices=[0], candidate_subset=context.candidate_subset
+        ).evaluate_async()
+        true_subset = child.true_subset
+        partitions_def = context.partitions_def
+        if true_subset.is_empty or not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+            return dg.AutomationResult(context, true_subset, child_results=[child])
+        ranges = true_subset.get_internal_subset_value().get_partition_key_ranges(partitions_def)
+        gaps = set()
+        for before, after in zip(ranges, ranges[1:], strict=False):
+            end = partitions_def.time_window_for_partition_key(before.end).end
+            start = partitions_def.time_window_for_partition_key(after.start).start
+            if start - end <= MAX_FILLED_GAP:
+                gaps.update(partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(before.end, after.start)))
+        if gaps:
+            true_subset = true_subset.compute_union(
+                context.candidate_subset.compute_intersection_with_partition_keys(gaps)
+            )
+        return dg.AutomationResult(context, true_subset, child_results=[child])
+
+
+#: hourly_usage: the recording hours that changed, as one range per tick (see ``SpanOf``).
+UPSTREAM_CHANGED_SPAN = SpanOf(UPSTREAM_CHANGED)
 
 #: Today's dimension partition: loaded as soon as it exists (the source refreshes at local
 #: midnight), and on first start-up; not retried in a loop after a failed load.
@@ -34,11 +98,13 @@ DEFAULT_SENSOR_STATUS = dg.DefaultSensorStatus.RUNNING if sensors_start_running(
 
 #: Evaluates the conditions above. It emits backfills, so many requested partitions of a
 #: Spark asset become one run per contiguous range (BackfillPolicy.single_run) rather than
-#: one run, and one JVM start, per partition.
+#: one run, and one JVM start, per partition. ``SpanOf`` is Python, not one of Dagster's
+#: serialisable conditions, so the sensor is evaluated in the code server.
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "usage_automation",
     target=dg.AssetSelection.all(),
     default_status=DEFAULT_SENSOR_STATUS,
     emit_backfills=True,
+    use_user_code_server=True,
     minimum_interval_seconds=30,
 )

@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``billing-assets`` command."""
     args = build_parser().parse_args(argv)
     # Dagster flags these parameters as beta on every import; users can't act on it.
-    for parameter in ("backfill_policy", "allow_nonexistent_upstream_partitions"):
+    for parameter in ("backfill_policy", "allow_nonexistent_upstream_partitions", "use_user_code_server"):
         warnings.filterwarnings("ignore", message=f".*{parameter}.*")
     return args.func(args)
 

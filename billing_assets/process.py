@@ -22,7 +22,7 @@ from billing_assets.domain.timestamps import hour_key, hour_keys_between
 from billing_assets.instance import fail_abandoned_runs, process_run_tags
 from billing_assets.partitions import billing_months, in_time_order, ingestion_hours, local_days, recording_hours
 
-#: Ingestion hours per raw_readings run of ``process`` (the landing sensor's ranges are up to 48).
+#: Ingestion hours per raw_readings run of ``process`` (the landing sensor's ranges are up to 168).
 DEFAULT_BATCH_HOURS = 24
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"

@@ -17,6 +17,7 @@ HOURLY_LOCAL = "HourlyPartitionsDefinition(fmt=%Y-%m-%d-%H%z, tz=Europe/London)"
 DAILY = "DailyPartitionsDefinition(fmt=%Y-%m-%d, tz=Europe/London)"
 MONTHLY = "MonthlyPartitionsDefinition(fmt=%Y-%m, tz=Europe/London)"
 CHANGED = "upstream partition changed (late data and backfills included)"
+CHANGED_SPAN = "upstream partition changed, gaps up to a late-data window filled"
 SOURCE = "today's source snapshot missing"
 READINGS_AND_COVERAGE = ["agreement_days", "deduplicated_raw"]
 
@@ -24,7 +25,7 @@ READINGS_AND_COVERAGE = ["agreement_days", "deduplicated_raw"]
 EXPECTED = {
     "raw_readings": (HOURLY_UTC, [], None, "raw"),
     "deduplicated_raw": (HOURLY_LOCAL, ["raw_readings"], None, "silver"),
-    "hourly_usage": (HOURLY_LOCAL, ["deduplicated_raw"], CHANGED, "usage"),
+    "hourly_usage": (HOURLY_LOCAL, ["deduplicated_raw"], CHANGED_SPAN, "usage"),
     "cumulative_usage": (MONTHLY, ["hourly_usage"], CHANGED, "usage"),
     "dim_agreement": (DAILY, [], SOURCE, "dimensions"),
     "dim_product": (DAILY, [], SOURCE, "dimensions"),

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from billing_assets.automation import UPSTREAM_CHANGED
+from billing_assets.automation import UPSTREAM_CHANGED, UPSTREAM_CHANGED_SPAN
 from billing_assets.defs.checks import blocking_specs, check_results
 from billing_assets.defs.metadata import materialized_range, table_metadata
 from billing_assets.partitions import (
@@ -38,7 +38,7 @@ CUMULATIVE = {
     partitions_def=recording_hours,
     pool=HOURLY_USAGE.name,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=UPSTREAM_CHANGED,
+    automation_condition=UPSTREAM_CHANGED_SPAN,
     group_name="usage",
     kinds={"spark", "delta"},
     description="One row per meterpoint per UTC hour: total consumption and number of readings.",

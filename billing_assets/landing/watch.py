@@ -16,8 +16,10 @@ from billing_assets.domain.timestamps import hour_key, parse_hour_key
 from billing_assets.domain.watermark import is_complete
 from billing_assets.landing.files import LandingFile
 
-#: The longest range one run ingests: bounds a run's memory during a large catch-up.
-MAX_HOURS_PER_RUN = 48
+#: The longest range one run ingests: a week, so a first start-up or a few days' backlog is
+#: one run (each run pays a Spark start), while a month-long catch-up is still cut into runs
+#: whose memory stays bounded.
+MAX_HOURS_PER_RUN = 168
 
 
 def fingerprint(files: Sequence[LandingFile]) -> str:

@@ -55,15 +55,15 @@ def test_a_file_arriving_later_in_an_old_folder_requests_that_hour_again() -> No
 
 
 def test_run_keys_are_stable_for_the_same_files_and_ranges_are_capped() -> None:
-    hours = [f"2026-03-0{d}-{h:02d}" for d in (6, 7, 8) for h in range(24)]
+    hours = [f"2026-03-0{d}-{h:02d}" for d in range(1, 9) for h in range(24)]
     a = plan_ingestion(listing(*hours), None, NOW, "2026-01-01-00")
     b = plan_ingestion(listing(*hours), None, NOW, "2026-01-01-00")
     assert [r.run_key for r in a.requests] == [r.run_key for r in b.requests]
     assert [(r.first, r.last) for r in a.requests] == [
-        ("2026-03-06-00", "2026-03-07-23"),
+        ("2026-03-01-00", "2026-03-07-23"),
         ("2026-03-08-00", "2026-03-08-23"),
     ]
-    assert MAX_HOURS_PER_RUN == 48
+    assert MAX_HOURS_PER_RUN == 168
 
 
 def test_cursor_forgets_folders_that_disappeared() -> None:

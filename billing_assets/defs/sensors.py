@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from billing_assets.automation import DEFAULT_SENSOR_STATUS
+from billing_assets.automation import DEFAULT_SENSOR_STATUS, SENSOR_INTERVAL_SECONDS
 from billing_assets.defs.ingestion import raw_readings
 from billing_assets.landing.watch import plan_ingestion
 from billing_assets.partitions import ingestion_hours
@@ -18,7 +18,7 @@ ingest_landing_job = dg.define_asset_job("ingest_landing", selection=[raw_readin
 
 @dg.sensor(
     job=ingest_landing_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=DEFAULT_SENSOR_STATUS,
     description="Requests raw_readings for complete ingestion hours whose files are new or changed.",
 )

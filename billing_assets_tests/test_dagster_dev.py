@@ -56,6 +56,18 @@ def settled(port: int, instance: dg.DagsterInstance, quiet_for: float = 40.0) ->
     return time.time() - latest > quiet_for
 
 
+def materialized_ranges(port: int, asset: str) -> list[tuple[str, str]]:
+    """The MATERIALIZED ranges of an asset's partitions, as the UI's partition view reads them."""
+    data = graphql(
+        port,
+        "query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { ... on AssetNode { assetPartitionStatuses "
+        "{ ... on TimePartitionStatuses { ranges { status startKey endKey } } } } } }",
+        {"k": {"path": [asset]}},
+    )
+    ranges = data["assetNodeOrError"]["assetPartitionStatuses"]["ranges"]
+    return [(r["startKey"], r["endKey"]) for r in ranges if r["status"] == "MATERIALIZED"]
+
+
 def runs_by_asset(instance: dg.DagsterInstance) -> dict[str, int]:
     """How many runs materialised each asset."""
     counts: dict[str, int] = {}
@@ -117,6 +129,16 @@ def test_dagster_dev_runs_the_whole_pipeline_by_itself(dagster_dev) -> None:
     assert counts["raw_readings"] == 1 and counts["hourly_usage"] == 1 and counts["cumulative_usage"] == 1, counts
     assert len(materialized) > 6
     print(f"runs by asset: {counts}; hourly_usage partitions: {len(materialized)}")
+    # The partition views: no missing partition inside the sample's span (one green range each).
+    first, last = SAMPLE_HOURS
+    spans = {
+        "raw_readings": (first, last),
+        "hourly_usage": (f"{first}+0000", f"{last}+0000"),  # the sample's hours are before the clock change
+        "cumulative_usage": ("2026-03", "2026-03"),
+    }
+    for asset, (start, end) in spans.items():
+        ranges = materialized_ranges(port, asset)
+        assert any(a <= start and end <= b for a, b in ranges), (asset, ranges)
 
     def tables() -> dict:
         out = {}

@@ -1,13 +1,17 @@
 """The UI in a real browser: the lineage page shows every asset and edge, and a click materialises a partition.
 
 Drives Debian's ``chromium`` through Playwright against ``scripts/run`` (the README's run
-command) with the sensors stopped, so the only run is the one launched by clicking. Saves a
-screenshot of the lineage page to ``artifacts/lineage.png``.
+command) with the sensors stopped. The sample is first processed headless (``billing-assets
+process`` on the same instance), so the lineage shows materialised assets; then one partition
+is materialised by clicking. Saves the README's screenshots to ``artifacts/``: the lineage
+page and a ``raw_readings`` materialisation's conservation metadata.
 """
 
 import os
+import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -27,6 +31,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOT = ROOT / "artifacts" / "lineage.png"
+METADATA_SCREENSHOT = ROOT / "artifacts" / "raw_readings_metadata.png"
 GRAPH = "svg[class*=svgContainer]"
 
 
@@ -60,8 +65,23 @@ def shown_as(label: str, key: str) -> bool:
     return key.startswith(prefix) and key.endswith(suffix)
 
 
+def process_sample(root: Path) -> None:
+    """Materialise every asset over the fixture's sample, headless, on the UI's instance."""
+    env = {
+        **os.environ,
+        "BILLING_LANDING_URI": str(root / "landing"),
+        "BILLING_WAREHOUSE_URI": str(root / "warehouse"),
+        "BILLING_SOURCE_DB": str(root / "source.db"),
+        "DAGSTER_HOME": str(root / "home"),
+    }
+    command = [str(ROOT / ".venv/bin/billing-assets"), "process", "--start", "2026-03-28T00", "--end", "2026-03-28T06"]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=900)
+
+
 def test_lineage_page_and_a_materialisation_launched_by_clicking(dagster_dev, browser) -> None:
-    port, instance, _ = dagster_dev
+    port, instance, root = dagster_dev
+    process_sample(root)
+    processed = {run.run_id for run in instance.get_runs()}
     graph = defs().resolve_asset_graph()
     keys = sorted(key.to_user_string() for key in graph.get_all_asset_keys())
     edges = sum(len(graph.get(key).parent_keys) for key in graph.get_all_asset_keys())
@@ -91,13 +111,19 @@ def test_lineage_page_and_a_materialisation_launched_by_clicking(dagster_dev, br
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=SCREENSHOT)
 
+    # A raw_readings materialisation: what was read, inserted, duplicated, conflicting, quarantined.
+    page.goto(f"http://127.0.0.1:{port}/assets/raw_readings?view=events&partition=2026-03-28-02")
+    page.get_by_text("records_quarantined").first.wait_for(timeout=60_000)
+    page.screenshot(path=METADATA_SCREENSHOT, full_page=True)
+
     # Asset page -> Materialize -> one partition -> Launch.
-    partition = recording_hours.get_partition_keys()[-2]
+    partition = recording_hours.get_partition_key_for_timestamp(datetime(2026, 3, 28, 2, tzinfo=UTC).timestamp())
     page.goto(f"http://127.0.0.1:{port}/assets/hourly_usage")
     page.get_by_role("button", name="Materialize…").click()
-    page.get_by_role("button", name="Confirm").click()  # upstream deduplicated_raw was never materialised
     dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize hourly_usage")
-    selection = dialog.get_by_placeholder("No matching partitions")
+    # The fixture's sample is dated March; the dialog opens on the last 90 days.
+    dialog.get_by_text("Show all partitions").click()
+    selection = dialog.locator("input").first  # the partition selection; its placeholder is an example
     selection.fill(f'"{partition}"')  # quoted: the selection syntax reads "+" as an operator
     selection.press("Enter")
     dialog.get_by_text("1 partition", exact=True).wait_for()
@@ -105,12 +131,13 @@ def test_lineage_page_and_a_materialisation_launched_by_clicking(dagster_dev, br
 
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        runs = instance.get_runs()
+        runs = [run for run in instance.get_runs() if run.run_id not in processed]
         if runs and runs[0].is_finished:
             break
         time.sleep(2)
-    [run] = instance.get_runs()
+    [run] = [run for run in instance.get_runs() if run.run_id not in processed]
     assert run.status == dg.DagsterRunStatus.SUCCESS, run.status
     assert run.tags["dagster/partition"] == partition
-    assert instance.get_materialized_partitions(dg.AssetKey("hourly_usage")) == {partition}
+    events = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    assert [e.event_log_entry.dagster_event.partition for e in events] == [partition]
     print(f"lineage: {len(labels)} assets, {edges} edges; run {run.run_id} materialised hourly_usage {partition}")

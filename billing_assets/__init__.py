@@ -9,4 +9,11 @@ import warnings
 # asset on every load of the code location tells a user nothing they can act on. Matched by
 # message, so any other beta or deprecation warning still shows.
 _CHOSEN_BETAS = "backfill_policy|allow_nonexistent_upstream_partitions|use_user_code_server"
-warnings.filterwarnings("ignore", message=rf"Parameter `({_CHOSEN_BETAS})` of .* is currently in beta")
+
+
+def ignore_chosen_betas() -> None:
+    """Silence the beta warnings of the parameters above (again, where a caller reset the filters)."""
+    warnings.filterwarnings("ignore", message=rf"Parameter `({_CHOSEN_BETAS})` of .* is currently in beta")
+
+
+ignore_chosen_betas()

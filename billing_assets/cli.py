@@ -2,10 +2,10 @@
 
 import argparse
 import sys
-import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
+from billing_assets import ignore_chosen_betas
 from billing_assets.settings import DEFAULT_LANDING_URI, DEFAULT_SOURCE_DB, DEFAULT_WAREHOUSE_URI, billing_timezone, env
 
 
@@ -168,9 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``billing-assets`` command."""
     args = build_parser().parse_args(argv)
-    # Dagster flags these parameters as beta on every import; users can't act on it.
-    for parameter in ("backfill_policy", "allow_nonexistent_upstream_partitions", "use_user_code_server"):
-        warnings.filterwarnings("ignore", message=f".*{parameter}.*")
+    ignore_chosen_betas()  # a caller (a test runner) may have reset the filters since import
     return args.func(args)
 
 

@@ -140,6 +140,16 @@ def wait_for_http(url: str, timeout: float, proc: subprocess.Popen | None = None
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
+def post_graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    """The UI's GraphQL answer to ``query``, errors included (``{"data": ..., "errors": ...}``)."""
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
 def stop_process_group(proc: subprocess.Popen) -> None:
     """Stop a process started with start_new_session=True, and all its children, by PID."""
     if proc.poll() is not None:

@@ -5,26 +5,21 @@ GraphQL, lets the sensor and automation process everything, counts the runs, the
 backfill the way the UI does and checks the tables did not change and nothing downstream ran. Stops what it started.
 """
 
-import json
 import re
 import time
-import urllib.request
 
 import dagster as dg
 from deltalake import DeltaTable
 
 from billing_assets.definitions import defs
+from billing_assets_tests.conftest import post_graphql
 
 SAMPLE_HOURS = ("2026-03-28-00", "2026-03-28-05")
 
 
 def graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=body, headers={"content-type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        payload = json.loads(response.read())
+    """The answer's data; an answer with errors fails the test."""
+    payload = post_graphql(port, query, variables)
     assert "errors" not in payload, payload
     return payload["data"]
 

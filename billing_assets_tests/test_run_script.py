@@ -1,17 +1,15 @@
 """``scripts/run``: the UI on 127.0.0.1 unless told otherwise, and a sample whose partitions start on its first day."""
 
-import json
 import os
 import re
 import shlex
 import subprocess
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from billing_assets.domain.watermark import latest_complete_hour
-from billing_assets_tests.conftest import free_port, stop_process_group, wait_for_http
+from billing_assets_tests.conftest import free_port, post_graphql, stop_process_group, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,12 +44,7 @@ def first_partition(port: int, asset: str) -> str | None:
         "query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) "
         "{ ... on AssetNode { partitionKeysByDimension { partitionKeys } } } }"
     )
-    body = json.dumps({"query": query, "variables": {"path": [asset]}}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=body, headers={"content-type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        node = json.loads(response.read()).get("data", {}).get("assetNodeOrError") or {}
+    node = (post_graphql(port, query, {"path": [asset]}).get("data") or {}).get("assetNodeOrError") or {}
     dimensions = node.get("partitionKeysByDimension")
     return dimensions[0]["partitionKeys"][0] if dimensions else None
 

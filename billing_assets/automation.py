@@ -14,7 +14,8 @@ from datetime import timedelta
 
 import dagster as dg
 
-from billing_assets.settings import CLOCK_DRIFT, LATE_DATA_WINDOW, sensors_start_running
+from billing_assets.domain.watermark import CLOCK_DRIFT, LATE_DATA_WINDOW
+from billing_assets.settings import sensors_start_running
 
 UPSTREAM_CHANGED = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()

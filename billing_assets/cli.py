@@ -42,9 +42,12 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
+    from billing_assets.partitions import DEFAULT_BATCH_HOURS
     from billing_assets.process import ProcessError, check_request
     from billing_assets.resources.spark import JavaMissingError, require_java
 
+    if args.batch_hours is None:
+        args.batch_hours = DEFAULT_BATCH_HOURS
     try:
         check_request(args.start, args.end, args.batch_hours)
     except ProcessError as exc:
@@ -132,8 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     proc.add_argument(
         "--batch-hours",
         type=int,
-        default=24,
-        help="ingestion hours per raw_readings run (default 24; 1 = hour by hour)",
+        help="ingestion hours per raw_readings run (default: a day's 24; 1 = hour by hour)",
     )
     proc.add_argument(
         "--no-source", action="store_true", help="skip today's load of the source database (dimensions already loaded)"

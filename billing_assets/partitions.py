@@ -7,6 +7,9 @@
   calendar months. Their keys carry the UTC offset (``2026-10-25-01+0100`` and
   ``2026-10-25-01+0000`` are the two distinct hours of the autumn change). The tables keep
   the UTC key (``recording_hour`` column); ``table_hour_key`` converts.
+
+This module owns partition keys and how runs cover them: the range tags of a run over many
+partitions, contiguous ranges of keys, and how many hours one run may take.
 """
 
 from collections.abc import Iterable
@@ -16,7 +19,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from billing_assets.domain.timestamps import HOUR_KEY_FORMAT, hour_key, parse_hour_key
-from billing_assets.settings import LATE_DATA_WINDOW, billing_timezone, start_date
+from billing_assets.domain.watermark import LATE_DATA_WINDOW
+from billing_assets.settings import billing_timezone, start_date
+from billing_assets.tables.selection import RunWindow, partition_range
 
 BILLING_TZ = billing_timezone()
 RECORDING_HOUR_FORMAT = "%Y-%m-%d-%H%z"
@@ -44,6 +49,48 @@ recording_hours = dg.HourlyPartitionsDefinition(
 billing_months = dg.MonthlyPartitionsDefinition(
     start_date=_FIRST_RECORDING.strftime(MONTH_FORMAT), fmt=MONTH_FORMAT, timezone=BILLING_TZ, end_offset=1
 )
+
+
+#: Dagster's run tags for a run over the inclusive range of partitions [start, end] (one run
+#: per range: every Spark asset has ``BackfillPolicy.single_run()``).
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+#: The longest range of ingestion hours one sensor run ingests: a week, so a first start-up or
+#: a few days' backlog is one run (each run pays a Spark start), while a month-long catch-up is
+#: still cut into runs whose memory stays bounded.
+MAX_HOURS_PER_RUN = 168
+#: Ingestion hours per ``raw_readings`` run of ``billing-assets process`` (``--batch-hours``).
+DEFAULT_BATCH_HOURS = 24
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """The tags of one run over the partitions ``[first, last]``."""
+    return {RANGE_START: first, RANGE_END: last}
+
+
+def run_partitions(first: str, last: str) -> dict[str, object]:
+    """``partition_key`` for one partition, else the range tags: keyword arguments of a run or run request."""
+    return {"partition_key": first} if first == last else {"tags": range_tags(first, last)}
+
+
+def key_ranges(
+    partitions_def: dg.PartitionsDefinition, keys: Iterable[str], max_length: int | None = None
+) -> list[dg.PartitionKeyRange]:
+    """Contiguous ranges of ``keys`` in time order, each at most ``max_length`` partitions long."""
+    keys = list(keys)
+    if not keys:
+        return []
+    ranges = partitions_def.subset_with_partition_keys(keys).get_partition_key_ranges(partitions_def)
+    if max_length is None:
+        return list(ranges)
+    out = []
+    for key_range in ranges:
+        inside = partitions_def.get_partition_keys_in_range(key_range)
+        for at in range(0, len(inside), max_length):
+            chunk = inside[at : at + max_length]
+            out.append(dg.PartitionKeyRange(chunk[0], chunk[-1]))
+    return out
 
 
 #: For a month or day still in progress, its later hours do not exist yet: that is not an error.
@@ -99,6 +146,17 @@ def day_range(window: dg.TimeWindow) -> tuple[date, date]:
     """First and last local dates inside a daily time window."""
     zone = ZoneInfo(BILLING_TZ)
     return window.start.astimezone(zone).date(), _last_hour(window).astimezone(zone).date()
+
+
+def run_window(window: dg.TimeWindow) -> RunWindow:
+    """The hours, days and months a run's partition time window covers, as the tables key them."""
+    first_day, last_day = day_range(window)
+    return RunWindow(
+        hours=partition_range(*hour_range(window)),
+        days=partition_range(first_day.isoformat(), last_day.isoformat()),
+        months=partition_range(*month_range(window)),
+        timezone=BILLING_TZ,
+    )
 
 
 def all_days() -> tuple[date, date]:

@@ -20,12 +20,17 @@ from billing_assets.defs.ingestion import deduplicated_raw, raw_readings
 from billing_assets.defs.usage import cumulative_usage, hourly_usage
 from billing_assets.domain.timestamps import hour_key, hour_keys_between
 from billing_assets.instance import fail_abandoned_runs, process_run_tags
-from billing_assets.partitions import billing_months, in_time_order, ingestion_hours, local_days, recording_hours
-
-#: Ingestion hours per raw_readings run of ``process`` (the landing sensor's ranges are up to 168).
-DEFAULT_BATCH_HOURS = 24
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
+from billing_assets.partitions import (
+    DEFAULT_BATCH_HOURS,
+    billing_months,
+    in_time_order,
+    ingestion_hours,
+    key_ranges,
+    local_days,
+    range_tags,
+    recording_hours,
+    run_partitions,
+)
 
 
 @dataclass
@@ -90,13 +95,6 @@ def _report_skipped(landing, hours: Sequence[str], echo: Callable[[str], None]) 
     return wanted.intersection(by_hour)
 
 
-def _ranges(partitions_def: dg.PartitionsDefinition, keys: Sequence[str]) -> list[dg.PartitionKeyRange]:
-    """Contiguous ranges of keys, so each range is one Spark run rather than one run per key."""
-    if not keys:
-        return []
-    return partitions_def.subset_with_partition_keys(keys).get_partition_key_ranges(partitions_def)
-
-
 def _progress(label: str, done: int, total: int, started: float) -> str:
     elapsed = time.monotonic() - started
     eta = elapsed / done * (total - done) if done else 0.0
@@ -153,10 +151,7 @@ def process(
         quiet = "" if batch[0] in with_files else " (no files)"
         echo(f"{_progress('ingest', done, len(hours), began)}; now ingestion hours {batch[0]} .. {batch[-1]}{quiet}")
         done += len(batch)
-        if len(batch) == 1:
-            result = run(raw_readings, partition_key=batch[0])
-        else:
-            result = run(raw_readings, tags={RANGE_START: batch[0], RANGE_END: batch[-1]})
+        result = run(raw_readings, **run_partitions(batch[0], batch[-1]))
         touched.update(
             event.partition
             for event in result.get_asset_materialization_events()
@@ -171,7 +166,7 @@ def process(
         # between is an idempotent replace and far cheaper than one run per scattered range.
         first, last = report.recording_hours[0], report.recording_hours[-1]
         echo(f"[hourly_usage] recording hours {first} .. {last}")
-        run(hourly_usage, tags={RANGE_START: first, RANGE_END: last})
+        run(hourly_usage, tags=range_tags(first, last))
     report.seconds["hourly_usage"] = time.monotonic() - began
 
     began = time.monotonic()
@@ -179,9 +174,9 @@ def process(
         recording_hours.subset_with_partition_keys(report.recording_hours), recording_hours, billing_months
     )
     report.billing_months = sorted(months.get_partition_keys())
-    for key_range in _ranges(billing_months, report.billing_months):
+    for key_range in key_ranges(billing_months, report.billing_months):
         echo(f"[cumulative_usage] billing months {key_range.start} .. {key_range.end}")
-        run(cumulative_usage, tags={RANGE_START: key_range.start, RANGE_END: key_range.end})
+        run(cumulative_usage, tags=range_tags(key_range.start, key_range.end))
     report.seconds["cumulative_usage"] = time.monotonic() - began
 
     began = time.monotonic()
@@ -189,11 +184,10 @@ def process(
         recording_hours.subset_with_partition_keys(report.recording_hours), recording_hours, local_days
     )
     report.days = sorted(days.get_partition_keys())
-    for key_range in _ranges(local_days, report.days):
+    for key_range in key_ranges(local_days, report.days):
         echo(f"[gold] local days {key_range.start} .. {key_range.end}")
-        tags = {RANGE_START: key_range.start, RANGE_END: key_range.end}
         # Same days, same partitions: one run and one Spark session for every gold table.
-        run(consumption_gold, active_agreements, tags=tags)
+        run(consumption_gold, active_agreements, tags=range_tags(key_range.start, key_range.end))
     report.seconds["gold"] = time.monotonic() - began
     echo(
         f"processed {len(hours)} ingestion hours ({hour_key(start)} .. {hours[-1] if hours else '-'}): "

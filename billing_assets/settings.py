@@ -7,7 +7,7 @@ are read when the code location loads; paths and credentials reach resources thr
 
 import os
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,11 +16,6 @@ DEFAULT_WAREHOUSE_URI = "data/warehouse"
 DEFAULT_SOURCE_DB = "data/source.db"
 DEFAULT_TIMEZONE = "Europe/London"
 DEFAULT_START_DATE = "2026-01-01"
-
-#: Readings may arrive up to 7 days after their interval (domain rule).
-LATE_DATA_WINDOW = timedelta(days=7)
-#: Meter, ingestion and trigger clocks drift at most 5 minutes from each other (domain rule).
-CLOCK_DRIFT = timedelta(minutes=5)
 
 
 def env(name: str, default: str) -> str:

@@ -21,6 +21,7 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from billing_assets.definitions import ASSETS
+from billing_assets.partitions import range_tags
 from billing_assets.resources import build_resources
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import prepare_spark_environment, spark_config
@@ -29,8 +30,6 @@ from billing_assets.tables.log_check import log_exists
 from billing_assets.tables.schemas import ALL_TABLES, TableSpec
 
 ROOT = Path(__file__).resolve().parent.parent
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 
 
 @pytest.fixture(scope="session")
@@ -77,9 +76,7 @@ class Pipeline:
         self, asset: str, partition: str | None = None, last: str | None = None
     ) -> dg.ExecuteInProcessResult:
         """Materialise one partition, or the range ``[partition, last]`` in a single run."""
-        kwargs: dict = {"partition_key": partition}
-        if last is not None:
-            kwargs = {"tags": {RANGE_START: partition, RANGE_END: last}}
+        kwargs: dict = {"partition_key": partition} if last is None else {"tags": range_tags(partition, last)}
         # A multi-asset runs whole: select every asset it produces.
         [owner] = [a for a in ASSETS if dg.AssetKey(asset) in a.keys]
         result = dg.materialize(

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from billing_assets.automation import DAILY_SOURCE_LOAD
-from billing_assets.defs.metadata import materialized, materialized_range, table_metadata
-from billing_assets.partitions import all_days, day_range, local_days
+from billing_assets.defs.metadata import materialized, replaced, table_metadata
+from billing_assets.partitions import all_days, local_days, run_window
 from billing_assets.resources.source import SourceDatabase
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
@@ -49,9 +49,9 @@ def source_dimensions(
     context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse, source: SourceDatabase
 ):
     """Snapshot the source database for the load day and rebuild the dimension history from all snapshots."""
-    load_day, _ = day_range(context.partition_time_window)
+    load_day = run_window(context.partition_time_window).first_day
     first_day, last_day = all_days()
-    report = load_dimensions(spark.spark_session, warehouse, source.path, load_day, first_day, last_day)
+    report = load_dimensions(spark.spark_session, warehouse.tables(), source.path, load_day, first_day, last_day)
     # Only after the Delta commit: gold automation trusts these events.
     for day in report.changed_days:
         context.log_event(dg.AssetMaterialization(AGREEMENT_DAYS_KEY, partition=day))
@@ -59,7 +59,7 @@ def source_dimensions(
         # The history is rebuilt whole from all snapshots on every load.
         yield materialized(
             spark.spark_session,
-            warehouse,
+            warehouse.tables(),
             dim.history,
             report.rows[dim.history.name],
             1,
@@ -101,7 +101,4 @@ def agreement_days(
     context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse
 ) -> dg.MaterializeResult:
     """Rebuild the run's days of coverage from the current dimension versions."""
-    first, last = day_range(context.partition_time_window)
-    session = spark.spark_session
-    result = rebuild_agreement_days(session, warehouse, first, last)
-    return materialized_range(context, session, warehouse, AGREEMENT_DAYS, result, (first, last), "days")
+    return replaced(context, spark, warehouse, AGREEMENT_DAYS, rebuild_agreement_days)

@@ -1,19 +1,19 @@
 """Gold assets for analysts: consumption by half hour and by product, unmatched readings, active agreements."""
 
 from collections.abc import Callable
+from functools import partial
 
 import dagster as dg
 
 from billing_assets.automation import UPSTREAM_CHANGED
 from billing_assets.defs.checks import blocking_specs, check_results
-from billing_assets.defs.metadata import materialized, materialized_range, table_metadata
-from billing_assets.partitions import BILLING_TZ, TO_HOURS_SO_FAR, day_range, hour_range, local_days
+from billing_assets.defs.metadata import materialized, replaced, table_metadata
+from billing_assets.partitions import TO_HOURS_SO_FAR, local_days, run_window
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps import gold_checks
 from billing_assets.steps.gold import build_active_agreements, build_consumption_gold
 from billing_assets.steps.invariants import CheckOutcome
-from billing_assets.steps.recompute import between
 from billing_assets.tables.schemas import (
     ACTIVE_AGREEMENTS,
     AGREEMENT_DAYS,
@@ -83,26 +83,20 @@ _READINGS_GOLD = {
 )
 def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse):
     """One Spark pass over the run's local days writes all readings-based gold tables."""
-    window = context.partition_time_window
-    first_day, last_day = day_range(window)
-    first_hour, last_hour = hour_range(window)
-    session = spark.spark_session
-    report = build_consumption_gold(session, warehouse, first_day, last_day, first_hour, last_hour, BILLING_TZ)
+    window, tables, session = run_window(context.partition_time_window), warehouse.tables(), spark.spark_session
+    report = build_consumption_gold(session, tables, window)
+    version = report.readings_version
     checks: dict[TableSpec, dict[str, Callable[[], CheckOutcome]]] = {
         HALF_HOURLY_CONSUMPTION: {
-            "half_hours_sum_to_hours": lambda: gold_checks.half_hours_sum_to_hours(
-                session, warehouse, first_day, last_day, first_hour, last_hour, report.readings_version
-            )
+            "half_hours_sum_to_hours": partial(gold_checks.half_hours_sum_to_hours, session, tables, window, version)
         },
         PRODUCT_DAILY_CONSUMPTION: {
-            "products_plus_unmatched_sum_to_day": lambda: gold_checks.products_plus_unmatched_sum_to_day(
-                session, warehouse, first_day, last_day
+            "products_plus_unmatched_sum_to_day": partial(
+                gold_checks.products_plus_unmatched_sum_to_day, session, tables, window
             )
         },
         AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT: {
-            "sums_to_product_daily": lambda: gold_checks.product_half_hours_sum_to_days(
-                session, warehouse, first_day, last_day
-            )
+            "sums_to_product_daily": partial(gold_checks.product_half_hours_sum_to_days, session, tables, window)
         },
     }
     if not report.days_with_data:
@@ -112,13 +106,13 @@ def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, wa
     for spec in _READINGS_GOLD:
         yield materialized(
             session,
-            warehouse,
+            tables,
             spec,
             report.rows[spec.name],
             len(context.partition_keys),
-            between(spec.partition_by, first_day.isoformat(), last_day.isoformat()),
+            window.days,
             details={
-                "days": f"{first_day} .. {last_day}",
+                "days": f"{window.days.first} .. {window.days.last}",
                 "readings": report.readings,
                 "readings_matched": report.matched,
                 "readings_unmatched": report.unmatched,
@@ -145,7 +139,4 @@ def active_agreements(
     context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse
 ) -> dg.MaterializeResult:
     """Replace the run's days of active agreements."""
-    first, last = day_range(context.partition_time_window)
-    session = spark.spark_session
-    result = build_active_agreements(session, warehouse, first, last)
-    return materialized_range(context, session, warehouse, ACTIVE_AGREEMENTS, result, (first, last), "days")
+    return replaced(context, spark, warehouse, ACTIVE_AGREEMENTS, build_active_agreements)

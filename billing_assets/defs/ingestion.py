@@ -5,10 +5,10 @@ from dataclasses import asdict
 import dagster as dg
 
 from billing_assets.defs.checks import blocking_specs, check_results
-from billing_assets.defs.metadata import landing_kinds, materialized, materialized_range, table_metadata
+from billing_assets.defs.metadata import landing_kinds, materialized, replaced, table_metadata
 from billing_assets.domain.timestamps import hour_keys_between, parse_hour_key
 from billing_assets.domain.watermark import HOUR
-from billing_assets.partitions import BILLING_TZ, hour_range, ingestion_hours, recording_hours, recording_partition_key
+from billing_assets.partitions import BILLING_TZ, ingestion_hours, recording_hours, recording_partition_key
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
@@ -17,6 +17,8 @@ from billing_assets.steps.ingest import OUTCOMES, IngestReport, ingest, quiet_ho
 from billing_assets.steps.invariants import CheckOutcome
 from billing_assets.tables.delta_io import partition_digests
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, RAW_READINGS
+from billing_assets.tables.selection import PartitionSelection, partitions
+from billing_assets.tables.store import TableStore
 
 DEDUPLICATED_KEY = dg.AssetKey("deduplicated_raw")
 #: Metadata of each deduplicated_raw partition a raw_readings run announces: its data files' digest.
@@ -61,16 +63,16 @@ def raw_readings(
     context: dg.AssetExecutionContext, spark: SparkResource, landing: LandingZone, warehouse: Warehouse
 ) -> dg.MaterializeResult:
     """Parse, validate, watermark and deduplicate the landing files of the run's ingestion hours."""
-    hour_keys = context.partition_keys
+    hour_keys, tables = context.partition_keys, warehouse.tables()
     files = landing.files_of(hour_keys)
     context.log.info(f"{len(files)} landing files in {len(hour_keys)} ingestion hour(s)")
-    report = quiet_hours_report(warehouse, hour_keys, files)
+    report = quiet_hours_report(tables, hour_keys, files)
     if report is not None:
         return _quiet_result(context, report)
-    report = ingest(spark.spark_session, warehouse, hour_keys, files, BILLING_TZ, landing.storage_options())
+    report = ingest(spark.spark_session, tables, hour_keys, files, BILLING_TZ, landing.storage_options())
 
     # Only after the Delta commit: downstream automation trusts these events.
-    announced = _hours_to_announce(context.instance, warehouse, report)
+    announced = _hours_to_announce(context.instance, tables, report)
     for table_key, digest in announced.items():
         context.log_event(
             dg.AssetMaterialization(
@@ -91,20 +93,18 @@ def raw_readings(
     session = spark.spark_session
     hours = report.touched_hours
     checks = {
-        "records_conserved": lambda: ingest_checks.records_conserved(
-            session, warehouse, report.counts, report.versions
-        ),
-        "deduplicated_raw_unique_record_id": lambda: ingest_checks.unique_record_ids(session, warehouse, hours),
-        "deduplicated_raw_recording_hour": lambda: ingest_checks.recording_hours_match(session, warehouse, hours),
+        "records_conserved": lambda: ingest_checks.records_conserved(session, tables, report.counts, report.versions),
+        "deduplicated_raw_unique_record_id": lambda: ingest_checks.unique_record_ids(session, tables, hours),
+        "deduplicated_raw_recording_hour": lambda: ingest_checks.recording_hours_match(session, tables, hours),
     }
     return materialized(
         session,
-        warehouse,
+        tables,
         RAW_READINGS,
         # The raw table keeps every reading that parsed, duplicates and conflicts included.
         totals["read"] - totals["quarantined"],
         len(hour_keys),
-        [(RAW_READINGS.partition_by, "in", list(hour_keys))],
+        partitions(hour_keys),
         report.versions[RAW_READINGS.name],
         details={
             # A range run reports the figures of the whole run on every hour it covers;
@@ -123,7 +123,7 @@ def raw_readings(
     )
 
 
-def _hours_to_announce(instance: dg.DagsterInstance, warehouse: Warehouse, report: IngestReport) -> dict[str, str]:
+def _hours_to_announce(instance: dg.DagsterInstance, warehouse: TableStore, report: IngestReport) -> dict[str, str]:
     """The touched recording hours downstream has not yet been told of, with their files' digest.
 
     A rewritten hour is always announced. A touched hour this run left as it was is announced
@@ -211,15 +211,17 @@ def deduplicated_raw(
     context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse
 ) -> dg.MaterializeResult:
     """Rebuild the run's recording hours from raw_readings (same result as incremental ingestion)."""
-    first, last = hour_range(context.partition_time_window)
-    session = spark.spark_session
-    result = rebuild_deduplicated(session, warehouse, first, last)
-    hours = hour_keys_between(parse_hour_key(first), parse_hour_key(last) + HOUR)
     checks = {
-        "unique_record_id": lambda: ingest_checks.unique_record_ids(session, warehouse, hours),
-        "recording_hour_matches_interval_start": lambda: ingest_checks.recording_hours_match(session, warehouse, hours),
+        "unique_record_id": lambda session, tables, window, _: ingest_checks.unique_record_ids(
+            session, tables, _hours_of(window.hours)
+        ),
+        "recording_hour_matches_interval_start": lambda session, tables, window, _: ingest_checks.recording_hours_match(
+            session, tables, _hours_of(window.hours)
+        ),
     }
-    checked = check_results(context, DEDUPLICATED_RAW.name, checks)
-    return materialized_range(
-        context, session, warehouse, DEDUPLICATED_RAW, result, (first, last), "recording_hours", checked
-    )
+    return replaced(context, spark, warehouse, DEDUPLICATED_RAW, rebuild_deduplicated, checks)
+
+
+def _hours_of(hours: PartitionSelection) -> list[str]:
+    """Every UTC hour key of a range of hours."""
+    return hour_keys_between(parse_hour_key(hours.first), parse_hour_key(hours.last) + HOUR)

@@ -6,15 +6,24 @@ previews a few of the rows in the partitions it owns, read back through the Delt
 ``limit`` rows ever reach the driver).
 """
 
+from collections.abc import Callable, Mapping
+from functools import partial
+
 import dagster as dg
 import pyarrow as pa
 from pyspark.sql import SparkSession
 
+from billing_assets.defs.checks import check_results
+from billing_assets.partitions import run_window
+from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.settings import DEFAULT_LANDING_URI, env
-from billing_assets.steps.recompute import StepResult, between
+from billing_assets.steps.invariants import CheckOutcome
+from billing_assets.steps.recompute import StepResult, selected
 from billing_assets.tables.delta_io import read_table
 from billing_assets.tables.schemas import TableSpec
+from billing_assets.tables.selection import PartitionSelection, RunWindow
+from billing_assets.tables.store import TableStore
 
 PREVIEW_ROWS = 5
 
@@ -55,11 +64,11 @@ def preview_markdown(table: pa.Table) -> str:
 
 def materialized(
     spark: SparkSession,
-    warehouse: Warehouse,
+    warehouse: TableStore,
     spec: TableSpec,
     rows: int,
     partitions: int,
-    filters: list[tuple[str, str, object]] | None,
+    written: PartitionSelection | None,
     version: int | None = None,
     *,
     details: dict[str, object] | None = None,
@@ -68,11 +77,13 @@ def materialized(
 ) -> dg.MaterializeResult:
     """An asset's result: rows and partitions written, the Delta version, a preview, ``details`` and checks.
 
+    ``written`` are the table partitions the run replaced (``None``: the whole table).
     ``version`` is the version the step committed; without it the latest is used, which is
     the step's own commit (or, when nothing changed, the version its partitions are at)
     because each table has one writer pool.
     """
     table = warehouse.open(spec, version)
+    filters = selected(spec, written)
     # Partitions without files have nothing to preview: no Spark job for an empty write.
     files = table.delta.file_uris(partition_filters=filters) if filters else table.delta.file_uris()
     preview = read_table(spark, table, filters).limit(PREVIEW_ROWS).toArrow() if files else pa.table({})
@@ -86,26 +97,38 @@ def materialized(
     return dg.MaterializeResult(asset_key=asset_key, metadata={**metadata, **(details or {})}, check_results=checks)
 
 
-def materialized_range(
+#: A check of a replaced window: the session, the tables, the run's window and the source version
+#: the step read (checks that compare with the input read it at that version).
+WindowCheck = Callable[[SparkSession, TableStore, RunWindow, int | None], CheckOutcome]
+
+
+def replaced(
     context: dg.AssetExecutionContext,
-    spark: SparkSession,
+    spark: SparkResource,
     warehouse: Warehouse,
     spec: TableSpec,
-    result: StepResult,
-    bounds: tuple[object, object],
-    label: str,
-    checks: list[dg.AssetCheckResult] | None = None,
+    build: Callable[[SparkSession, TableStore, RunWindow], StepResult],
+    checks: Mapping[str, WindowCheck] | None = None,
 ) -> dg.MaterializeResult:
-    """The result of a step that replaced the partitions ``bounds`` (inclusive) of the run's window."""
-    first, last = (str(bound) for bound in bounds)
+    """Replace the run's window of ``spec`` with ``build``, run the selected ``checks`` and report it.
+
+    The window is derived once from the run's partition time window; the step, its checks and
+    the preview all see the same partitions.
+    """
+    window, tables, session = run_window(context.partition_time_window), warehouse.tables(), spark.spark_session
+    result = build(session, tables, window)
+    written = window.of(spec.partition_by, spec.schema.field(spec.partition_by).type)
+    thunks = {
+        name: partial(check, session, tables, window, result.source_version) for name, check in (checks or {}).items()
+    }
     return materialized(
-        spark,
-        warehouse,
+        session,
+        tables,
         spec,
         result.rows,
         len(context.partition_keys),
-        between(spec.partition_by, first, last),
+        written,
         result.version,
-        details={label: f"{first} .. {last}"},
-        checks=checks,
+        details={f"{spec.partition_by} range": f"{written.first} .. {written.last}"},
+        checks=check_results(context, spec.name, thunks),
     )

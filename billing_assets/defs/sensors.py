@@ -7,11 +7,8 @@ import dagster as dg
 from billing_assets.automation import DEFAULT_SENSOR_STATUS, SENSOR_INTERVAL_SECONDS
 from billing_assets.defs.ingestion import raw_readings
 from billing_assets.landing.watch import plan_ingestion
-from billing_assets.partitions import ingestion_hours
+from billing_assets.partitions import ingestion_hours, run_partitions
 from billing_assets.resources.landing import LandingZone
-
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 
 ingest_landing_job = dg.define_asset_job("ingest_landing", selection=[raw_readings])
 
@@ -31,11 +28,6 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
     if not plan.requests:
         return dg.SensorResult(skip_reason=dg.SkipReason(plan.skip_reason(rejected)), cursor=plan.cursor)
     return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(run_key=r.run_key, partition_key=r.first)
-            if r.first == r.last
-            else dg.RunRequest(run_key=r.run_key, tags={RANGE_START: r.first, RANGE_END: r.last})
-            for r in plan.requests
-        ],
+        run_requests=[dg.RunRequest(run_key=r.run_key, **run_partitions(r.first, r.last)) for r in plan.requests],
         cursor=plan.cursor,
     )

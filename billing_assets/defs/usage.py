@@ -3,16 +3,9 @@
 import dagster as dg
 
 from billing_assets.automation import UPSTREAM_CHANGED, UPSTREAM_CHANGED_SPAN
-from billing_assets.defs.checks import blocking_specs, check_results
-from billing_assets.defs.metadata import materialized_range, table_metadata
-from billing_assets.partitions import (
-    BILLING_TZ,
-    TO_HOURS_SO_FAR,
-    billing_months,
-    hour_range,
-    month_range,
-    recording_hours,
-)
+from billing_assets.defs.checks import blocking_specs
+from billing_assets.defs.metadata import replaced, table_metadata
+from billing_assets.partitions import TO_HOURS_SO_FAR, billing_months, recording_hours
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps import usage_checks
@@ -47,18 +40,8 @@ CUMULATIVE = {
 )
 def hourly_usage(context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse) -> dg.MaterializeResult:
     """Replace the run's recording hours with fresh totals from deduplicated_raw."""
-    first, last = hour_range(context.partition_time_window)
-    session = spark.spark_session
-    result = build_hourly_usage(session, warehouse, first, last)
-    checks = {
-        "matches_deduplicated_readings": lambda: usage_checks.hourly_matches_readings(
-            session, warehouse, first, last, result.source_version
-        )
-    }
-    checked = check_results(context, HOURLY_USAGE.name, checks)
-    return materialized_range(
-        context, session, warehouse, HOURLY_USAGE, result, (first, last), "recording_hours", checked
-    )
+    checks = {"matches_deduplicated_readings": usage_checks.hourly_matches_readings}
+    return replaced(context, spark, warehouse, HOURLY_USAGE, build_hourly_usage, checks)
 
 
 @dg.asset(
@@ -80,19 +63,8 @@ def cumulative_usage(
     context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse
 ) -> dg.MaterializeResult:
     """Replace the run's billing months with running totals from hourly_usage."""
-    window = context.partition_time_window
-    first_hour, last_hour = hour_range(window)
-    first_month, last_month = month_range(window)
-    session = spark.spark_session
-    result = build_cumulative_usage(session, warehouse, first_hour, last_hour, first_month, last_month, BILLING_TZ)
     checks = {
-        "never_decreases_within_month": lambda: usage_checks.cumulative_never_decreases(
-            session, warehouse, first_month, last_month
-        ),
-        "equals_month_to_date_hourly_sum": lambda: usage_checks.cumulative_matches_hourly(
-            session, warehouse, first_hour, last_hour, first_month, last_month, BILLING_TZ, result.source_version
-        ),
+        "never_decreases_within_month": usage_checks.cumulative_never_decreases,
+        "equals_month_to_date_hourly_sum": usage_checks.cumulative_matches_hourly,
     }
-    checked = check_results(context, CUMULATIVE_USAGE.name, checks)
-    months = (first_month, last_month)
-    return materialized_range(context, session, warehouse, CUMULATIVE_USAGE, result, months, "billing_months", checked)
+    return replaced(context, spark, warehouse, CUMULATIVE_USAGE, build_cumulative_usage, checks)

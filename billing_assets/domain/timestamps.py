@@ -6,7 +6,9 @@ from zoneinfo import ZoneInfo
 
 #: Partition keys and landing folder names share this format (e.g. ``2026-01-15-08``).
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H"
-_HOUR_KEY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}")
+#: ASCII digits only: ``re``'s ``\d`` and ``strptime`` also accept other scripts' digits.
+HOUR_KEY_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}"
+_HOUR_KEY = re.compile(HOUR_KEY_PATTERN)
 #: A timestamp names a time of day: a date alone would silently mean local midnight.
 _HAS_TIME = re.compile(r"[0-9][Tt ][0-9]")
 

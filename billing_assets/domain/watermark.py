@@ -2,8 +2,10 @@
 
 from datetime import datetime, timedelta
 
-from billing_assets.settings import CLOCK_DRIFT, LATE_DATA_WINDOW
-
+#: Readings may arrive up to 7 days after their interval (domain rule).
+LATE_DATA_WINDOW = timedelta(days=7)
+#: Meter, ingestion and trigger clocks drift at most 5 minutes from each other (domain rule).
+CLOCK_DRIFT = timedelta(minutes=5)
 HOUR = timedelta(hours=1)
 #: How far apart two copies of one record may lie in ``interval_start`` and still be matched:
 #: a re-send lands within one acceptance window of the first copy (7 days + 1 h + 5 min).

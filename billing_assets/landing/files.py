@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import fsspec
 
+from billing_assets.domain.timestamps import parse_hour_key
+
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._=-][A-Za-z0-9._=+ -]*")
 
 
@@ -37,6 +39,45 @@ class LandingFile:
 
 class UnsafeLandingPath(ValueError):
     """A landing path that could escape its folder or smuggle text into a predicate."""
+
+
+#: A landing folder's name; exactly this, with an hour key, or the folder is never read.
+HOUR_FOLDER = "ingestion_hour={}"
+
+
+def folder_hour(folder: str) -> str | None:
+    """The ingestion hour key a folder name stands for, or ``None`` if it is not exactly ``ingestion_hour=<key>``."""
+    key = folder.removeprefix("ingestion_hour=")
+    if key == folder:
+        return None
+    try:
+        parse_hour_key(key)
+    except ValueError:
+        return None
+    return key
+
+
+def relative_path(path: str, root: str) -> str:
+    """``path`` below ``root``, verbatim."""
+    # Not posixpath.relpath: it resolves a ``..`` inside an S3 key and would file ``H/../H2/x``
+    # under H2; kept verbatim, the ``..`` part is seen and the file refused as unsafe.
+    if not path.startswith(root + "/"):
+        raise UnsafeLandingPath(f"listed path outside the landing zone: {path!r}")
+    return path[len(root) + 1 :]
+
+
+def listed_file(hour: str, uri: str, relative: str, info: dict) -> LandingFile:
+    """The landing file of one listing entry (fsspec's ``info``), rejected with a reason if it must not be opened."""
+    reason, detail = rejection(relative, info) or (None, None)
+    return LandingFile(
+        ingestion_hour=hour,
+        uri=uri,
+        name=relative,
+        size=int(info.get("size") or 0),
+        version=str(info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""),
+        rejected=detail,
+        rejected_reason=reason,
+    )
 
 
 class NotARegularFile(OSError):

@@ -18,7 +18,7 @@ import fsspec
 from billing_assets.domain.record_ids import derive_record_id
 from billing_assets.domain.timestamps import hour_key, is_ambiguous
 from billing_assets.domain.watermark import HOUR, latest_complete_hour
-from billing_assets.resources.landing import HOUR_FOLDER
+from billing_assets.landing.files import HOUR_FOLDER
 
 HALF_HOUR = timedelta(minutes=30)
 

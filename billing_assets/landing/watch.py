@@ -1,4 +1,4 @@
-"""What the landing sensor should request: pure planning over a listing, unit-tested without Dagster.
+"""What the landing sensor should request: planning over a listing, unit-tested without a sensor or instance.
 
 An ingestion hour is requested once it is complete (wall clock past H + 1 h + 5 min) and
 again whenever its set of files changes (a file added, or re-written with a new size or
@@ -10,16 +10,12 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from billing_assets.domain.timestamps import hour_key, parse_hour_key
+from billing_assets.domain.timestamps import parse_hour_key
 from billing_assets.domain.watermark import is_complete
 from billing_assets.landing.files import LandingFile
-
-#: The longest range one run ingests: a week, so a first start-up or a few days' backlog is
-#: one run (each run pays a Spark start), while a month-long catch-up is still cut into runs
-#: whose memory stays bounded.
-MAX_HOURS_PER_RUN = 168
+from billing_assets.partitions import MAX_HOURS_PER_RUN, ingestion_hours, key_ranges
 
 
 def fingerprint(files: Sequence[LandingFile]) -> str:
@@ -72,28 +68,12 @@ def plan_ingestion(
         elif seen.get(key) != fingerprint(listing[key]):
             changed.append(key)
     requests = []
-    for first, last in _ranges(changed):
-        hours = [hour_key(parse_hour_key(first) + timedelta(hours=i)) for i in range(_span(first, last))]
+    for key_range in key_ranges(ingestion_hours, changed, MAX_HOURS_PER_RUN):
+        first, last = key_range.start, key_range.end
+        hours = ingestion_hours.get_partition_keys_in_range(key_range)
         identity = hashlib.sha256("".join(fingerprint(listing[h]) for h in hours).encode()).hexdigest()[:16]
         requests.append(IngestRequest(first, last, f"raw_readings:{first}..{last}:{identity}"))
     # Keep entries only for folders that still exist; record every complete hour now requested.
     new_seen = {key: value for key, value in seen.items() if key in listing}
     new_seen.update({key: fingerprint(listing[key]) for key in changed})
     return IngestPlan(requests, json.dumps(new_seen, sort_keys=True), waiting, too_early)
-
-
-def _span(first: str, last: str) -> int:
-    return int((parse_hour_key(last) - parse_hour_key(first)) / timedelta(hours=1)) + 1
-
-
-def _ranges(keys: list[str]) -> list[tuple[str, str]]:
-    ranges: list[tuple[str, str]] = []
-    for key in keys:
-        if ranges:
-            first, last = ranges[-1]
-            adjacent = parse_hour_key(key) - parse_hour_key(last) == timedelta(hours=1)
-            if adjacent and _span(first, key) <= MAX_HOURS_PER_RUN:
-                ranges[-1] = (first, key)
-                continue
-        ranges.append((key, key))
-    return ranges

@@ -13,29 +13,10 @@ from fsspec.core import url_to_fs
 from pydantic import Field
 
 from billing_assets.domain.timestamps import parse_hour_key
-from billing_assets.landing.files import LandingFile, UnsafeLandingPath, rejection
+from billing_assets.landing.files import HOUR_FOLDER, LandingFile, folder_hour, listed_file, relative_path
 
-
-def _is_hour_key(key: str) -> bool:
-    try:
-        parse_hour_key(key)
-    except ValueError:
-        return False
-    return True
-
-
-HOUR_FOLDER = "ingestion_hour={}"
 #: Up to this many hours a run lists their folders one by one; beyond it, the zone in one listing.
 FOLDER_LISTING_LIMIT = 48
-
-
-def _relative(path: str, root: str) -> str:
-    """``path`` below ``root``, verbatim."""
-    # Not posixpath.relpath: it resolves a ``..`` inside an S3 key and would file ``H/../H2/x``
-    # under H2; kept verbatim, the ``..`` part is seen and the file refused as unsafe.
-    if not path.startswith(root + "/"):
-        raise UnsafeLandingPath(f"listed path outside the landing zone: {path!r}")
-    return path[len(root) + 1 :]
 
 
 class LandingZone(dg.ConfigurableResource):
@@ -74,27 +55,14 @@ class LandingZone(dg.ConfigurableResource):
         by_hour: dict[str, list[LandingFile]] = {}
         rejected: set[str] = set()
         for path, info in sorted(fs.find(root, detail=True).items()):
-            relative = _relative(path, root)
+            relative = relative_path(path, root)
             folder = relative.split("/", 1)[0]
-            key = folder.removeprefix("ingestion_hour=")
-            if "/" not in relative or not folder.startswith("ingestion_hour=") or not _is_hour_key(key):
+            key = folder_hour(folder)
+            if "/" not in relative or key is None:
                 rejected.add(folder)
                 continue
-            by_hour.setdefault(key, []).append(self._file(fs, key, root, path, info))
+            by_hour.setdefault(key, []).append(listed_file(key, fs.unstrip_protocol(path), relative, info))
         return by_hour, sorted(rejected)
-
-    def _file(self, fs: fsspec.AbstractFileSystem, key: str, root: str, path: str, info: dict) -> LandingFile:
-        relative = _relative(path, root)
-        reason, detail = rejection(relative, info) or (None, None)
-        return LandingFile(
-            ingestion_hour=key,
-            uri=fs.unstrip_protocol(path),
-            name=relative,
-            size=int(info.get("size") or 0),
-            version=str(info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""),
-            rejected=detail,
-            rejected_reason=reason,
-        )
 
     def list_files(self, hour_key: str) -> list[LandingFile]:
         """Every file in one ingestion hour's folder, sorted by name (the arrival order we use)."""
@@ -104,7 +72,8 @@ class LandingZone(dg.ConfigurableResource):
         if not fs.exists(folder):
             return []
         return [
-            self._file(fs, hour_key, root, path, info) for path, info in sorted(fs.find(folder, detail=True).items())
+            listed_file(hour_key, fs.unstrip_protocol(path), relative_path(path, root), info)
+            for path, info in sorted(fs.find(folder, detail=True).items())
         ]
 
     def files_of(self, hour_keys: Sequence[str]) -> list[LandingFile]:

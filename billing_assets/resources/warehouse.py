@@ -7,9 +7,10 @@ from dagster_deltalake import LocalConfig, S3Config
 from dagster_deltalake.config import ClientConfig
 from pydantic import Field
 
-from billing_assets.tables.delta_io import PinnedTable, open_table
+from billing_assets.tables.delta_io import PinnedTable
 from billing_assets.tables.schemas import TableSpec
 from billing_assets.tables.storage import LOCAL, TableStorage
+from billing_assets.tables.store import TableStore
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -30,9 +31,13 @@ class Warehouse(dg.ConfigurableResource):
         """The warehouse root: an absolute path or a URI, without a trailing slash."""
         return (self.uri if "://" in self.uri else os.path.abspath(self.uri)).rstrip("/")
 
+    def tables(self) -> TableStore:
+        """The tables as plain handles, for the steps (which know nothing of Dagster)."""
+        return TableStore(self.root_uri(), self.table_storage())
+
     def table_uri(self, spec: TableSpec) -> str:
         """Location of one table."""
-        return f"{self.root_uri()}/{spec.name}"
+        return self.tables().uri(spec)
 
     def table_storage(self) -> TableStorage:
         """The storage options as one value for delta-rs, the executors and polars."""
@@ -49,4 +54,4 @@ class Warehouse(dg.ConfigurableResource):
 
     def open(self, spec: TableSpec, version: int | None = None) -> PinnedTable:
         """The table at ``version``, by default its latest (created empty on first use)."""
-        return open_table(self.table_uri(spec), spec, self.table_storage(), version)
+        return self.tables().open(spec, version)

@@ -7,12 +7,12 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from billing_assets.resources.warehouse import Warehouse
 from billing_assets.source.sqlite import read_source
-from billing_assets.steps.recompute import StepResult, recompute
-from billing_assets.tables.delta_io import read_table, replace_partitions, write_partitions
+from billing_assets.steps.recompute import StepResult, recompute, replace
+from billing_assets.tables.delta_io import read_table, retry_on_conflict, write_partitions
 from billing_assets.tables.schemas import AGREEMENT, AGREEMENT_DAYS, DIMENSIONS, PRODUCT, TableSpec
-from billing_assets.tables.selection import partition_range, partitions
+from billing_assets.tables.selection import RunWindow, partitions
+from billing_assets.tables.store import TableStore
 from billing_assets.transforms.dimensions import agreement_days, scd2_history, source_problems
 
 
@@ -28,7 +28,7 @@ class DimensionReport:
     problems: dict[str, list[int]]
 
 
-def _has_snapshot(warehouse: Warehouse, spec: TableSpec, day: date) -> bool:
+def _has_snapshot(warehouse: TableStore, spec: TableSpec, day: date) -> bool:
     table = warehouse.open(spec)
     return bool(table.delta.file_uris(partition_filters=[("snapshot_date", "=", day.isoformat())]))
 
@@ -41,7 +41,7 @@ def _day_fingerprints(days: DataFrame) -> DataFrame:
 
 
 def load_dimensions(
-    spark: SparkSession, warehouse: Warehouse, source_path: str, load_day: date, first_day: date, last_day: date
+    spark: SparkSession, warehouse: TableStore, source_path: str, load_day: date, first_day: date, last_day: date
 ) -> DimensionReport:
     """Snapshot the source for ``load_day`` (once), rebuild history, refresh coverage of changed days.
 
@@ -56,19 +56,28 @@ def load_dimensions(
                 "snapshot_date", pa.array([load_day] * tables[dim.source_table].num_rows, pa.date32())
             )
             frame = spark.createDataFrame(snapshot)
-            replace_partitions(frame, warehouse.open(dim.snapshots), partitions([load_day.isoformat()]))
+            replace(warehouse, dim.snapshots, frame, partitions([load_day.isoformat()]))
 
     rows, histories = {}, {}
     for dim in DIMENSIONS:
-        target = warehouse.open(dim.history)
         snapshots = read_table(spark, warehouse.open(dim.snapshots))
         history = histories[dim.source_table] = scd2_history(snapshots, dim).persist()
-        rows[dim.history.name] = write_partitions(history, target, None).rows
+        rows[dim.history.name] = replace(warehouse, dim.history, history, None).rows
     current = {name: history.filter("is_current") for name, history in histories.items()}
     problems = source_problems(current["agreement"], current["product"], current["meterpoint"])
 
     coverage = agreement_days(current[AGREEMENT.source_table], current[PRODUCT.source_table], first_day, last_day)
     coverage = coverage.persist()
+    changed_days = retry_on_conflict(lambda: _replace_changed_days(spark, warehouse, coverage))
+    rows[AGREEMENT_DAYS.name] = coverage.count()
+    coverage.unpersist()
+    for history in histories.values():
+        history.unpersist()
+    return DimensionReport(snapshot_taken=taken, rows=rows, changed_days=changed_days, problems=problems)
+
+
+def _replace_changed_days(spark: SparkSession, warehouse: TableStore, coverage: DataFrame) -> list[str]:
+    """Rewrite the days whose coverage differs from the table's (by row count and content hash); those days."""
     coverage_table = warehouse.open(AGREEMENT_DAYS)
     existing = read_table(spark, coverage_table)
     new_fp, old_fp = _day_fingerprints(coverage).alias("n"), _day_fingerprints(existing).alias("o")
@@ -80,20 +89,14 @@ def load_dimensions(
     )
     changed_days = sorted(row["date"].isoformat() for row in changed)
     if changed_days:
-        replace_partitions(
-            coverage.filter(F.col("date").isin([date.fromisoformat(d) for d in changed_days])),
-            coverage_table,
-            partitions(changed_days),
-        )
-    rows[AGREEMENT_DAYS.name] = coverage.count()
-    coverage.unpersist()
-    for history in histories.values():
-        history.unpersist()
-    return DimensionReport(snapshot_taken=taken, rows=rows, changed_days=changed_days, problems=problems)
+        rewritten = coverage.filter(F.col("date").isin([date.fromisoformat(d) for d in changed_days]))
+        write_partitions(rewritten, coverage_table, partitions(changed_days))
+    return changed_days
 
 
-def rebuild_agreement_days(spark: SparkSession, warehouse: Warehouse, first_day: date, last_day: date) -> StepResult:
-    """Recompute coverage for local days ``[first_day, last_day]`` from the current dimensions."""
+def rebuild_agreement_days(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> StepResult:
+    """Recompute coverage for the window's local days from the current dimensions."""
+    first_day, last_day = window.first_day, window.last_day
     products = read_table(spark, warehouse.open(PRODUCT.history))
     return recompute(
         spark,
@@ -104,5 +107,5 @@ def rebuild_agreement_days(spark: SparkSession, warehouse: Warehouse, first_day:
             agreements.filter("is_current"), products.filter("is_current"), first_day, last_day
         ),
         AGREEMENT_DAYS,
-        partition_range(first_day.isoformat(), last_day.isoformat()),
+        window.days,
     )

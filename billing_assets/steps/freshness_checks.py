@@ -4,8 +4,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from billing_assets.domain.timestamps import parse_hour_key
-from billing_assets.domain.watermark import HOUR, is_complete
-from billing_assets.settings import CLOCK_DRIFT
+from billing_assets.domain.watermark import CLOCK_DRIFT, HOUR, is_complete
 from billing_assets.steps.invariants import CheckOutcome
 
 

@@ -8,8 +8,7 @@ from zoneinfo import ZoneInfo
 from pyspark.sql import SparkSession
 
 from billing_assets.domain.timestamps import parse_hour_key
-from billing_assets.resources.warehouse import Warehouse
-from billing_assets.steps.recompute import StepResult, between, recompute
+from billing_assets.steps.recompute import StepResult, recompute, selected
 from billing_assets.tables.delta_io import PinnedTable, read_table, retry_on_conflict, write_partitions
 from billing_assets.tables.schemas import (
     ACTIVE_AGREEMENTS,
@@ -21,16 +20,17 @@ from billing_assets.tables.schemas import (
     UNMATCHED_READINGS,
     TableSpec,
 )
-from billing_assets.tables.selection import partition_range
+from billing_assets.tables.selection import RunWindow, partition_range, partitions
+from billing_assets.tables.store import TableStore
 from billing_assets.transforms import gold
 
-#: The readings-based gold tables this step writes, with their (local day) partition column.
-PARTITION_COLUMN = {
-    HALF_HOURLY_CONSUMPTION: "settlement_date",
-    PRODUCT_DAILY_CONSUMPTION: "date",
-    AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT: "settlement_date",
-    UNMATCHED_READINGS: "settlement_date",
-}
+#: The readings-based gold tables this step writes, each partitioned by a local day.
+READINGS_GOLD = (
+    HALF_HOURLY_CONSUMPTION,
+    PRODUCT_DAILY_CONSUMPTION,
+    AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT,
+    UNMATCHED_READINGS,
+)
 
 
 @dataclass(frozen=True)
@@ -47,32 +47,21 @@ class GoldReport:
     days_with_data: int = 0
 
 
-def build_consumption_gold(
-    spark: SparkSession,
-    warehouse: Warehouse,
-    first_day: date,
-    last_day: date,
-    first_hour: str,
-    last_hour: str,
-    timezone: str,
-) -> GoldReport:
-    """Recompute the readings-based gold tables for local days ``[first_day, last_day]``.
-
-    ``first_hour``/``last_hour`` are the UTC recording hours spanning exactly those days.
-    """
+def build_consumption_gold(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> GoldReport:
+    """Recompute the readings-based gold tables for the window's local days (from its UTC hours)."""
 
     def step() -> GoldReport:
-        targets = {spec: warehouse.open(spec) for spec in PARTITION_COLUMN}
+        targets = {spec: warehouse.open(spec) for spec in READINGS_GOLD}
         source = warehouse.open(DEDUPLICATED_RAW)
-        hours = between("recording_hour", first_hour, last_hour)
-        busy = days_with_data(source, hours, targets, first_day, last_day, timezone)
+        busy = days_with_data(source, targets, window)
         if not busy:
             # Nothing to read and nothing to replace: no Spark job at all.
             return GoldReport({spec.name: 0 for spec in targets}, 0, 0, 0, source.delta.version())
-        readings = read_table(spark, source, hours)
+        readings = read_table(spark, source, selected(DEDUPLICATED_RAW, window.hours))
         # Coverage only of the days with data: a start-up's range spans every day since the start.
-        coverage = read_table(spark, warehouse.open(AGREEMENT_DAYS), [("date", "in", [d.isoformat() for d in busy])])
-        settled = gold.settle(readings, timezone).persist()
+        coverage_days = partitions(day.isoformat() for day in busy)
+        coverage = read_table(spark, warehouse.open(AGREEMENT_DAYS), selected(AGREEMENT_DAYS, coverage_days))
+        settled = gold.settle(readings, window.timezone).persist()
         matched, unmatched = gold.attribute(settled, coverage)
         matched, unmatched = matched.persist(), unmatched.persist()
         outputs = {
@@ -95,38 +84,27 @@ def build_consumption_gold(
     return retry_on_conflict(step)
 
 
-def days_with_data(
-    readings: PinnedTable,
-    hours: list[tuple[str, str, object]],
-    targets: Mapping[TableSpec, PinnedTable],
-    first_day: date,
-    last_day: date,
-    timezone: str,
-) -> list[date]:
-    """The local days of ``[first_day, last_day]`` with readings, or with gold rows to replace, from the Delta logs.
+def days_with_data(readings: PinnedTable, targets: Mapping[TableSpec, PinnedTable], window: RunWindow) -> list[date]:
+    """The local days of the window with readings, or with gold rows to replace, from the Delta logs.
 
     A day with neither has nothing to compute and nothing to remove, whatever its coverage.
     """
-    zone, days = ZoneInfo(timezone), set()
-    for partition in readings.delta.partitions(file_pruning_predicate=hours):
+    zone, days = ZoneInfo(window.timezone), set()
+    for partition in readings.delta.partitions(file_pruning_predicate=selected(readings.spec, window.hours)):
         start = parse_hour_key(partition["recording_hour"])
         # An hour can straddle two local days in a zone with a half-hour offset.
         days.update(instant.astimezone(zone).date() for instant in (start, start + timedelta(minutes=59)))
     for spec, table in targets.items():
-        column = PARTITION_COLUMN[spec]
-        filters = between(column, first_day.isoformat(), last_day.isoformat())
-        days.update(date.fromisoformat(p[column]) for p in table.delta.partitions(file_pruning_predicate=filters))
-    return sorted(day for day in days if first_day <= day <= last_day)
+        column = spec.partition_by
+        days.update(
+            date.fromisoformat(p[column])
+            for p in table.delta.partitions(file_pruning_predicate=selected(spec, window.days))
+        )
+    return sorted(day for day in days if window.first_day <= day <= window.last_day)
 
 
-def build_active_agreements(spark: SparkSession, warehouse: Warehouse, first_day: date, last_day: date) -> StepResult:
-    """Recompute ``active_agreements`` for local days ``[first_day, last_day]``."""
+def build_active_agreements(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> StepResult:
+    """Recompute ``active_agreements`` for the window's local days."""
     return recompute(
-        spark,
-        warehouse,
-        AGREEMENT_DAYS,
-        between("date", first_day.isoformat(), last_day.isoformat()),
-        gold.active_agreements,
-        ACTIVE_AGREEMENTS,
-        partition_range(first_day.isoformat(), last_day.isoformat()),
+        spark, warehouse, AGREEMENT_DAYS, window.days, gold.active_agreements, ACTIVE_AGREEMENTS, window.days
     )

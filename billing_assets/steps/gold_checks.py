@@ -1,13 +1,9 @@
 """The gold reconciliations: half hours add up to hours, products plus unmatched to days."""
 
-from datetime import date
-
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps.invariants import CheckOutcome, compare_totals, exact_sum, read_at
-from billing_assets.steps.recompute import between
 from billing_assets.tables.schemas import (
     AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT,
     DEDUPLICATED_RAW,
@@ -16,20 +12,12 @@ from billing_assets.tables.schemas import (
     UNMATCHED_READINGS,
     TableSpec,
 )
-
-
-def _days(column: str, first_day: date, last_day: date) -> list[tuple[str, str, object]]:
-    return between(column, first_day.isoformat(), last_day.isoformat())
+from billing_assets.tables.selection import RunWindow
+from billing_assets.tables.store import TableStore
 
 
 def half_hours_sum_to_hours(
-    spark: SparkSession,
-    warehouse: Warehouse,
-    first_day: date,
-    last_day: date,
-    first_hour: str,
-    last_hour: str,
-    readings_version: int | None = None,
+    spark: SparkSession, warehouse: TableStore, window: RunWindow, readings_version: int | None = None
 ) -> CheckOutcome:
     """The half-hourly totals of each UTC hour add up to that hour's total of the deduplicated readings.
 
@@ -37,12 +25,12 @@ def half_hours_sum_to_hours(
     without depending on whether ``hourly_usage`` has caught up yet.
     """
     expected = (
-        read_at(spark, warehouse, DEDUPLICATED_RAW, between("recording_hour", first_hour, last_hour), readings_version)
+        read_at(spark, warehouse, DEDUPLICATED_RAW, window.hours, readings_version)
         .groupBy("recording_hour")
         .agg(exact_sum("consumption", "consumption_expected"))
     )
     actual = (
-        read_at(spark, warehouse, HALF_HOURLY_CONSUMPTION, _days("settlement_date", first_day, last_day))
+        read_at(spark, warehouse, HALF_HOURLY_CONSUMPTION, window.days)
         .groupBy(F.date_format("interval_start", "yyyy-MM-dd-HH").alias("recording_hour"))
         .agg(exact_sum("consumption", "consumption_actual"))
     )
@@ -50,22 +38,20 @@ def half_hours_sum_to_hours(
 
 
 def _daily_totals(
-    spark: SparkSession, warehouse: Warehouse, spec: TableSpec, days: tuple[date, date], alias: str, *by: str
+    spark: SparkSession, warehouse: TableStore, spec: TableSpec, window: RunWindow, alias: str, *by: str
 ) -> DataFrame:
     """Exact consumption of ``spec`` per local day (column ``day``) and ``by``, as ``alias``."""
     column = spec.partition_by  # every gold table is partitioned by its local day
     return (
-        read_at(spark, warehouse, spec, _days(column, *days))
+        read_at(spark, warehouse, spec, window.days)
         .groupBy(F.col(column).alias("day"), *by)
         .agg(exact_sum("consumption", alias))
     )
 
 
-def products_plus_unmatched_sum_to_day(
-    spark: SparkSession, warehouse: Warehouse, first_day: date, last_day: date
-) -> CheckOutcome:
+def products_plus_unmatched_sum_to_day(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> CheckOutcome:
     """Per local day, the product totals plus the unmatched readings equal the half-hourly total."""
-    days = (first_day, last_day)
+    days = window
     expected = _daily_totals(spark, warehouse, HALF_HOURLY_CONSUMPTION, days, "consumption_expected")
     products = _daily_totals(spark, warehouse, PRODUCT_DAILY_CONSUMPTION, days, "products")
     unmatched = _daily_totals(spark, warehouse, UNMATCHED_READINGS, days, "unmatched")
@@ -78,11 +64,9 @@ def products_plus_unmatched_sum_to_day(
     return compare_totals(expected, actual, ["day"], ["consumption"], "days")
 
 
-def product_half_hours_sum_to_days(
-    spark: SparkSession, warehouse: Warehouse, first_day: date, last_day: date
-) -> CheckOutcome:
+def product_half_hours_sum_to_days(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> CheckOutcome:
     """Per local day and product, the half-hourly product totals add up to the daily product total."""
-    days, product = (first_day, last_day), "product_display_name"
+    days, product = window, "product_display_name"
     expected = _daily_totals(spark, warehouse, PRODUCT_DAILY_CONSUMPTION, days, "consumption_expected", product)
     by_half_hour = AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT
     actual = _daily_totals(spark, warehouse, by_half_hour, days, "consumption_actual", product)

@@ -1,7 +1,7 @@
 """The ingestion step behind ``raw_readings``: landing files to raw, quarantine and deduplicated tables.
 
-Kept free of Dagster so it can be run and tested on its own; the asset adds partitions,
-metadata and events around it.
+Free of Dagster (it takes plain table handles and landing files), so it runs on its own, as
+the concurrency test's workers run it; the asset adds partitions, metadata and events around it.
 """
 
 from collections.abc import Sequence
@@ -11,14 +11,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from billing_assets.domain.timestamps import hour_key, parse_hour_key
-from billing_assets.domain.watermark import HOUR, RESEND_REACH
+from billing_assets.domain.watermark import CLOCK_DRIFT, HOUR, LATE_DATA_WINDOW, RESEND_REACH
 from billing_assets.landing.files import LandingFile
-from billing_assets.resources.warehouse import Warehouse
-from billing_assets.settings import CLOCK_DRIFT, LATE_DATA_WINDOW
-from billing_assets.steps.recompute import StepResult, between, recompute
+from billing_assets.steps.recompute import StepResult, recompute, replace
 from billing_assets.tables.delta_io import PinnedTable, read_table, replace_partitions, retry_on_conflict
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, QUARANTINED_READINGS, RAW_READINGS
-from billing_assets.tables.selection import partition_range, partitions
+from billing_assets.tables.selection import RunWindow, partition_range, partitions
+from billing_assets.tables.store import TableStore
 from billing_assets.transforms.dedup import first_arrivals, plan_dedup, resent_elsewhere
 from billing_assets.transforms.ingest import parse_landing_files
 
@@ -82,13 +81,13 @@ def _hours_to_rank_against(
         return []
     first = hour_key(parse_hour_key(reading_hours[0]) - RESEND_REACH)
     last = hour_key(parse_hour_key(reading_hours[-1]) + RESEND_REACH)
-    nearby = read_table(spark, table, between("recording_hour", first, last))
+    nearby = read_table(spark, table, partition_range(first, last).filters("recording_hour"))
     elsewhere = {r[0] for r in resent_elsewhere(readings, nearby).distinct().collect()}
     return sorted(elsewhere.union(reading_hours))
 
 
 def quiet_hours_report(
-    warehouse: Warehouse, hour_keys: Sequence[str], files: Sequence[LandingFile]
+    warehouse: TableStore, hour_keys: Sequence[str], files: Sequence[LandingFile]
 ) -> IngestReport | None:
     """The report of hours with no files and nothing from earlier runs to clear, else ``None`` (Spark is needed).
 
@@ -105,7 +104,7 @@ def quiet_hours_report(
 
 def ingest(
     spark: SparkSession,
-    warehouse: Warehouse,
+    warehouse: TableStore,
     hour_keys: Sequence[str],
     files: Sequence[LandingFile],
     timezone: str,
@@ -145,9 +144,7 @@ def ingest(
         # one elsewhere in the table (delta-rs treats an overwrite as having read every file).
         hours = partitions(hour_keys)
         versions = {
-            spec.name: retry_on_conflict(
-                lambda spec=spec, frame=frame: replace_partitions(frame, warehouse.open(spec), hours)
-            )
+            spec.name: replace(warehouse, spec, frame, hours).version
             for spec, frame in ((QUARANTINED_READINGS, quarantine), (RAW_READINGS, readings))
         }
         if dedup_version is not None:
@@ -180,13 +177,14 @@ def ingest(
     )
 
 
-def rebuild_deduplicated(spark: SparkSession, warehouse: Warehouse, first_hour: str, last_hour: str) -> StepResult:
-    """Recompute recording hours ``[first_hour, last_hour]`` of deduplicated_raw from raw_readings.
+def rebuild_deduplicated(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> StepResult:
+    """Recompute the window's recording hours of deduplicated_raw from raw_readings.
 
     The raw table keeps every accepted reading with its arrival, so first-arrival-wins can be
     replayed from it: a repair path that yields exactly what incremental ingestion built.
     Only ingestion hours inside the watermark of those recording hours can hold their readings.
     """
+    first_hour, last_hour = window.hours.first, window.hours.last
     # Copies of a record within reach of these hours compete with theirs (a moved re-send).
     reach_first = hour_key(parse_hour_key(first_hour) - RESEND_REACH)
     reach_last = hour_key(parse_hour_key(last_hour) + RESEND_REACH)
@@ -199,12 +197,5 @@ def rebuild_deduplicated(spark: SparkSession, warehouse: Warehouse, first_hour: 
         contenders = nearby.join(ids, "record_id", "left_semi")
         return first_arrivals(contenders).filter(F.col("recording_hour").between(first_hour, last_hour))
 
-    return recompute(
-        spark,
-        warehouse,
-        RAW_READINGS,
-        between("ingestion_hour", hour_key(earliest), hour_key(latest)),
-        winners,
-        DEDUPLICATED_RAW,
-        partition_range(first_hour, last_hour),
-    )
+    arrivals = partition_range(hour_key(earliest), hour_key(latest))
+    return recompute(spark, warehouse, RAW_READINGS, arrivals, winners, DEDUPLICATED_RAW, window.hours)

@@ -7,25 +7,25 @@ from pyspark.sql import functions as F
 
 from billing_assets.domain.timestamps import hour_key, parse_hour_key
 from billing_assets.domain.watermark import RESEND_REACH
-from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps.ingest import OUTCOMES, HourCounts
 from billing_assets.steps.invariants import EXAMPLES, CheckOutcome, examples, read_at, tally
-from billing_assets.steps.recompute import between
 from billing_assets.tables.delta_io import read_table
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, QUARANTINED_READINGS, RAW_READINGS
+from billing_assets.tables.selection import partition_range, partitions
+from billing_assets.tables.store import TableStore
 
 #: Deduplication matches copies this far apart, so the uniqueness check looks as far either
 #: side of the recording hours written.
 UNIQUENESS_REACH = RESEND_REACH
 
 
-def unique_record_ids(spark: SparkSession, warehouse: Warehouse, hours: Sequence[str]) -> CheckOutcome:
+def unique_record_ids(spark: SparkSession, warehouse: TableStore, hours: Sequence[str]) -> CheckOutcome:
     """No ``record_id`` of the recording hours written appears twice in them or within reach of them."""
     if not hours:
         return CheckOutcome(True, {"recording_hours_written": 0, "rows_checked": 0, "duplicated_record_ids": 0})
     first = hour_key(parse_hour_key(min(hours)) - UNIQUENESS_REACH)
     last = hour_key(parse_hour_key(max(hours)) + UNIQUENESS_REACH)
-    scope = read_at(spark, warehouse, DEDUPLICATED_RAW, between("recording_hour", first, last)).select(
+    scope = read_at(spark, warehouse, DEDUPLICATED_RAW, partition_range(first, last)).select(
         "record_id", "recording_hour", F.col("recording_hour").isin(list(hours)).alias("written")
     )
     ids = scope.groupBy("record_id").agg(F.count(F.lit(1)).alias("copies"), F.max("written").alias("written"))
@@ -56,9 +56,9 @@ def unique_record_ids(spark: SparkSession, warehouse: Warehouse, hours: Sequence
     )
 
 
-def recording_hours_match(spark: SparkSession, warehouse: Warehouse, hours: Sequence[str]) -> CheckOutcome:
+def recording_hours_match(spark: SparkSession, warehouse: TableStore, hours: Sequence[str]) -> CheckOutcome:
     """Every row's ``recording_hour`` is the UTC hour of its ``interval_start`` (the session zone is UTC)."""
-    rows = read_at(spark, warehouse, DEDUPLICATED_RAW, [("recording_hour", "in", list(hours))] if hours else None)
+    rows = read_at(spark, warehouse, DEDUPLICATED_RAW, partitions(hours) if hours else None)
     if not hours:
         rows = rows.limit(0)
     in_wrong_hour = ~F.col("recording_hour").eqNullSafe(F.date_format("interval_start", "yyyy-MM-dd-HH"))
@@ -77,7 +77,7 @@ def recording_hours_match(spark: SparkSession, warehouse: Warehouse, hours: Sequ
 
 
 def records_conserved(
-    spark: SparkSession, warehouse: Warehouse, counts: Mapping[str, HourCounts], versions: Mapping[str, int]
+    spark: SparkSession, warehouse: TableStore, counts: Mapping[str, HourCounts], versions: Mapping[str, int]
 ) -> CheckOutcome:
     """Per ingestion hour: read = inserted + duplicates + conflicts + quarantined, and the tables agree.
 

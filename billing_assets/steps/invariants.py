@@ -15,9 +15,11 @@ from typing import Any, NamedTuple
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from billing_assets.resources.warehouse import Warehouse
+from billing_assets.steps.recompute import selected
 from billing_assets.tables.delta_io import read_table
 from billing_assets.tables.schemas import TableSpec
+from billing_assets.tables.selection import PartitionSelection
+from billing_assets.tables.store import TableStore
 from billing_assets.transforms.usage import EXACT
 
 #: Largest difference (kWh) tolerated between two totals of the same readings.
@@ -35,13 +37,13 @@ class CheckOutcome(NamedTuple):
 
 def read_at(
     spark: SparkSession,
-    warehouse: Warehouse,
+    warehouse: TableStore,
     spec: TableSpec,
-    filters: list[tuple[str, str, object]],
+    partitions: PartitionSelection | None,
     version: int | None = None,
 ) -> DataFrame:
-    """The rows of ``spec`` in ``filters``, at ``version`` (default: the latest)."""
-    return read_table(spark, warehouse.open(spec, version), filters)
+    """The rows of ``partitions`` of ``spec``, at ``version`` (default: the latest)."""
+    return read_table(spark, warehouse.open(spec, version), selected(spec, partitions))
 
 
 def exact_sum(column: str, alias: str) -> Column:

@@ -1,14 +1,14 @@
-"""The shape every derived table shares: read a range of a source, transform, replace a range of the target."""
+"""The shape every derived table shares: read partitions of a source, transform, replace partitions of the target."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 
-from billing_assets.resources.warehouse import Warehouse
-from billing_assets.tables.delta_io import read_table, retry_on_conflict, write_partitions
+from billing_assets.tables.delta_io import Written, read_table, retry_on_conflict, write_partitions
 from billing_assets.tables.schemas import TableSpec
 from billing_assets.tables.selection import PartitionSelection
+from billing_assets.tables.store import TableStore
 
 
 @dataclass(frozen=True)
@@ -23,29 +23,40 @@ class StepResult:
 
 def recompute(
     spark: SparkSession,
-    warehouse: Warehouse,
+    warehouse: TableStore,
     source: TableSpec,
-    source_filters: list[tuple[str, str, object]],
+    source_partitions: PartitionSelection | None,
     transform: Callable[[DataFrame], DataFrame],
     target: TableSpec,
     target_partitions: PartitionSelection | None,
 ) -> StepResult:
     """Replace the ``target_partitions`` of ``target`` with ``transform(source rows)`` in one commit.
 
-    The whole read-compute-commit is retried when another writer committed first, so a
-    conflict never commits a result computed from stale input.
+    ``None`` selects a whole (unpartitioned) table. The whole read-compute-commit is retried
+    when another writer committed first, so a conflict never commits a result computed from
+    stale input.
     """
 
     def step() -> StepResult:
         output = warehouse.open(target)  # pinned first: a concurrent write to it forces a recompute
         inputs = warehouse.open(source)
-        rows = read_table(spark, inputs, source_filters)
+        rows = read_table(spark, inputs, selected(source, source_partitions))
         written = write_partitions(transform(rows), output, target_partitions)
         return StepResult(written.rows, written.version, inputs.delta.version())
 
     return retry_on_conflict(step)
 
 
-def between(column: str, first: str, last: str) -> list[tuple[str, str, object]]:
-    """Partition filters for the inclusive range ``[first, last]``."""
-    return [(column, ">=", first), (column, "<=", last)]
+def replace(
+    warehouse: TableStore, target: TableSpec, frame: DataFrame, partitions: PartitionSelection | None
+) -> Written:
+    """Replace ``partitions`` of ``target`` with ``frame``, which is computed from nothing in ``target``.
+
+    Retried like ``recompute``; the frame does not depend on the target, so only the commit is redone.
+    """
+    return retry_on_conflict(lambda: write_partitions(frame, warehouse.open(target), partitions))
+
+
+def selected(spec: TableSpec, partitions: PartitionSelection | None) -> list[tuple[str, str, object]] | None:
+    """delta-rs partition filters for ``partitions`` of ``spec`` (``None``: the whole table)."""
+    return None if partitions is None else partitions.filters(spec.partition_by)

@@ -1,9 +1,8 @@
 """The usage invariants: hourly totals equal their readings, running totals are month-to-date sums."""
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
 
-from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps.invariants import (
     TOLERANCE,
     CheckOutcome,
@@ -14,16 +13,17 @@ from billing_assets.steps.invariants import (
     read_at,
     tally,
 )
-from billing_assets.steps.recompute import between
 from billing_assets.tables.schemas import CUMULATIVE_USAGE, DEDUPLICATED_RAW, HOURLY_USAGE
+from billing_assets.tables.selection import RunWindow
+from billing_assets.tables.store import TableStore
 from billing_assets.transforms.usage import EXACT, billing_month
 
 
 def hourly_matches_readings(
-    spark: SparkSession, warehouse: Warehouse, first_hour: str, last_hour: str, readings_version: int | None = None
+    spark: SparkSession, warehouse: TableStore, window: RunWindow, readings_version: int | None = None
 ) -> CheckOutcome:
     """Per recording hour, ``hourly_usage`` holds the sum and count of the deduplicated readings."""
-    hours = between("recording_hour", first_hour, last_hour)
+    hours = window.hours
     expected = (
         read_at(spark, warehouse, DEDUPLICATED_RAW, hours, readings_version)
         .groupBy("recording_hour")
@@ -37,15 +37,14 @@ def hourly_matches_readings(
     return compare_totals(expected, actual, ["recording_hour"], ["consumption", "readings"], "hours")
 
 
-def _cumulative(spark: SparkSession, warehouse: Warehouse, first_month: str, last_month: str) -> DataFrame:
-    return read_at(spark, warehouse, CUMULATIVE_USAGE, between("billing_month", first_month, last_month))
-
-
 def cumulative_never_decreases(
-    spark: SparkSession, warehouse: Warehouse, first_month: str, last_month: str
+    spark: SparkSession, warehouse: TableStore, window: RunWindow, hourly_version: int | None = None
 ) -> CheckOutcome:
-    """Within a billing month, a meterpoint's running total never goes down from one hour to the next."""
-    rows = _cumulative(spark, warehouse, first_month, last_month)
+    """Within a billing month, a meterpoint's running total never goes down from one hour to the next.
+
+    It reads only ``cumulative_usage``; ``hourly_version`` is accepted so every window check has one signature.
+    """
+    rows = read_at(spark, warehouse, CUMULATIVE_USAGE, window.months)
     order = Window.partitionBy("meterpoint_id", "billing_month").orderBy("usage_hour")
     with_previous = rows.withColumn("previous", F.lag("cumulative_consumption").over(order))
     drop = F.col("cumulative_consumption") < F.col("previous")
@@ -65,23 +64,16 @@ def cumulative_never_decreases(
 
 
 def cumulative_matches_hourly(
-    spark: SparkSession,
-    warehouse: Warehouse,
-    first_hour: str,
-    last_hour: str,
-    first_month: str,
-    last_month: str,
-    timezone: str,
-    hourly_version: int | None = None,
+    spark: SparkSession, warehouse: TableStore, window: RunWindow, hourly_version: int | None = None
 ) -> CheckOutcome:
     """Each running total equals the month-to-date sum of ``hourly_usage``, and no hourly row is left out."""
     hourly = (
-        read_at(spark, warehouse, HOURLY_USAGE, between("recording_hour", first_hour, last_hour), hourly_version)
-        .withColumn("billing_month", billing_month("usage_hour", timezone))
+        read_at(spark, warehouse, HOURLY_USAGE, window.hours, hourly_version)
+        .withColumn("billing_month", billing_month("usage_hour", window.timezone))
         .select("meterpoint_id", "billing_month", "usage_hour", F.col("consumption").cast(EXACT).alias("hourly"))
     )
     keys = ["meterpoint_id", "billing_month", "usage_hour"]
-    rows = _cumulative(spark, warehouse, first_month, last_month)
+    rows = read_at(spark, warehouse, CUMULATIVE_USAGE, window.months)
     order = (
         Window.partitionBy("meterpoint_id", "billing_month")
         .orderBy("usage_hour")

@@ -9,9 +9,11 @@ is fixed-width, so string order is time order and a range is a plain string comp
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import pyarrow as pa
+
+from billing_assets.domain.timestamps import HOUR_KEY_FORMAT, HOUR_KEY_PATTERN
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class KeyFormat:
         raise ValueError(f"not a valid {self.name} partition value: {value!r}")
 
 
-HOUR = KeyFormat("hour (YYYY-MM-DD-HH)", r"[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}", "%Y-%m-%d-%H")
+HOUR = KeyFormat("hour (YYYY-MM-DD-HH)", HOUR_KEY_PATTERN, HOUR_KEY_FORMAT)
 MONTH = KeyFormat("month (YYYY-MM)", r"[0-9]{4}-[0-9]{2}", "%Y-%m")
 ISO_DATE = KeyFormat("ISO date (YYYY-MM-DD)", r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "%Y-%m-%d")
 
@@ -102,3 +104,33 @@ def partitions(values: Iterable[str]) -> PartitionSelection:
 def partition_range(first: str, last: str) -> PartitionSelection:
     """Select every partition value in the inclusive range ``[first, last]``."""
     return PartitionSelection(first=first, last=last)
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    """The partitions one run covers, in each key the tables use; derived once from the run's time window.
+
+    ``hours`` are UTC ``recording_hour`` keys, ``days`` local ISO dates and ``months`` billing
+    months, all in ``timezone`` and all spanning the same instants: a run over local days reads
+    exactly the UTC hours of those days.
+    """
+
+    hours: PartitionSelection
+    days: PartitionSelection
+    months: PartitionSelection
+    timezone: str
+
+    def of(self, column: str, data_type: pa.DataType) -> PartitionSelection:
+        """The window's partitions of a table partitioned by ``column`` (hours, days or months, by its format)."""
+        fmt = key_format(column, data_type)
+        return {HOUR: self.hours, MONTH: self.months, ISO_DATE: self.days}[fmt]
+
+    @property
+    def first_day(self) -> date:
+        """The first local day."""
+        return date.fromisoformat(self.days.first)
+
+    @property
+    def last_day(self) -> date:
+        """The last local day."""
+        return date.fromisoformat(self.days.last)

@@ -1,7 +1,7 @@
 """Asset checks in real runs: every one passes on the pipeline's own output, a failure blocks."""
 
 import shutil
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
@@ -12,6 +12,7 @@ from billing_assets.definitions import ASSETS
 from billing_assets.defs.freshness import landing_freshness_job, newest_landing_hour_ingested
 from billing_assets.defs.ingestion import raw_readings
 from billing_assets.domain.timestamps import hour_key
+from billing_assets.partitions import billing_months, local_days, recording_hours, run_window
 from billing_assets.process import process
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps import gold_checks, ingest_checks, usage_checks
@@ -25,6 +26,7 @@ from billing_assets.tables.schemas import (
     RAW_READINGS,
     UNMATCHED_READINGS,
 )
+from billing_assets.tables.selection import RunWindow
 from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.scenario import H1, H2, land_scenario, r, ts
 from billing_assets_tests.defs.test_gold import MARCH, OCTOBER, land_readings, write_source
@@ -202,8 +204,15 @@ def test_freshness_check_warns_until_the_newest_complete_hour_is_ingested(pipeli
 
 # The check functions on deliberately broken copies of the tables the pipeline wrote.
 
-MARCH_DAYS = (date(2026, 3, 27), date(2026, 3, 29))
-MARCH_HOURS = ("2026-03-27-00", "2026-03-29-22")  # those local days in UTC (the 29th is 23 hours)
+
+def window(partitions_def: dg.TimeWindowPartitionsDefinition, first: str, last: str) -> RunWindow:
+    """The window of a run over partitions ``[first, last]``, as the asset derives it."""
+    start = partitions_def.time_window_for_partition_key(first).start
+    return run_window(dg.TimeWindow(start, partitions_def.time_window_for_partition_key(last).end))
+
+
+#: Local days 27 to 29 March; in UTC 2026-03-27-00 .. 2026-03-29-22 (the 29th is 23 hours).
+MARCH_DAYS = window(local_days, "2026-03-27", "2026-03-29")
 
 
 @pytest.fixture
@@ -229,14 +238,14 @@ def append(warehouse: Warehouse, spec, rows: list[dict]) -> None:
 
 def test_unique_record_ids_finds_a_copy_in_a_neighbouring_hour(spark, broken) -> None:
     hours = ["2026-03-10-07"]
-    assert ingest_checks.unique_record_ids(spark, broken, hours).passed
+    assert ingest_checks.unique_record_ids(spark, broken.tables(), hours).passed
     [winner] = [x for x in table(broken, DEDUPLICATED_RAW).to_pyarrow_table().to_pylist() if x["record_id"] == "r1"]
     append(
         broken,
         DEDUPLICATED_RAW,
         [{**winner, "interval_start": ts("2026-03-11T07:00"), "recording_hour": "2026-03-11-07"}],
     )
-    passed, metadata = ingest_checks.unique_record_ids(spark, broken, hours)
+    passed, metadata = ingest_checks.unique_record_ids(spark, broken.tables(), hours)
     assert not passed
     assert metadata["duplicated_record_ids"] == 1
     assert metadata["duplicates"] == [
@@ -247,11 +256,11 @@ def test_unique_record_ids_finds_a_copy_in_a_neighbouring_hour(spark, broken) ->
 
 def test_recording_hours_match_finds_a_row_filed_under_the_wrong_hour(spark, broken) -> None:
     hours = ["2026-03-10-08"]
-    assert ingest_checks.recording_hours_match(spark, broken, hours).passed
+    assert ingest_checks.recording_hours_match(spark, broken.tables(), hours).passed
     table(broken, DEDUPLICATED_RAW).update(
         predicate="record_id = 'r5'", updates={"interval_start": "interval_start + INTERVAL '1 hour'"}
     )
-    passed, metadata = ingest_checks.recording_hours_match(spark, broken, hours)
+    passed, metadata = ingest_checks.recording_hours_match(spark, broken.tables(), hours)
     assert not passed
     assert metadata["rows_in_wrong_hour"] == 1
     assert [row["record_id"] for row in metadata["wrong_rows"]] == ["r5"]
@@ -262,26 +271,26 @@ def test_records_conserved_needs_the_counts_and_the_tables_to_agree(checked, spa
     [run] = [res for res in results if res.dagster_run.tags.get("dagster/partition") == H1]
     figures = run.get_asset_materialization_events()[-1].materialization.metadata["per_ingestion_hour"].value[H1]
     counts = {H1: HourCounts(**figures)}
-    assert ingest_checks.records_conserved(spark, broken, counts, {}).passed
+    assert ingest_checks.records_conserved(spark, broken.tables(), counts, {}).passed
 
     lost = {H1: HourCounts(**{**figures, "inserted": figures["inserted"] - 1})}
-    passed, metadata = ingest_checks.records_conserved(spark, broken, lost, {})
+    passed, metadata = ingest_checks.records_conserved(spark, broken.tables(), lost, {})
     assert not passed and metadata["unbalanced_hours"] == [H1]
     assert metadata["per_ingestion_hour"][H1]["read"] == 9
 
     table(broken, RAW_READINGS).delete("record_id = 'r1'")
-    passed, metadata = ingest_checks.records_conserved(spark, broken, counts, {})
+    passed, metadata = ingest_checks.records_conserved(spark, broken.tables(), counts, {})
     assert not passed and metadata["per_ingestion_hour"][H1]["raw_rows"] == 5
 
 
 def test_hourly_matches_readings_finds_a_corrupted_hour(spark, broken) -> None:
-    first, last = "2026-03-10-07", "2026-03-10-10"
-    assert usage_checks.hourly_matches_readings(spark, broken, first, last).passed
+    hours = window(recording_hours, "2026-03-10-07+0000", "2026-03-10-10+0000")
+    assert usage_checks.hourly_matches_readings(spark, broken.tables(), hours).passed
     table(broken, HOURLY_USAGE).update(
         predicate="recording_hour = '2026-03-10-08' AND meterpoint_id = 'm1'",
         updates={"consumption": "consumption + 1"},
     )
-    passed, metadata = usage_checks.hourly_matches_readings(spark, broken, first, last)
+    passed, metadata = usage_checks.hourly_matches_readings(spark, broken.tables(), hours)
     assert not passed
     assert metadata["hours_mismatched"] == 1
     [mismatch] = metadata["mismatches"]
@@ -291,40 +300,40 @@ def test_hourly_matches_readings_finds_a_corrupted_hour(spark, broken) -> None:
 
 
 def test_cumulative_checks_find_a_broken_running_total(spark, broken) -> None:
-    hours, months = ("2026-02-28-00", "2026-03-31-22"), ("2026-03", "2026-03")
-    assert usage_checks.cumulative_never_decreases(spark, broken, *months).passed
-    assert usage_checks.cumulative_matches_hourly(spark, broken, *hours, *months, "Europe/London").passed
+    march = window(billing_months, "2026-03", "2026-03")  # UTC hours 2026-02-28-00 .. 2026-03-31-22
+    assert usage_checks.cumulative_never_decreases(spark, broken.tables(), march).passed
+    assert usage_checks.cumulative_matches_hourly(spark, broken.tables(), march).passed
     table(broken, CUMULATIVE_USAGE).update(
         predicate="meterpoint_id = 'm1' AND usage_hour = '2026-03-10 08:00:00+00:00'",
         updates={"cumulative_consumption": "cumulative_consumption - 1"},
     )
-    passed, metadata = usage_checks.cumulative_never_decreases(spark, broken, *months)
+    passed, metadata = usage_checks.cumulative_never_decreases(spark, broken.tables(), march)
     assert not passed and metadata["decreasing_rows"] == 1
     assert metadata["decreases"][0]["usage_hour"].startswith("2026-03-10 08:00")
-    passed, metadata = usage_checks.cumulative_matches_hourly(spark, broken, *hours, *months, "Europe/London")
+    passed, metadata = usage_checks.cumulative_matches_hourly(spark, broken.tables(), march)
     assert not passed and metadata["rows_not_month_to_date_sum"] == 1 and metadata["hourly_rows_missing"] == 0
 
     table(broken, CUMULATIVE_USAGE).delete("meterpoint_id = 'm2' AND usage_hour = '2026-03-10 08:00:00+00:00'")
-    passed, metadata = usage_checks.cumulative_matches_hourly(spark, broken, *hours, *months, "Europe/London")
+    passed, metadata = usage_checks.cumulative_matches_hourly(spark, broken.tables(), march)
     assert not passed and metadata["hourly_rows_missing"] == 1
 
 
 def test_gold_checks_find_a_total_that_no_longer_adds_up(spark, broken) -> None:
-    assert gold_checks.half_hours_sum_to_hours(spark, broken, *MARCH_DAYS, *MARCH_HOURS).passed
-    assert gold_checks.products_plus_unmatched_sum_to_day(spark, broken, *MARCH_DAYS).passed
-    assert gold_checks.product_half_hours_sum_to_days(spark, broken, *MARCH_DAYS).passed
+    assert gold_checks.half_hours_sum_to_hours(spark, broken.tables(), MARCH_DAYS).passed
+    assert gold_checks.products_plus_unmatched_sum_to_day(spark, broken.tables(), MARCH_DAYS).passed
+    assert gold_checks.product_half_hours_sum_to_days(spark, broken.tables(), MARCH_DAYS).passed
 
     table(broken, UNMATCHED_READINGS).delete("record_id = 'g'")  # 4.0 kWh on 28 March lost
-    passed, metadata = gold_checks.products_plus_unmatched_sum_to_day(spark, broken, *MARCH_DAYS)
+    passed, metadata = gold_checks.products_plus_unmatched_sum_to_day(spark, broken.tables(), MARCH_DAYS)
     assert not passed and metadata["days_mismatched"] == 1
     assert [str(m["day"]) for m in metadata["mismatches"]] == ["2026-03-28"]
 
     table(broken, HALF_HOURLY_CONSUMPTION).update(
         predicate="interval_start = '2026-03-29 01:00:00+00:00'", updates={"consumption": "consumption * 2"}
     )
-    passed, metadata = gold_checks.half_hours_sum_to_hours(spark, broken, *MARCH_DAYS, *MARCH_HOURS)
+    passed, metadata = gold_checks.half_hours_sum_to_hours(spark, broken.tables(), MARCH_DAYS)
     assert not passed and [m["recording_hour"] for m in metadata["mismatches"]] == ["2026-03-29-01"]
 
     table(broken, AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT).delete("interval_start = '2026-03-27 10:00:00+00:00'")
-    passed, metadata = gold_checks.product_half_hours_sum_to_days(spark, broken, *MARCH_DAYS)
+    passed, metadata = gold_checks.product_half_hours_sum_to_days(spark, broken.tables(), MARCH_DAYS)
     assert not passed and metadata["product_days_mismatched"] == 1

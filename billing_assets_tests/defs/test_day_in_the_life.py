@@ -13,9 +13,9 @@ import dagster as dg
 from billing_assets.definitions import ASSETS
 from billing_assets.defs.sensors import landing_sensor
 from billing_assets.landing.sample import generate_sample
-from billing_assets.partitions import billing_months, local_days, recording_hours
+from billing_assets.partitions import RANGE_END, RANGE_START, billing_months, local_days, recording_hours
 from billing_assets.source.sample_db import write_sample_source
-from billing_assets_tests.conftest import RANGE_END, RANGE_START, Pipeline
+from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.test_pipeline import materialized_partitions
 
 START = datetime(2026, 3, 28, tzinfo=UTC)

@@ -5,7 +5,8 @@ import json
 import dagster as dg
 import s3fs
 
-from billing_assets.defs.sensors import RANGE_END, RANGE_START, landing_sensor
+from billing_assets.defs.sensors import landing_sensor
+from billing_assets.partitions import RANGE_END, RANGE_START
 from billing_assets.resources.landing import LandingZone
 from billing_assets_tests.conftest import Pipeline, upload
 from billing_assets_tests.defs.scenario import H1, H2, land_scenario

@@ -4,7 +4,8 @@ import json
 from datetime import UTC, datetime
 
 from billing_assets.landing.files import LandingFile
-from billing_assets.landing.watch import MAX_HOURS_PER_RUN, fingerprint, plan_ingestion
+from billing_assets.landing.watch import fingerprint, plan_ingestion
+from billing_assets.partitions import MAX_HOURS_PER_RUN
 
 NOW = datetime(2026, 3, 10, 12, 10, tzinfo=UTC)  # 11:00 is not complete until 12:05 has passed
 

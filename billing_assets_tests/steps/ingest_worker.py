@@ -27,7 +27,7 @@ def main(landing: str, warehouse: str, hour: str, barrier: str) -> None:
         time.sleep(0.01)
     with dg.build_resources({"warehouse": build_warehouse(warehouse)}) as built:  # resolves dg.EnvVar
         store = built.warehouse
-    report = ingest(spark, store, [hour], files, "Europe/London", {})
+    report = ingest(spark, store.tables(), [hour], files, "Europe/London", {})
     print(json.dumps({"hour": hour, "inserted": report.counts[hour].inserted, "changed": report.changed_hours}))
     spark.stop()
 

@@ -1,0 +1,27 @@
+"""The warehouse as the steps see it: one Delta table per folder under a root, on local disk or S3.
+
+A plain value (no Dagster): the ``warehouse`` resource builds it from its configuration, and the
+steps, checks and tools only ever open tables through it.
+"""
+
+from dataclasses import dataclass
+
+from billing_assets.tables.delta_io import PinnedTable, open_table
+from billing_assets.tables.schemas import TableSpec
+from billing_assets.tables.storage import LOCAL, TableStorage
+
+
+@dataclass(frozen=True)
+class TableStore:
+    """Table handles under ``root`` (an absolute path or a URI, without a trailing slash)."""
+
+    root: str
+    storage: TableStorage = LOCAL
+
+    def uri(self, spec: TableSpec) -> str:
+        """Location of one table."""
+        return f"{self.root}/{spec.name}"
+
+    def open(self, spec: TableSpec, version: int | None = None) -> PinnedTable:
+        """The table at ``version``, by default its latest (created empty on first use)."""
+        return open_table(self.uri(spec), spec, self.storage, version)

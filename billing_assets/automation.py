@@ -10,11 +10,9 @@ changed, and only those (and the months holding them) are requested.
 meter reported is a legitimate gap, and must not block the month's running total forever.
 """
 
-from datetime import timedelta
-
 import dagster as dg
 
-from billing_assets.domain.watermark import CLOCK_DRIFT, LATE_DATA_WINDOW
+from billing_assets.partitions import MAX_FILLED_GAP, filled_gaps
 from billing_assets.settings import sensors_start_running
 
 UPSTREAM_CHANGED = (
@@ -22,10 +20,6 @@ UPSTREAM_CHANGED = (
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("upstream partition changed (late data and backfills included)")
-
-#: Gaps up to this long between requested partitions are filled: readings up to 7 days late
-#: (and 5 minutes of drift) from one tick become one run instead of one run per touched hour.
-MAX_FILLED_GAP = LATE_DATA_WINDOW + CLOCK_DRIFT + timedelta(hours=1)
 
 
 class SpanOf(dg.AutomationCondition):
@@ -68,13 +62,7 @@ class SpanOf(dg.AutomationCondition):
         partitions_def = context.partitions_def
         if true_subset.is_empty or not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
             return dg.AutomationResult(context, true_subset, child_results=[child])
-        ranges = true_subset.get_internal_subset_value().get_partition_key_ranges(partitions_def)
-        gaps = set()
-        for before, after in zip(ranges, ranges[1:], strict=False):
-            end = partitions_def.time_window_for_partition_key(before.end).end
-            start = partitions_def.time_window_for_partition_key(after.start).start
-            if start - end <= MAX_FILLED_GAP:
-                gaps.update(partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(before.end, after.start)))
+        gaps = filled_gaps(partitions_def, true_subset.get_internal_subset_value().get_partition_keys())
         if gaps:
             true_subset = true_subset.compute_union(
                 context.candidate_subset.compute_intersection_with_partition_keys(gaps)

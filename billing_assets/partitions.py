@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from billing_assets.domain.timestamps import HOUR_KEY_FORMAT, hour_key, parse_hour_key
-from billing_assets.domain.watermark import LATE_DATA_WINDOW
+from billing_assets.domain.watermark import CLOCK_DRIFT, HOUR, LATE_DATA_WINDOW
 from billing_assets.settings import billing_timezone, start_date
 from billing_assets.tables.selection import RunWindow, partition_range
 
@@ -64,6 +64,11 @@ MAX_HOURS_PER_RUN = 168
 DEFAULT_BATCH_HOURS = 24
 
 
+#: Gaps up to this long between partitions to refresh are filled: readings up to 7 days late
+#: (and 5 minutes of drift) from one batch become one run instead of one run per touched hour.
+MAX_FILLED_GAP = LATE_DATA_WINDOW + CLOCK_DRIFT + HOUR
+
+
 def range_tags(first: str, last: str) -> dict[str, str]:
     """The tags of one run over the partitions ``[first, last]``."""
     return {RANGE_START: first, RANGE_END: last}
@@ -91,6 +96,20 @@ def key_ranges(
             chunk = inside[at : at + max_length]
             out.append(dg.PartitionKeyRange(chunk[0], chunk[-1]))
     return out
+
+
+def filled_gaps(
+    partitions_def: dg.TimeWindowPartitionsDefinition, keys: Iterable[str], max_gap: timedelta = MAX_FILLED_GAP
+) -> set[str]:
+    """The partitions in gaps of at most ``max_gap`` between the contiguous ranges of ``keys``."""
+    ranges = key_ranges(partitions_def, keys)
+    gaps: set[str] = set()
+    for before, after in zip(ranges, ranges[1:], strict=False):
+        end = partitions_def.time_window_for_partition_key(before.end).end
+        start = partitions_def.time_window_for_partition_key(after.start).start
+        if start - end <= max_gap:
+            gaps.update(partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(before.end, after.start)))
+    return gaps
 
 
 #: For a month or day still in progress, its later hours do not exist yet: that is not an error.

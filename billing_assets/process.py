@@ -1,47 +1,126 @@
 """Headless processing: ingestion hours in order, then every downstream partition they touched.
 
 Runs are recorded in the Dagster instance, so the UI shows them exactly as if it had
-launched them. One Spark session serves every run of the process.
+launched them. One Spark session serves every run of the process. Which downstream partitions
+to refresh is not written here: it follows from each asset's own dependencies and partition
+mappings, the same facts the UI's automation conditions evaluate, so a new asset or mapping
+needs no change in this module.
 """
 
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from graphlib import TopologicalSorter
 
 import dagster as dg
 
+from billing_assets.automation import SpanOf
 from billing_assets.definitions import ASSETS
 from billing_assets.defs.dimensions import source_dimensions
-from billing_assets.defs.gold import active_agreements, consumption_gold
-from billing_assets.defs.ingestion import deduplicated_raw, raw_readings
-from billing_assets.defs.usage import cumulative_usage, hourly_usage
+from billing_assets.defs.ingestion import raw_readings
 from billing_assets.domain.timestamps import hour_key, hour_keys_between
 from billing_assets.instance import fail_abandoned_runs, process_run_tags
 from billing_assets.partitions import (
     DEFAULT_BATCH_HOURS,
-    billing_months,
-    in_time_order,
+    filled_gaps,
     ingestion_hours,
     key_ranges,
     local_days,
-    range_tags,
-    recording_hours,
     run_partitions,
 )
 
 
 @dataclass
 class ProcessReport:
-    """Runs launched and partitions refreshed."""
+    """Runs launched, partitions refreshed per asset, and seconds per step."""
 
     run_ids: list[str] = field(default_factory=list)
-    recording_hours: list[str] = field(default_factory=list)
-    billing_months: list[str] = field(default_factory=list)
-    days: list[str] = field(default_factory=list)
+    #: Asset name -> the partition keys this process refreshed (downstream of the ingestion).
+    partitions: dict[str, list[str]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DownstreamRun:
+    """One run of ``process``: assets of one partitioning over one range of partitions."""
+
+    assets: tuple[dg.AssetsDefinition, ...]
+    partitions: dg.PartitionKeyRange
+
+    @property
+    def label(self) -> str:
+        """The assets' names, as the progress lines and ``ProcessReport.seconds`` show them."""
+        return "+".join(asset.node_def.name for asset in self.assets)
+
+
+def _automated(asset: dg.AssetsDefinition) -> dg.AutomationCondition | None:
+    """The asset's automation condition (one for all its specs), or ``None`` when automation never requests it."""
+    conditions = {spec.automation_condition for spec in asset.specs}
+    return next(iter(conditions)) if len(conditions) == 1 else None
+
+
+def downstream_runs(changed: Mapping[dg.AssetKey, Iterable[str]]) -> list[DownstreamRun]:
+    """The runs that bring every automated asset downstream of ``changed`` (asset -> partition keys) up to date.
+
+    The partitions of each asset follow from its dependencies' partition mappings (Dagster's
+    default, the time-window mapping, where a dependency names none), in dependency order; an
+    asset whose condition fills gaps (``SpanOf``) gets them filled here too. Assets of one
+    partitioning over the same ranges share a run when no run in between feeds them.
+    """
+    owners = {key: asset for asset in ASSETS for key in asset.keys}
+    parents = {
+        asset.node_def.name: {owners[dep.asset_key].node_def.name for spec in asset.specs for dep in spec.deps}
+        for asset in ASSETS
+    }
+    by_name = {asset.node_def.name: asset for asset in ASSETS}
+    keys: dict[dg.AssetKey, set[str]] = {key: set(values) for key, values in changed.items()}
+    runs: list[DownstreamRun] = []
+    run_of: dict[str, int] = {}
+    for name in TopologicalSorter(parents).static_order():
+        asset = by_name[name]
+        condition = _automated(asset)
+        if condition is None or asset.partitions_def is None:
+            continue
+        wanted: set[str] = set()
+        for spec in asset.specs:
+            for dep in spec.deps:
+                upstream = keys.get(dep.asset_key)
+                if not upstream:
+                    continue
+                upstream_def = owners[dep.asset_key].partitions_def
+                mapping = dep.partition_mapping or dg.TimeWindowPartitionMapping()
+                subset = mapping.get_downstream_partitions_for_partitions(
+                    upstream_def.subset_with_partition_keys(upstream), upstream_def, asset.partitions_def
+                )
+                wanted.update(subset.get_partition_keys())
+        if not wanted:
+            continue
+        if isinstance(condition, SpanOf):
+            wanted |= filled_gaps(asset.partitions_def, wanted)
+        for key in asset.keys:
+            keys[key] = wanted
+        after = max((run_of[parent] for parent in parents[name] if parent in run_of), default=-1)
+        for key_range in key_ranges(asset.partitions_def, wanted):
+            shared = next(
+                (
+                    index
+                    for index, run in enumerate(runs)
+                    if index >= after
+                    and run.partitions == key_range
+                    and run.assets[0].partitions_def == asset.partitions_def
+                ),
+                None,
+            )
+            if shared is None:
+                runs.append(DownstreamRun((asset,), key_range))
+                shared = len(runs) - 1
+            else:
+                runs[shared] = DownstreamRun((*runs[shared].assets, asset), key_range)
+            run_of[name] = max(run_of.get(name, -1), shared)
+    return runs
 
 
 class ProcessError(ValueError):
@@ -118,7 +197,7 @@ def process(
     """
     hours = check_request(start, end, batch_hours)
     report = ProcessReport()
-    touched: set[str] = set()
+    changed: dict[dg.AssetKey, set[str]] = {}
 
     def run(*selection: dg.AssetsDefinition, tags: dict[str, str] | None = None, **kwargs) -> dg.ExecuteInProcessResult:
         result = dg.materialize(
@@ -130,6 +209,12 @@ def process(
             **kwargs,
         )
         report.run_ids.append(result.run_id)
+        # What a run announces for an asset it did not select (deduplicated_raw from raw_readings,
+        # agreement_days from a source load) is what changed downstream of it.
+        selected = {key for assets in selection for key in assets.keys}
+        for event in result.get_asset_materialization_events():
+            if event.asset_key not in selected and event.partition:
+                changed.setdefault(event.asset_key, set()).add(event.partition)
         return result
 
     for run_id in fail_abandoned_runs(instance):
@@ -151,48 +236,21 @@ def process(
         quiet = "" if batch[0] in with_files else " (no files)"
         echo(f"{_progress('ingest', done, len(hours), began)}; now ingestion hours {batch[0]} .. {batch[-1]}{quiet}")
         done += len(batch)
-        result = run(raw_readings, **run_partitions(batch[0], batch[-1]))
-        touched.update(
-            event.partition
-            for event in result.get_asset_materialization_events()
-            if event.asset_key == deduplicated_raw.key and event.partition
-        )
+        run(raw_readings, **run_partitions(batch[0], batch[-1]))
     report.seconds["raw_readings"] = time.monotonic() - began
 
-    began = time.monotonic()
-    report.recording_hours = in_time_order(touched)
-    if report.recording_hours:
-        # Late readings scatter over up to 8 days of hours; recomputing the untouched hours in
-        # between is an idempotent replace and far cheaper than one run per scattered range.
-        first, last = report.recording_hours[0], report.recording_hours[-1]
-        echo(f"[hourly_usage] recording hours {first} .. {last}")
-        run(hourly_usage, tags=range_tags(first, last))
-    report.seconds["hourly_usage"] = time.monotonic() - began
-
-    began = time.monotonic()
-    months = dg.TimeWindowPartitionMapping().get_downstream_partitions_for_partitions(
-        recording_hours.subset_with_partition_keys(report.recording_hours), recording_hours, billing_months
-    )
-    report.billing_months = sorted(months.get_partition_keys())
-    for key_range in key_ranges(billing_months, report.billing_months):
-        echo(f"[cumulative_usage] billing months {key_range.start} .. {key_range.end}")
-        run(cumulative_usage, tags=range_tags(key_range.start, key_range.end))
-    report.seconds["cumulative_usage"] = time.monotonic() - began
-
-    began = time.monotonic()
-    days = dg.TimeWindowPartitionMapping().get_downstream_partitions_for_partitions(
-        recording_hours.subset_with_partition_keys(report.recording_hours), recording_hours, local_days
-    )
-    report.days = sorted(days.get_partition_keys())
-    for key_range in key_ranges(local_days, report.days):
-        echo(f"[gold] local days {key_range.start} .. {key_range.end}")
-        # Same days, same partitions: one run and one Spark session for every gold table.
-        run(consumption_gold, active_agreements, tags=range_tags(key_range.start, key_range.end))
-    report.seconds["gold"] = time.monotonic() - began
+    for step in downstream_runs(changed):
+        first, last = step.partitions.start, step.partitions.end
+        echo(f"[{step.label}] partitions {first} .. {last}")
+        began = time.monotonic()
+        run(*step.assets, **run_partitions(first, last))
+        report.seconds[step.label] = report.seconds.get(step.label, 0.0) + time.monotonic() - began
+        for asset in step.assets:
+            keys = asset.partitions_def.get_partition_keys_in_range(step.partitions)
+            report.partitions.setdefault(asset.node_def.name, []).extend(keys)
     echo(
         f"processed {len(hours)} ingestion hours ({hour_key(start)} .. {hours[-1] if hours else '-'}): "
-        f"{len(report.recording_hours)} recording hours, {len(report.billing_months)} billing months, "
-        f"{len(report.days)} local days, "
-        f"{len(report.run_ids)} runs"
+        + ", ".join(f"{len(keys)} partitions of {name}" for name, keys in report.partitions.items())
+        + f"; {len(report.run_ids)} runs"
     )
     return report

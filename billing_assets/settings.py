@@ -1,8 +1,9 @@
 """Deployment settings read from the environment.
 
-Only the values that shape the asset graph itself (partition start and billing time zone)
-are read when the code location loads; paths and credentials reach resources through
-``dg.EnvVar`` so they are resolved per run and never frozen into the definitions.
+Everything here, paths included, is read when the code location loads (``build_resources``):
+a changed variable takes effect when the code location is reloaded. Credentials are the
+exception: they reach the resources as ``dg.EnvVar`` references, resolved per run and never
+stored in the definitions or shown in the UI.
 """
 
 import os

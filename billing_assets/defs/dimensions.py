@@ -3,7 +3,8 @@
 import dagster as dg
 
 from billing_assets.automation import DAILY_SOURCE_LOAD
-from billing_assets.defs.metadata import materialized, replaced, table_metadata
+from billing_assets.defs.metadata import materialized, table_metadata
+from billing_assets.defs.window import window_asset
 from billing_assets.partitions import all_days, local_days, run_window
 from billing_assets.resources.source import SourceDatabase
 from billing_assets.resources.spark import SparkResource
@@ -78,27 +79,19 @@ def source_dimensions(
         )
 
 
-@dg.asset(
-    name=AGREEMENT_DAYS.name,
+agreement_days = window_asset(
+    AGREEMENT_DAYS,
+    rebuild_agreement_days,
     partitions_def=local_days,
     # Each day's coverage follows from the latest load of the dimensions.
     deps=[
         dg.AssetDep(AGREEMENT.history.name, partition_mapping=dg.LastPartitionMapping()),
         dg.AssetDep(PRODUCT.history.name, partition_mapping=dg.LastPartitionMapping()),
     ],
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=AGREEMENT_DAYS.name,
     group_name="dimensions",
-    kinds={"spark", "delta"},
     description=(
         "One row per agreement per local day it covers readings on or is active on, with its product. "
         "Dimension loads rewrite exactly the days whose coverage changed and record them; "
         "materialising it directly rebuilds days from the current dimensions."
     ),
-    metadata=table_metadata(AGREEMENT_DAYS),
 )
-def agreement_days(
-    context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse
-) -> dg.MaterializeResult:
-    """Rebuild the run's days of coverage from the current dimension versions."""
-    return replaced(context, spark, warehouse, AGREEMENT_DAYS, rebuild_agreement_days)

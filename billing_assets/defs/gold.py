@@ -7,7 +7,8 @@ import dagster as dg
 
 from billing_assets.automation import UPSTREAM_CHANGED
 from billing_assets.defs.checks import blocking_specs, check_results
-from billing_assets.defs.metadata import materialized, replaced, table_metadata
+from billing_assets.defs.metadata import materialized, table_metadata
+from billing_assets.defs.window import window_asset
 from billing_assets.partitions import TO_HOURS_SO_FAR, local_days, run_window
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
@@ -123,20 +124,12 @@ def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, wa
         )
 
 
-@dg.asset(
-    name=ACTIVE_AGREEMENTS.name,
-    deps=[AGREEMENT_DAYS.name],
+active_agreements = window_asset(
+    ACTIVE_AGREEMENTS,
+    build_active_agreements,
     partitions_def=local_days,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=ACTIVE_AGREEMENTS.name,
+    deps=[AGREEMENT_DAYS.name],
     automation_condition=UPSTREAM_CHANGED,
     group_name="gold",
-    kinds={"spark", "delta"},
     description="One row per agreement active on a day (valid_from < day < valid_to), with its product.",
-    metadata=table_metadata(ACTIVE_AGREEMENTS),
 )
-def active_agreements(
-    context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse
-) -> dg.MaterializeResult:
-    """Replace the run's days of active agreements."""
-    return replaced(context, spark, warehouse, ACTIVE_AGREEMENTS, build_active_agreements)

@@ -5,7 +5,8 @@ from dataclasses import asdict
 import dagster as dg
 
 from billing_assets.defs.checks import blocking_specs, check_results
-from billing_assets.defs.metadata import landing_kinds, materialized, replaced, table_metadata
+from billing_assets.defs.metadata import landing_kinds, materialized, table_metadata
+from billing_assets.defs.window import window_asset
 from billing_assets.domain.timestamps import hour_keys_between, parse_hour_key
 from billing_assets.domain.watermark import HOUR
 from billing_assets.partitions import BILLING_TZ, ingestion_hours, recording_hours, recording_partition_key
@@ -37,12 +38,6 @@ INGESTION = {
     "deduplicated_raw_recording_hour": (
         "Every deduplicated_raw row this run touched has recording_hour = the UTC hour of interval_start."
     ),
-}
-DEDUPLICATED = {
-    "unique_record_id": (
-        "No record_id of the rebuilt hours appears twice, in those hours or within 7 days + 1 h 5 min of them."
-    ),
-    "recording_hour_matches_interval_start": "Every rebuilt row has recording_hour = the UTC hour of interval_start.",
 }
 
 
@@ -191,37 +186,33 @@ def _quiet_result(context: dg.AssetExecutionContext, report: IngestReport) -> dg
     )
 
 
-@dg.asset(
+def _hours_of(hours: PartitionSelection) -> list[str]:
+    """Every UTC hour key of a range of hours."""
+    return hour_keys_between(parse_hour_key(hours.first), parse_hour_key(hours.last) + HOUR)
+
+
+deduplicated_raw = window_asset(
+    DEDUPLICATED_RAW,
+    rebuild_deduplicated,
     partitions_def=recording_hours,
-    pool=DEDUPLICATED_RAW.name,
     # Any ingestion hour can carry readings for any recording hour of the previous 7 days.
     deps=[dg.AssetDep(raw_readings, partition_mapping=dg.AllPartitionMapping())],
-    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="silver",
-    kinds={"spark", "delta"},
     description=(
         "One row per distinct reading (record_id); the first arrival wins. raw_readings runs "
         "write it incrementally and record exactly the recording hours they changed; "
         "materialising it directly rebuilds those hours from the raw table (a repair path)."
     ),
-    metadata=table_metadata(DEDUPLICATED_RAW),
-    check_specs=blocking_specs(DEDUPLICATED_RAW.name, DEDUPLICATED),
+    checks={
+        "unique_record_id": (
+            "No record_id of the rebuilt hours appears twice, in those hours or within 7 days + 1 h 5 min of them.",
+            lambda spark, tables, window, _: ingest_checks.unique_record_ids(spark, tables, _hours_of(window.hours)),
+        ),
+        "recording_hour_matches_interval_start": (
+            "Every rebuilt row has recording_hour = the UTC hour of interval_start.",
+            lambda spark, tables, window, _: ingest_checks.recording_hours_match(
+                spark, tables, _hours_of(window.hours)
+            ),
+        ),
+    },
 )
-def deduplicated_raw(
-    context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse
-) -> dg.MaterializeResult:
-    """Rebuild the run's recording hours from raw_readings (same result as incremental ingestion)."""
-    checks = {
-        "unique_record_id": lambda session, tables, window, _: ingest_checks.unique_record_ids(
-            session, tables, _hours_of(window.hours)
-        ),
-        "recording_hour_matches_interval_start": lambda session, tables, window, _: ingest_checks.recording_hours_match(
-            session, tables, _hours_of(window.hours)
-        ),
-    }
-    return replaced(context, spark, warehouse, DEDUPLICATED_RAW, rebuild_deduplicated, checks)
-
-
-def _hours_of(hours: PartitionSelection) -> list[str]:
-    """Every UTC hour key of a range of hours."""
-    return hour_keys_between(parse_hour_key(hours.first), parse_hour_key(hours.last) + HOUR)

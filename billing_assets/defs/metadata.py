@@ -6,23 +6,15 @@ previews a few of the rows in the partitions it owns, read back through the Delt
 ``limit`` rows ever reach the driver).
 """
 
-from collections.abc import Callable, Mapping
-from functools import partial
-
 import dagster as dg
 import pyarrow as pa
 from pyspark.sql import SparkSession
 
-from billing_assets.defs.checks import check_results
-from billing_assets.partitions import run_window
-from billing_assets.resources.spark import SparkResource
-from billing_assets.resources.warehouse import Warehouse
 from billing_assets.settings import DEFAULT_LANDING_URI, env
-from billing_assets.steps.invariants import CheckOutcome
-from billing_assets.steps.recompute import StepResult, selected
+from billing_assets.steps.recompute import selected
 from billing_assets.tables.delta_io import read_table
 from billing_assets.tables.schemas import TableSpec
-from billing_assets.tables.selection import PartitionSelection, RunWindow
+from billing_assets.tables.selection import PartitionSelection
 from billing_assets.tables.store import TableStore
 
 PREVIEW_ROWS = 5
@@ -95,40 +87,3 @@ def materialized(
         "preview": dg.MetadataValue.md(preview_markdown(preview)),
     }
     return dg.MaterializeResult(asset_key=asset_key, metadata={**metadata, **(details or {})}, check_results=checks)
-
-
-#: A check of a replaced window: the session, the tables, the run's window and the source version
-#: the step read (checks that compare with the input read it at that version).
-WindowCheck = Callable[[SparkSession, TableStore, RunWindow, int | None], CheckOutcome]
-
-
-def replaced(
-    context: dg.AssetExecutionContext,
-    spark: SparkResource,
-    warehouse: Warehouse,
-    spec: TableSpec,
-    build: Callable[[SparkSession, TableStore, RunWindow], StepResult],
-    checks: Mapping[str, WindowCheck] | None = None,
-) -> dg.MaterializeResult:
-    """Replace the run's window of ``spec`` with ``build``, run the selected ``checks`` and report it.
-
-    The window is derived once from the run's partition time window; the step, its checks and
-    the preview all see the same partitions.
-    """
-    window, tables, session = run_window(context.partition_time_window), warehouse.tables(), spark.spark_session
-    result = build(session, tables, window)
-    written = window.of(spec.partition_by, spec.schema.field(spec.partition_by).type)
-    thunks = {
-        name: partial(check, session, tables, window, result.source_version) for name, check in (checks or {}).items()
-    }
-    return materialized(
-        session,
-        tables,
-        spec,
-        result.rows,
-        len(context.partition_keys),
-        written,
-        result.version,
-        details={f"{spec.partition_by} range": f"{written.first} .. {written.last}"},
-        checks=check_results(context, spec.name, thunks),
-    )

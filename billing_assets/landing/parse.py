@@ -186,25 +186,11 @@ class _FileParser:
                 raise _Reject(late, f"interval_start {interval_start.isoformat()} outside the watermark")
         except _Reject as rej:
             return self.reject(line_number, rej.reason, str(rej), raw, record_id)
-        return ParsedRow(
-            source_file=self.source_file,
-            line_number=line_number,
-            record_id=record_id,
-            meterpoint_id=meterpoint_id,
-            interval_start=interval_start,
-            consumption=consumption,
-        )
+        return ParsedRow(self.source_file, line_number, record_id, meterpoint_id, interval_start, consumption)
 
     def reject(self, line_number: int, reason: str, detail: str, raw: str, record_id: str | None = None) -> ParsedRow:
         """A quarantine row for one record (or, with line 0, the whole file)."""
-        return ParsedRow(
-            source_file=self.source_file,
-            line_number=line_number,
-            record_id=record_id,
-            reason=reason,
-            detail=detail,
-            raw=_clip(raw),
-        )
+        return ParsedRow(self.source_file, line_number, record_id, reason=reason, detail=detail, raw=_clip(raw))
 
 
 def _split_form(doc: object) -> bool:

@@ -4,14 +4,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from billing_assets.steps.invariants import CheckOutcome, compare_totals, exact_sum, read_at
-from billing_assets.tables.schemas import (
-    AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT,
-    DEDUPLICATED_RAW,
-    HALF_HOURLY_CONSUMPTION,
-    PRODUCT_DAILY_CONSUMPTION,
-    UNMATCHED_READINGS,
-    TableSpec,
-)
+from billing_assets.tables import schemas
+from billing_assets.tables.schemas import DEDUPLICATED_RAW, HALF_HOURLY_CONSUMPTION, TableSpec
 from billing_assets.tables.selection import RunWindow
 from billing_assets.tables.store import TableStore
 
@@ -53,8 +47,8 @@ def products_plus_unmatched_sum_to_day(spark: SparkSession, warehouse: TableStor
     """Per local day, the product totals plus the unmatched readings equal the half-hourly total."""
     days = window
     expected = _daily_totals(spark, warehouse, HALF_HOURLY_CONSUMPTION, days, "consumption_expected")
-    products = _daily_totals(spark, warehouse, PRODUCT_DAILY_CONSUMPTION, days, "products")
-    unmatched = _daily_totals(spark, warehouse, UNMATCHED_READINGS, days, "unmatched")
+    products = _daily_totals(spark, warehouse, schemas.PRODUCT_DAILY_CONSUMPTION, days, "products")
+    unmatched = _daily_totals(spark, warehouse, schemas.UNMATCHED_READINGS, days, "unmatched")
     actual = products.join(unmatched, "day", "full_outer").select(
         "day",
         "products",
@@ -67,7 +61,8 @@ def products_plus_unmatched_sum_to_day(spark: SparkSession, warehouse: TableStor
 def product_half_hours_sum_to_days(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> CheckOutcome:
     """Per local day and product, the half-hourly product totals add up to the daily product total."""
     days, product = window, "product_display_name"
-    expected = _daily_totals(spark, warehouse, PRODUCT_DAILY_CONSUMPTION, days, "consumption_expected", product)
-    by_half_hour = AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT
-    actual = _daily_totals(spark, warehouse, by_half_hour, days, "consumption_actual", product)
+    expected = _daily_totals(spark, warehouse, schemas.PRODUCT_DAILY_CONSUMPTION, days, "consumption_expected", product)
+    actual = _daily_totals(
+        spark, warehouse, schemas.AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT, days, "consumption_actual", product
+    )
     return compare_totals(expected, actual, ["day", product], ["consumption"], "product_days")

@@ -37,17 +37,8 @@ def _totals() -> list[F.Column]:
 
 def half_hourly_consumption(settled: DataFrame) -> DataFrame:
     """Total consumption and meterpoints reporting, per half hour (every reading counts)."""
-    return (
-        settled.groupBy("slot", "settlement_date", "settlement_period")
-        .agg(*_totals())
-        .select(
-            F.col("slot").alias("interval_start"),
-            "settlement_period",
-            "meterpoint_count",
-            "consumption",
-            "settlement_date",
-        )
-    )
+    slot = F.col("slot").alias("interval_start")
+    return settled.groupBy(slot, "settlement_date", "settlement_period").agg(*_totals())
 
 
 def attribute(settled: DataFrame, coverage: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -81,18 +72,9 @@ def product_daily_consumption(matched: DataFrame) -> DataFrame:
 
 def avg_consumption_per_half_hour_by_product(matched: DataFrame) -> DataFrame:
     """Per half hour and product: meterpoints, total and average consumption per meterpoint."""
-    return (
-        matched.groupBy("slot", "product_display_name", "settlement_date")
-        .agg(*_totals())
-        .select(
-            F.col("slot").alias("interval_start"),
-            "product_display_name",
-            "meterpoint_count",
-            "consumption",
-            (F.col("consumption") / F.col("meterpoint_count")).alias("avg_consumption"),
-            "settlement_date",
-        )
-    )
+    slot = F.col("slot").alias("interval_start")
+    totals = matched.groupBy(slot, "product_display_name", "settlement_date").agg(*_totals())
+    return totals.withColumn("avg_consumption", F.col("consumption") / F.col("meterpoint_count"))
 
 
 def unmatched_readings(unmatched: DataFrame) -> DataFrame:

@@ -1,18 +1,19 @@
-"""Two ingestion hours processed at the same time, in two processes, into overlapping recording hours."""
+"""Two ingestions committing overlapping recording hours: the loser of the race recomputes, nothing is lost."""
 
-import json
-import os
-import subprocess
-import sys
+import logging
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from billing_assets.steps import ingest as ingest_step
 from billing_assets.tables.schemas import ALL_TABLES
 from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.scenario import r
 
 HOURS = ("2026-03-10-08", "2026-03-10-09")
+#: The thread whose first deduplicated_raw commit waits until the other ingestion has committed.
+LOSER = "loser"
 
 
 def readings(hour_index: int) -> list[dict]:
@@ -27,51 +28,58 @@ def readings(hour_index: int) -> list[dict]:
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
-def test_concurrent_runs_lose_and_duplicate_nothing(where, request, tmp_path, spark) -> None:
-    settings: dict[str, str] = {}
-    warehouse = None
-    if where == "s3":
-        warehouse = request.getfixturevalue("s3_warehouse")
-        settings = {
-            "BILLING_S3_ENDPOINT_URL": request.getfixturevalue("s3_server"),
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-        }
+@pytest.mark.parametrize("loser", [0, 1], ids=["earlier_hour_commits_last", "later_hour_commits_last"])
+def test_the_loser_of_a_commit_race_recomputes_and_nothing_is_lost_or_doubled(
+    where, loser, request, tmp_path, spark, monkeypatch, caplog
+) -> None:
+    warehouse = request.getfixturevalue("s3_warehouse") if where == "s3" else None
     pipeline = Pipeline(tmp_path, spark, warehouse=warehouse)
     for index, hour in enumerate(HOURS):
         pipeline.land(hour, "a.json", readings(index))
     for spec in ALL_TABLES:  # as after any first run: the tables exist
         pipeline.resources["warehouse"].open(spec)
-    barrier = tmp_path / "go"
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "billing_assets_tests.steps.ingest_worker",
-                str(pipeline.landing),
-                pipeline.resources["warehouse"].uri,
-                hour,
-                str(barrier),
-            ],
-            env={**os.environ, **settings},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+    tables = pipeline.resources["warehouse"].tables()
+
+    # The race, forced: the loser has read deduplicated_raw (its commit is pinned to that
+    # version) and commits only after the winner's whole ingestion committed the same hours.
+    winner_done, attempts = threading.Event(), []
+    commit = ingest_step.replace_partitions
+
+    def commit_after_the_winner(*args, **kwargs):
+        if threading.current_thread().name == LOSER:
+            attempts.append(len(attempts) + 1)
+            assert winner_done.wait(120), "the winner never finished"
+        return commit(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_step, "replace_partitions", commit_after_the_winner)
+    landing = pipeline.resources["landing"]
+    errors: list[BaseException] = []
+
+    def run(hour: str, done: threading.Event | None) -> None:
+        try:
+            ingest_step.ingest(spark, tables, [hour], landing.list_files(hour), "Europe/London", {})
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+        finally:
+            if done is not None:
+                done.set()
+
+    caplog.set_level(logging.WARNING, logger="billing_assets.tables.delta_io")
+    threads = [
+        threading.Thread(
+            target=run, args=(hour, None if i == loser else winner_done), name=LOSER if i == loser else f"w{i}"
         )
-        for hour in HOURS
+        for i, hour in enumerate(HOURS)
     ]
-    import time
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert not errors, errors
 
-    time.sleep(12)  # both JVMs up and waiting at the barrier
-    barrier.touch()
-    outputs = [w.communicate(timeout=300) for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], [err[-2000:] for _, err in outputs]
-    reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
-    conflicts = sum(err.count("Delta commit conflict") for _, err in outputs)
-    print(f"commit conflicts retried: {conflicts}; reports: {reports}")
-
+    # The loser's first commit was refused and its whole read-compute-commit ran again.
+    assert attempts == [1, 2]
+    assert any("Delta commit conflict" in rec.getMessage() for rec in caplog.records)
     rows = pipeline.rows("deduplicated_raw", ("record_id",))
     ids = [x["record_id"] for x in rows]
     assert len(ids) == len(set(ids)) == 24 + 48  # shared once, each hour's own records all there

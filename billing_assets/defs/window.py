@@ -1,0 +1,89 @@
+"""Assets that replace the partitions of their run's window: one declaration, one body.
+
+Each such asset recomputes its table for the hours, days or months its run covers (one
+``RunWindow``, derived once from the run's partition time window), runs its blocking checks
+over the same partitions and reports what it wrote. A range of partitions is one run
+(``BackfillPolicy.single_run``), and each table has its own writer pool.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+
+import dagster as dg
+from pyspark.sql import SparkSession
+
+from billing_assets.defs.checks import blocking_specs, check_results
+from billing_assets.defs.metadata import materialized, table_metadata
+from billing_assets.partitions import run_window
+from billing_assets.resources.spark import SparkResource
+from billing_assets.resources.warehouse import Warehouse
+from billing_assets.steps.invariants import CheckOutcome
+from billing_assets.steps.recompute import StepResult
+from billing_assets.tables.schemas import TableSpec
+from billing_assets.tables.selection import RunWindow
+from billing_assets.tables.store import TableStore
+
+#: A check of a replaced window: the session, the tables, the run's window and the source version
+#: the step read (checks that compare with the input read it at that version).
+WindowCheck = Callable[[SparkSession, TableStore, RunWindow, int | None], CheckOutcome]
+#: A step that replaces the window's partitions of one table.
+WindowStep = Callable[[SparkSession, TableStore, RunWindow], StepResult]
+
+
+def replaced(
+    context: dg.AssetExecutionContext,
+    spark: SparkResource,
+    warehouse: Warehouse,
+    spec: TableSpec,
+    build: WindowStep,
+    checks: Mapping[str, WindowCheck],
+) -> dg.MaterializeResult:
+    """Replace the run's window of ``spec`` with ``build``, run the selected ``checks`` and report it."""
+    window, tables, session = run_window(context.partition_time_window), warehouse.tables(), spark.spark_session
+    result = build(session, tables, window)
+    written = window.of(spec.partition_by, spec.schema.field(spec.partition_by).type)
+    thunks = {name: partial(check, session, tables, window, result.source_version) for name, check in checks.items()}
+    return materialized(
+        session,
+        tables,
+        spec,
+        result.rows,
+        len(context.partition_keys),
+        written,
+        result.version,
+        details={f"{spec.partition_by} range": f"{written.first} .. {written.last}"},
+        checks=check_results(context, spec.name, thunks),
+    )
+
+
+def window_asset(
+    spec: TableSpec,
+    build: WindowStep,
+    *,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    deps: Sequence[dg.AssetDep | str],
+    group_name: str,
+    description: str,
+    automation_condition: dg.AutomationCondition | None = None,
+    checks: Mapping[str, tuple[str, WindowCheck]] | None = None,
+) -> dg.AssetsDefinition:
+    """The asset that owns ``spec``: ``build`` over its run's window; ``checks``: name -> (text, blocking check)."""
+    checks = checks or {}
+
+    @dg.asset(
+        name=spec.name,
+        deps=deps,
+        partitions_def=partitions_def,
+        pool=spec.name,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        automation_condition=automation_condition,
+        group_name=group_name,
+        kinds={"spark", "delta"},
+        description=description,
+        metadata=table_metadata(spec),
+        check_specs=blocking_specs(spec.name, {name: text for name, (text, _) in checks.items()}),
+    )
+    def _asset(context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse) -> dg.MaterializeResult:
+        return replaced(context, spark, warehouse, spec, build, {name: check for name, (_, check) in checks.items()})
+
+    return _asset

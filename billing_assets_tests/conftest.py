@@ -24,7 +24,7 @@ from billing_assets.definitions import ASSETS
 from billing_assets.partitions import range_tags
 from billing_assets.resources import build_resources
 from billing_assets.resources.landing import LandingZone
-from billing_assets.resources.spark import prepare_spark_environment, spark_config
+from billing_assets.resources.spark import SparkResource, prepare_spark_environment, spark_config
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.tables.log_check import log_exists
 from billing_assets.tables.schemas import ALL_TABLES, TableSpec
@@ -32,12 +32,17 @@ from billing_assets.tables.schemas import ALL_TABLES, TableSpec
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: The tests' Spark settings; the pipeline's resource joins the session with them, so its runs
+#: do not switch the session back to the production shuffle width (tiny data: one task each).
+TEST_SPARK = spark_config("local[2]", shuffle_partitions=1)
+
+
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
     """The one Spark session; the pipeline's PySparkResource joins it through getOrCreate."""
     prepare_spark_environment()
     builder = SparkSession.builder
-    for key, value in spark_config("local[2]", shuffle_partitions=2).items():
+    for key, value in TEST_SPARK.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     yield session
@@ -57,6 +62,7 @@ class Pipeline:
         self.instance = dg.DagsterInstance.ephemeral()
         self.source_db = root / "source.db"
         self.resources = build_resources(str(self.landing), str(self.warehouse), "local[2]", str(self.source_db))
+        self.resources["spark"] = SparkResource(spark_config=TEST_SPARK)
         if landing is not None:
             self.resources["landing"] = landing
         if warehouse is not None:

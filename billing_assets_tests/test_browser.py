@@ -21,6 +21,9 @@ from billing_assets.definitions import defs
 from billing_assets.partitions import recording_hours
 from billing_assets_tests.conftest import ROOT
 
+#: Starts real servers: deselected by the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -1,5 +1,8 @@
 """A snapshot of the asset graph: a change to partitions, lineage or automation shows up in review."""
 
+import subprocess
+import sys
+
 import dagster as dg
 
 from billing_assets.definitions import defs
@@ -123,3 +126,19 @@ def test_every_asset_explains_itself_description_group_kinds_and_its_table_colum
         assert [c.name for c in columns if c.description == "partition column"] == [
             c for c in [spec.partition_by] if c
         ], name
+
+
+def test_the_code_location_does_not_load_the_benchmark_tool() -> None:
+    # In a fresh interpreter: this test process may have imported the bench for its own tests.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, billing_assets.definitions; "
+            "print(sorted(m for m in sys.modules if 'bench' in m or m in ('duckdb', 'psutil')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert loaded == "[]"

@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from billing_assets.domain.watermark import latest_complete_hour
 from billing_assets_tests.conftest import free_port, post_graphql, stop_process_group, wait_for_http
 
@@ -49,6 +51,7 @@ def first_partition(port: int, asset: str) -> str | None:
     return dimensions[0]["partitionKeys"][0] if dimensions else None
 
 
+@pytest.mark.slow  # starts the real UI
 def test_run_writes_a_sample_up_to_now_and_starts_the_partitions_on_its_first_day(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "BILLING_START_DATE"}

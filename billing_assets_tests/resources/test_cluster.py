@@ -29,6 +29,9 @@ from billing_assets.resources.warehouse import Warehouse
 from billing_assets.tables.schemas import ALL_TABLES
 from billing_assets_tests.conftest import free_port, read_delta, stop_process_group, upload, wait_for_http
 
+#: Starts real servers: deselected by the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
+
 CLI = str(Path(sys.executable).parent / "billing-assets")
 START, END = datetime(2026, 3, 28, 0, tzinfo=UTC), datetime(2026, 3, 28, 2, tzinfo=UTC)
 # Imported first by every Python process on its path: drops the editable install's finder.

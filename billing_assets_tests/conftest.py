@@ -258,7 +258,3 @@ def upload(zone: LandingZone, local_root: Path) -> None:
         if path.is_file():
             fs.put_file(str(path), f"{zone.uri}/{path.relative_to(local_root).as_posix()}")
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Slow end-to-end files first: each worker starts one while the other works through the rest."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

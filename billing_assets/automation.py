@@ -70,6 +70,59 @@ class SpanOf(dg.AutomationCondition):
         return dg.AutomationResult(context, true_subset, child_results=[child])
 
 
+class ChangedWhereData(dg.AutomationCondition):
+    """``UPSTREAM_CHANGED``, except that a change of ``gated`` counts only where ``data`` has been materialised.
+
+    Gold joins agreement coverage only to readings. A source load changes the coverage of
+    every day since the start; gold for a day without readings has nothing to compute, and
+    requesting it anyway would cost a materialisation event per day and table (about 15 ms
+    each in Dagster's storage: 25 s for a year of days). A day whose readings arrive later is
+    requested by the readings' own change.
+    """
+
+    def __init__(self, gated: str, data: str) -> None:
+        self.gated, self.data = dg.AssetKey(gated), dg.AssetKey(data)
+        updated = dg.AutomationCondition.any_deps_updated()
+        holds_data = dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing()).allow(
+            dg.AssetSelection.assets(self.data)
+        )
+        gated_only = dg.AssetSelection.assets(self.gated)
+        self.operand = (
+            (updated.ignore(gated_only) | (updated.allow(gated_only) & holds_data)).since_last_handled()
+            & ~dg.AutomationCondition.any_deps_in_progress()
+            & ~dg.AutomationCondition.in_progress()
+        )
+
+    @property
+    def children(self) -> list[dg.AutomationCondition]:
+        """The condition it stands for."""
+        return [self.operand]
+
+    @property
+    def name(self) -> str:
+        """Name shown in the UI's evaluation tree."""
+        return "changed_where_data"
+
+    def get_label(self) -> str:
+        """The label the UI and the asset-graph snapshot show."""
+        return f"upstream partition changed ({self.gated.to_user_string()} only where {self.data.to_user_string()} has data)"
+
+    @property
+    def description(self) -> str:
+        """What the UI shows for this node."""
+        return self.get_label()
+
+    async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        """The operand's partitions, unchanged."""
+        child = await context.for_child_condition(
+            child_condition=self.operand, child_indices=[0], candidate_subset=context.candidate_subset
+        ).evaluate_async()
+        return dg.AutomationResult(context, child.true_subset, child_results=[child])
+
+
+#: The readings-based gold tables: readings changed, or coverage changed on a day with readings.
+READINGS_OR_THEIR_COVERAGE_CHANGED = ChangedWhereData(gated="agreement_days", data="deduplicated_raw")
+
 #: hourly_usage: the recording hours that changed, as one range per tick (see ``SpanOf``).
 UPSTREAM_CHANGED_SPAN = SpanOf(UPSTREAM_CHANGED)
 

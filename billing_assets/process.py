@@ -17,7 +17,7 @@ from graphlib import TopologicalSorter
 
 import dagster as dg
 
-from billing_assets.automation import SpanOf
+from billing_assets.automation import ChangedWhereData, SpanOf
 from billing_assets.definitions import ASSETS
 from billing_assets.defs.dimensions import source_dimensions
 from billing_assets.defs.ingestion import raw_readings
@@ -62,13 +62,18 @@ def _automated(asset: dg.AssetsDefinition) -> dg.AutomationCondition | None:
     return next(iter(conditions)) if len(conditions) == 1 else None
 
 
-def downstream_runs(changed: Mapping[dg.AssetKey, Iterable[str]]) -> list[DownstreamRun]:
+def downstream_runs(
+    changed: Mapping[dg.AssetKey, Iterable[str]],
+    materialized: Callable[[dg.AssetKey], set[str]] = lambda key: set(),
+) -> list[DownstreamRun]:
     """The runs that bring every automated asset downstream of ``changed`` (asset -> partition keys) up to date.
 
     The partitions of each asset follow from its dependencies' partition mappings (Dagster's
     default, the time-window mapping, where a dependency names none), in dependency order; an
-    asset whose condition fills gaps (``SpanOf``) gets them filled here too. Assets of one
-    partitioning over the same ranges share a run when no run in between feeds them.
+    asset whose condition fills gaps (``SpanOf``) gets them filled here too, and one whose
+    condition gates a dependency on data (``ChangedWhereData``) gets that dependency's changes
+    only where the data dependency has partitions (``materialized``, or changed here). Assets of
+    one partitioning over the same ranges share a run when no run in between feeds them.
     """
     owners = {key: asset for asset in ASSETS for key in asset.keys}
     parents = {
@@ -84,18 +89,26 @@ def downstream_runs(changed: Mapping[dg.AssetKey, Iterable[str]]) -> list[Downst
         condition = _automated(asset)
         if condition is None or asset.partitions_def is None:
             continue
+        deps = {dep.asset_key: dep for spec in asset.specs for dep in spec.deps}
+
+        def mapped(dep: dg.AssetDep, upstream: set[str]) -> set[str]:
+            upstream_def = owners[dep.asset_key].partitions_def
+            mapping = dep.partition_mapping or dg.TimeWindowPartitionMapping()
+            subset = mapping.get_downstream_partitions_for_partitions(
+                upstream_def.subset_with_partition_keys(upstream), upstream_def, asset.partitions_def
+            )
+            return set(subset.get_partition_keys())
+
         wanted: set[str] = set()
-        for spec in asset.specs:
-            for dep in spec.deps:
-                upstream = keys.get(dep.asset_key)
-                if not upstream:
-                    continue
-                upstream_def = owners[dep.asset_key].partitions_def
-                mapping = dep.partition_mapping or dg.TimeWindowPartitionMapping()
-                subset = mapping.get_downstream_partitions_for_partitions(
-                    upstream_def.subset_with_partition_keys(upstream), upstream_def, asset.partitions_def
-                )
-                wanted.update(subset.get_partition_keys())
+        for dep in deps.values():
+            upstream = keys.get(dep.asset_key)
+            if not upstream:
+                continue
+            partitions = mapped(dep, upstream)
+            if isinstance(condition, ChangedWhereData) and dep.asset_key == condition.gated:
+                data = condition.data
+                partitions &= mapped(deps[data], materialized(data) | keys.get(data, set()))
+            wanted |= partitions
         if not wanted:
             continue
         if isinstance(condition, SpanOf):
@@ -239,7 +252,7 @@ def process(
         run(raw_readings, **run_partitions(batch[0], batch[-1]))
     report.seconds["raw_readings"] = time.monotonic() - began
 
-    for step in downstream_runs(changed):
+    for step in downstream_runs(changed, instance.get_materialized_partitions):
         first, last = step.partitions.start, step.partitions.end
         echo(f"[{step.label}] partitions {first} .. {last}")
         began = time.monotonic()

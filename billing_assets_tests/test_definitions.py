@@ -22,6 +22,8 @@ MONTHLY = "MonthlyPartitionsDefinition(fmt=%Y-%m, tz=Europe/London)"
 CHANGED = "upstream partition changed (late data and backfills included)"
 CHANGED_SPAN = "upstream partition changed, gaps up to a late-data window filled"
 SOURCE = "today's source snapshot missing"
+# Coverage changes count for gold only on days with readings (a source load touches every day).
+GOLD = "upstream partition changed (agreement_days only where deduplicated_raw has data)"
 READINGS_AND_COVERAGE = ["agreement_days", "deduplicated_raw"]
 
 # asset: (partitions, deps, automation condition, group)
@@ -34,10 +36,10 @@ EXPECTED = {
     "dim_product": (DAILY, [], SOURCE, "dimensions"),
     "dim_meterpoint": (DAILY, [], SOURCE, "dimensions"),
     "agreement_days": (DAILY, ["dim_agreement", "dim_product"], None, "dimensions"),
-    "half_hourly_consumption": (DAILY, ["deduplicated_raw"], CHANGED, "gold"),
-    "product_daily_consumption": (DAILY, READINGS_AND_COVERAGE, CHANGED, "gold"),
-    "avg_consumption_per_half_hour_by_product": (DAILY, READINGS_AND_COVERAGE, CHANGED, "gold"),
-    "unmatched_readings": (DAILY, READINGS_AND_COVERAGE, CHANGED, "gold"),
+    "half_hourly_consumption": (DAILY, ["deduplicated_raw"], GOLD, "gold"),
+    "product_daily_consumption": (DAILY, READINGS_AND_COVERAGE, GOLD, "gold"),
+    "avg_consumption_per_half_hour_by_product": (DAILY, READINGS_AND_COVERAGE, GOLD, "gold"),
+    "unmatched_readings": (DAILY, READINGS_AND_COVERAGE, GOLD, "gold"),
     "active_agreements": (DAILY, ["agreement_days"], CHANGED, "gold"),
 }
 

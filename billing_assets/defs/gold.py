@@ -5,7 +5,7 @@ from functools import partial
 
 import dagster as dg
 
-from billing_assets.automation import UPSTREAM_CHANGED
+from billing_assets.automation import READINGS_OR_THEIR_COVERAGE_CHANGED, UPSTREAM_CHANGED
 from billing_assets.defs.checks import blocking_specs, check_results
 from billing_assets.defs.metadata import materialized, table_metadata
 from billing_assets.defs.window import window_asset
@@ -71,7 +71,7 @@ _READINGS_GOLD = {
             deps=deps,
             group_name="gold",
             kinds={"spark", "delta"},
-            automation_condition=UPSTREAM_CHANGED,
+            automation_condition=READINGS_OR_THEIR_COVERAGE_CHANGED,
             metadata=table_metadata(spec),
         )
         for spec, (text, deps, _) in _READINGS_GOLD.items()

@@ -248,7 +248,12 @@ def test_source_change_keeps_history_and_refreshes_exactly_the_affected_gold_day
     gold = build_gold(pipeline)
     defs = dg.Definitions(assets=ASSETS, resources=gold.resources)
     baseline = dg.evaluate_automation_conditions(defs=defs, instance=gold.instance)
-    changed = [(1, "2026-01-01", "2026-03-27", STANDARD, "m1", "A1"), *AGREEMENTS[1:]]
+    changed = [
+        (1, "2026-01-01", "2026-03-27", STANDARD, "m1", "A1"),  # ends a day earlier: a day with readings
+        AGREEMENTS[1],
+        (3, "2026-01-03", None, STANDARD_TOO, "m2", "A2"),  # starts two days later: days without readings
+        AGREEMENTS[3],
+    ]
     write_source(gold.source_db, changed)
     result = gold.materialize("dim_agreement", "2026-03-31")
 
@@ -258,15 +263,16 @@ def test_source_change_keeps_history_and_refreshes_exactly_the_affected_gold_day
         (date(2026, 3, 28), date(2026, 3, 30), date(2026, 3, 31), False),
         (date(2026, 3, 27), date(2026, 3, 31), None, True),
     ]
-    assert all(x["is_current"] for x in history if x["agreement_id"] != "1")
+    assert all(x["is_current"] for x in history if x["agreement_id"] not in ("1", "3"))
     assert sorted(
         e.partition for e in result.get_asset_materialization_events() if e.asset_key.path == ["agreement_days"]
-    ) == ["2026-03-27"]
+    ) == ["2026-01-01", "2026-01-02", "2026-01-03", "2026-03-27"]
 
     evaluation = dg.evaluate_automation_conditions(defs=defs, instance=gold.instance, cursor=baseline.cursor)
     requested = requested_partitions(evaluation)
+    # Coverage changed on four days; only one holds readings, so gold has one day to redo.
     assert requested["product_daily_consumption"] == ["2026-03-27"]
-    assert requested["active_agreements"] == ["2026-03-27"]
+    assert requested["active_agreements"] == ["2026-01-01", "2026-01-02", "2026-01-03", "2026-03-27"]
     assert "half_hourly_consumption" not in requested  # readings did not change
 
     gold.materialize("product_daily_consumption", "2026-03-27")

@@ -105,7 +105,8 @@ class ChangedWhereData(dg.AutomationCondition):
 
     def get_label(self) -> str:
         """The label the UI and the asset-graph snapshot show."""
-        return f"upstream partition changed ({self.gated.to_user_string()} only where {self.data.to_user_string()} has data)"
+        gated, data = self.gated.to_user_string(), self.data.to_user_string()
+        return f"upstream partition changed ({gated} only where {data} has data)"
 
     @property
     def description(self) -> str:

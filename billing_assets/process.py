@@ -62,6 +62,15 @@ def _automated(asset: dg.AssetsDefinition) -> dg.AutomationCondition | None:
     return next(iter(conditions)) if len(conditions) == 1 else None
 
 
+def _mapped(dep: dg.AssetDep, upstream: dg.AssetsDefinition, keys: set[str], asset: dg.AssetsDefinition) -> set[str]:
+    """The partitions of ``asset`` that ``keys`` of its dependency ``dep`` (owned by ``upstream``) map to."""
+    mapping = dep.partition_mapping or dg.TimeWindowPartitionMapping()
+    subset = mapping.get_downstream_partitions_for_partitions(
+        upstream.partitions_def.subset_with_partition_keys(keys), upstream.partitions_def, asset.partitions_def
+    )
+    return set(subset.get_partition_keys())
+
+
 def downstream_runs(
     changed: Mapping[dg.AssetKey, Iterable[str]],
     materialized: Callable[[dg.AssetKey], set[str]] = lambda key: set(),
@@ -91,23 +100,15 @@ def downstream_runs(
             continue
         deps = {dep.asset_key: dep for spec in asset.specs for dep in spec.deps}
 
-        def mapped(dep: dg.AssetDep, upstream: set[str]) -> set[str]:
-            upstream_def = owners[dep.asset_key].partitions_def
-            mapping = dep.partition_mapping or dg.TimeWindowPartitionMapping()
-            subset = mapping.get_downstream_partitions_for_partitions(
-                upstream_def.subset_with_partition_keys(upstream), upstream_def, asset.partitions_def
-            )
-            return set(subset.get_partition_keys())
-
         wanted: set[str] = set()
         for dep in deps.values():
             upstream = keys.get(dep.asset_key)
             if not upstream:
                 continue
-            partitions = mapped(dep, upstream)
+            partitions = _mapped(dep, owners[dep.asset_key], upstream, asset)
             if isinstance(condition, ChangedWhereData) and dep.asset_key == condition.gated:
                 data = condition.data
-                partitions &= mapped(deps[data], materialized(data) | keys.get(data, set()))
+                partitions &= _mapped(deps[data], owners[data], materialized(data) | keys.get(data, set()), asset)
             wanted |= partitions
         if not wanted:
             continue

@@ -257,4 +257,3 @@ def upload(zone: LandingZone, local_root: Path) -> None:
     for path in sorted(local_root.rglob("*")):
         if path.is_file():
             fs.put_file(str(path), f"{zone.uri}/{path.relative_to(local_root).as_posix()}")
-

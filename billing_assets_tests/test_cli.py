@@ -49,7 +49,10 @@ def test_process_runs_every_asset_and_records_runs_in_the_instance(tmp_path: Pat
     # every gold table of the two days in one run, and active_agreements for every day the load covered.
     assert len(runs) == 8 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
     # The load changed the coverage of every day since the start; gold is work only where readings are.
-    assert instance.get_materialized_partitions(dg.AssetKey("product_daily_consumption")) == {"2026-03-31", "2026-04-01"}
+    assert instance.get_materialized_partitions(dg.AssetKey("product_daily_consumption")) == {
+        "2026-03-31",
+        "2026-04-01",
+    }
     assert len(instance.get_materialized_partitions(dg.AssetKey("active_agreements"))) > 300
     # The window crosses the London month boundary (April starts 23:00 UTC on 31 March).
     months = set(DeltaTable(str(warehouse / "cumulative_usage")).to_pyarrow_table().column("billing_month").to_pylist())

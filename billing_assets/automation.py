@@ -10,9 +10,12 @@ changed, and only those (and the months holding them) are requested.
 meter reported is a legitimate gap, and must not block the month's running total forever.
 """
 
-import dagster as dg
+from collections.abc import Sequence
 
-from billing_assets.partitions import MAX_FILLED_GAP, filled_gaps
+import dagster as dg
+from dagster_shared.record import copy as record_copy
+
+from billing_assets.partitions import MAX_FILLED_GAP, PARTITION_TAG, filled_gaps, key_ranges, range_tags
 from billing_assets.settings import sensors_start_running
 
 UPSTREAM_CHANGED = (
@@ -70,6 +73,46 @@ class SpanOf(dg.AutomationCondition):
         return dg.AutomationResult(context, true_subset, child_results=[child])
 
 
+class NoRunOf(dg.AutomationCondition):
+    """True for every partition while no run materialising ``asset`` is in progress, else for none.
+
+    A source load announces ``agreement_days`` one day at a time, hundreds of days over many
+    seconds; a tick in the middle would see some of them and start a run for those, then
+    another for the rest. Waiting for the load to finish makes it one run.
+    """
+
+    def __init__(self, asset: str) -> None:
+        self.asset = dg.AssetKey(asset)
+
+    @property
+    def name(self) -> str:
+        """Name shown in the UI's evaluation tree."""
+        return "no_run_of"
+
+    def get_label(self) -> str:
+        """The label the UI shows."""
+        return f"no run of {self.asset.to_user_string()} in progress"
+
+    @property
+    def description(self) -> str:
+        """What the UI shows for this node."""
+        return self.get_label()
+
+    async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        """The candidates, or nothing while a run of the asset is in progress."""
+        view = context.asset_graph_view
+        running = await view.compute_run_in_progress_subset(
+            key=self.asset, from_subset=view.get_full_subset(key=self.asset)
+        )
+        return dg.AutomationResult(
+            context, context.candidate_subset if running.is_empty else context.get_empty_subset()
+        )
+
+
+#: The source load (``source_dimensions``, which announces ``agreement_days``) has finished.
+NO_SOURCE_LOAD_RUNNING = NoRunOf("dim_agreement")
+
+
 class ChangedWhereData(dg.AutomationCondition):
     """``UPSTREAM_CHANGED``, except that a change of ``gated`` counts only where ``data`` has been materialised.
 
@@ -91,6 +134,7 @@ class ChangedWhereData(dg.AutomationCondition):
             (updated.ignore(gated_only) | (updated.allow(gated_only) & holds_data)).since_last_handled()
             & ~dg.AutomationCondition.any_deps_in_progress()
             & ~dg.AutomationCondition.in_progress()
+            & NO_SOURCE_LOAD_RUNNING
         )
 
     @property
@@ -124,6 +168,11 @@ class ChangedWhereData(dg.AutomationCondition):
 #: The readings-based gold tables: readings changed, or coverage changed on a day with readings.
 READINGS_OR_THEIR_COVERAGE_CHANGED = ChangedWhereData(gated="agreement_days", data="deduplicated_raw")
 
+#: active_agreements: coverage changed, once the source load that changed it has finished.
+COVERAGE_CHANGED = (UPSTREAM_CHANGED & NO_SOURCE_LOAD_RUNNING).with_label(
+    "upstream partition changed, no source load in progress"
+)
+
 #: hourly_usage: the recording hours that changed, as one range per tick (see ``SpanOf``).
 UPSTREAM_CHANGED_SPAN = SpanOf(UPSTREAM_CHANGED)
 
@@ -145,15 +194,97 @@ SENSOR_INTERVAL_SECONDS = 10
 #: Read when the code location loads; a sensor started or stopped in the UI keeps that state.
 DEFAULT_SENSOR_STATUS = dg.DefaultSensorStatus.RUNNING if sensors_start_running() else dg.DefaultSensorStatus.STOPPED
 
-#: Evaluates the conditions above. It emits backfills, so many requested partitions of a
-#: Spark asset become one run per contiguous range (BackfillPolicy.single_run) rather than
-#: one run, and one JVM start, per partition. ``SpanOf`` is Python, not one of Dagster's
-#: serialisable conditions, so the sensor is evaluated in the code server.
-automation_sensor = dg.AutomationConditionSensorDefinition(
+
+class RangedAutomationSensor(dg.AutomationConditionSensorDefinition):
+    """Dagster's automation sensor, launching each asset's requested partitions as one run per contiguous range.
+
+    Dagster launches a multi-partition request either as one run (and one Spark start) per
+    partition or as a backfill. The backfill daemon looks at backfills every 30 seconds, a
+    constant in Dagster, so a backfill delays the launch and, until it is marked done, every
+    asset downstream that waits for nothing upstream to be in progress: late data took two
+    extra daemon loops to reach ``cumulative_usage``. One run per range, with Dagster's range
+    tags, is what a ``BackfillPolicy.single_run`` backfill would launch, without the wait.
+    The conditions, their evaluation history and the cursor are Dagster's own.
+    """
+
+    def __init__(self, name: str, **kwargs) -> None:
+        super().__init__(name, emit_backfills=False, use_user_code_server=True, **kwargs)
+
+    def with_attributes(self, *, jobs=None, metadata=None) -> "RangedAutomationSensor":
+        """A copy with other metadata (Dagster's base class would return its own type)."""
+        return RangedAutomationSensor(
+            self.name,
+            target=self._sensor_target,
+            tags=self._tags,
+            run_tags=self._run_tags,
+            default_status=self.default_status,
+            minimum_interval_seconds=self.minimum_interval_seconds,
+            description=self.description,
+            metadata=metadata if metadata is not None else self._metadata,
+        )
+
+    def evaluate_tick(self, context: dg.SensorEvaluationContext):
+        """Dagster's evaluation, its per-partition run requests merged into ranges."""
+        data = super().evaluate_tick(context)
+        if not data.run_requests:
+            return data
+        graph = context.repository_def.asset_graph
+        # Dagster's own record copy keeps every other field of the tick (cursor, evaluations).
+        return record_copy(data, run_requests=ranged_requests(data.run_requests, graph))
+
+
+#: Queued runs start in priority order: billing usage before gold when run slots are scarce,
+#: so a start-up's year of ``active_agreements`` does not delay ``hourly_usage``.
+PRIORITY_TAG = "dagster/priority"
+FIRST_GROUPS = {"usage"}
+
+
+def ranged_requests(requests: Sequence[dg.RunRequest], graph) -> list[dg.RunRequest]:
+    """One run request per contiguous range of each asset's requested partitions, instead of one per partition.
+
+    Assets that must run together (a multi-asset) stay together; assets of one partitioning
+    over the same range share a run, as Dagster's own request for one partition puts them.
+    """
+    out, wanted, tags = [], {}, {}
+    for request in requests:
+        if request.partition_key is None or not request.asset_selection:
+            out.append(request)
+            continue
+        tags = {k: v for k, v in request.tags.items() if k != PARTITION_TAG}
+        for key in request.asset_selection:
+            unit = frozenset(graph.get(key).execution_set_asset_keys)
+            wanted.setdefault(unit, set()).add(request.partition_key)
+    runs: list[tuple[dg.PartitionsDefinition, dg.PartitionKeyRange, set[dg.AssetKey]]] = []
+    for unit, keys in wanted.items():
+        partitions_def = graph.get(next(iter(unit))).partitions_def
+        for key_range in key_ranges(partitions_def, keys):
+            shared = next((run for run in runs if run[0] == partitions_def and run[1] == key_range), None)
+            if shared is None:
+                runs.append((partitions_def, key_range, set(unit)))
+            else:
+                shared[2].update(unit)
+    for partitions_def, key_range, assets in runs:
+        first = any(graph.get(key).group_name in FIRST_GROUPS for key in assets)
+        partitions = (
+            partitions_def.get_tags_for_partition_key(key_range.start)
+            if key_range.start == key_range.end
+            else range_tags(key_range.start, key_range.end)
+        )
+        out.append(
+            dg.RunRequest(
+                asset_selection=sorted(assets, key=lambda key: key.to_user_string()),
+                partition_key=key_range.start if key_range.start == key_range.end else None,
+                tags={**tags, **partitions, **({PRIORITY_TAG: "1"} if first else {})},
+            )
+        )
+    return sorted(out, key=lambda request: request.tags.get(PRIORITY_TAG) != "1")
+
+
+#: Evaluates the conditions above in the code server (``SpanOf`` and ``ChangedWhereData`` are
+#: Python, not Dagster's serialisable conditions), and launches a run per contiguous range.
+automation_sensor = RangedAutomationSensor(
     "usage_automation",
     target=dg.AssetSelection.all(),
     default_status=DEFAULT_SENSOR_STATUS,
-    emit_backfills=True,
-    use_user_code_server=True,
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
 )

@@ -55,6 +55,8 @@ billing_months = dg.MonthlyPartitionsDefinition(
 #: per range: every Spark asset has ``BackfillPolicy.single_run()``).
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+#: The tag of a one-partition run.
+PARTITION_TAG = "dagster/partition"
 
 #: The longest range of ingestion hours one sensor run ingests: a week, so a first start-up or
 #: a few days' backlog is one run (each run pays a Spark start), while a month-long catch-up is

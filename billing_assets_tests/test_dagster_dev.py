@@ -38,21 +38,53 @@ def wait_until(condition, timeout: float, what: str, interval: float = 2.0):
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
+def backfills(port: int) -> dict[str, tuple[str, float | None]]:
+    """Backfill id -> (status, end timestamp), as the UI sees them."""
+    data = graphql(
+        port, "{ partitionBackfillsOrError { ... on PartitionBackfills { results { id status endTimestamp } } } }"
+    )
+    return {b["id"]: (b["status"], b["endTimestamp"]) for b in data["partitionBackfillsOrError"]["results"]}
+
+
 def backfill_statuses(port: int) -> dict[str, str]:
-    """Backfill id -> status, as the UI sees them."""
-    data = graphql(port, "{ partitionBackfillsOrError { ... on PartitionBackfills { results { id status } } } }")
-    return {b["id"]: b["status"] for b in data["partitionBackfillsOrError"]["results"]}
+    """Backfill id -> status."""
+    return {backfill: status for backfill, (status, _) in backfills(port).items()}
 
 
-def settled(port: int, instance: dg.DagsterInstance, quiet_for: float = 40.0) -> bool:
-    """No run or backfill in progress, and no run started or finished in the last ``quiet_for`` seconds."""
+SENSORS = ("landing_sensor", "usage_automation")
+
+
+def latest_ticks(port: int, sensor: str) -> list[dict]:
+    """The sensor's finished ticks, newest first."""
+    data = graphql(
+        port,
+        'query($name: String!) { sensorOrError(sensorSelector: {repositoryName: "__repository__", '
+        'repositoryLocationName: "billing_assets", sensorName: $name}) '
+        "{ ... on Sensor { sensorState { ticks(limit: 5) { status timestamp } } } } }",
+        {"name": sensor},
+    )
+    return [t for t in data["sensorOrError"]["sensorState"]["ticks"] if t["status"] != "STARTED"]
+
+
+def settled(port: int, instance: dg.DagsterInstance) -> bool:
+    """Nothing in progress, and every sensor has since looked and found nothing to do.
+
+    A tick that starts after the last run and backfill ended sees every materialisation they
+    made; when each sensor's such tick skipped, nothing more will start without new input.
+    """
     runs = instance.get_runs()
     if not runs or any(not run.is_finished for run in runs):
         return False
-    if any(status == "REQUESTED" for status in backfill_statuses(port).values()):
+    statuses = backfills(port)
+    if any(status == "REQUESTED" for status, _ in statuses.values()):
         return False
-    latest = max(instance.get_run_record_by_id(run.run_id).update_timestamp.timestamp() for run in runs)
-    return time.time() - latest > quiet_for
+    ends = [instance.get_run_record_by_id(run.run_id).update_timestamp.timestamp() for run in runs]
+    latest = max(ends + [end for _, end in statuses.values() if end])
+    for sensor in SENSORS:
+        after = [t for t in latest_ticks(port, sensor) if t["timestamp"] > latest]
+        if not after or after[0]["status"] != "SKIPPED":
+            return False
+    return True
 
 
 def materialized_ranges(port: int, asset: str) -> list[tuple[str, str]]:

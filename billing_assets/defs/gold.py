@@ -5,7 +5,7 @@ from functools import partial
 
 import dagster as dg
 
-from billing_assets.automation import READINGS_OR_THEIR_COVERAGE_CHANGED, UPSTREAM_CHANGED
+from billing_assets.automation import COVERAGE_CHANGED, READINGS_OR_THEIR_COVERAGE_CHANGED
 from billing_assets.defs.checks import blocking_specs, check_results
 from billing_assets.defs.metadata import materialized, table_metadata
 from billing_assets.defs.window import window_asset
@@ -129,7 +129,7 @@ active_agreements = window_asset(
     build_active_agreements,
     partitions_def=local_days,
     deps=[AGREEMENT_DAYS.name],
-    automation_condition=UPSTREAM_CHANGED,
+    automation_condition=COVERAGE_CHANGED,
     group_name="gold",
     description="One row per agreement active on a day (valid_from < day < valid_to), with its product.",
 )

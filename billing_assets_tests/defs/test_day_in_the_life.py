@@ -5,15 +5,16 @@ At the end every table must equal a from-scratch processing of the same files.
 
 import json
 import shutil
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import UTC, datetime
 
 import dagster as dg
 
+from billing_assets.automation import automation_sensor
 from billing_assets.definitions import ASSETS
 from billing_assets.defs.sensors import landing_sensor
 from billing_assets.landing.sample import generate_sample
-from billing_assets.partitions import RANGE_END, RANGE_START, billing_months, local_days, recording_hours
+from billing_assets.partitions import RANGE_END, RANGE_START, billing_months, local_days, range_tags, recording_hours
 from billing_assets.source.sample_db import write_sample_source
 from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.test_pipeline import materialized_partitions
@@ -22,36 +23,36 @@ START = datetime(2026, 3, 28, tzinfo=UTC)
 HOURS = 48
 
 
-def owner_of(key: str) -> dg.AssetsDefinition:
-    [owner] = [a for a in ASSETS if dg.AssetKey(key) in a.keys]
+def owner_of(key: dg.AssetKey) -> dg.AssetsDefinition:
+    [owner] = [a for a in ASSETS if key in a.keys]
     return owner
 
 
-def run_requested(pipeline: Pipeline, evaluation) -> Counter[str]:
-    """Execute an automation evaluation's requests as the daemon would with backfills: one run per range.
+def automation_tick(pipeline: Pipeline, defs: dg.Definitions, cursor) -> tuple[list[dg.RunRequest], str | None]:
+    """One tick of the code location's automation sensor, as the daemon runs it: its run requests and cursor."""
+    repository = defs.get_repository_def()
+    data = repository.get_sensor_def(automation_sensor.name).evaluate_tick(
+        dg.build_sensor_context(instance=pipeline.instance, cursor=cursor, repository_def=repository)
+    )
+    return list(data.run_requests or []), data.cursor
 
-    Returns how many runs each asset definition (by op name) had.
-    """
-    by_owner: dict[str, set[str]] = defaultdict(set)
-    for result in evaluation.results:
-        if result.true_subset.size:
-            keys = {ap.partition_key for ap in result.true_subset.expensively_compute_asset_partitions()}
-            by_owner[owner_of(result.key.to_user_string()).node_def.name] |= keys
+
+def launch(pipeline: Pipeline, requests: list[dg.RunRequest]) -> Counter[str]:
+    """Execute run requests as the daemon would, one run each in order; how many runs each asset definition had."""
     runs: Counter[str] = Counter()
-    for asset in ASSETS:  # graph order: upstream first
-        keys = by_owner.get(asset.node_def.name)
-        if not keys:
-            continue
-        partitions_def = asset.partitions_def
-        name = next(iter(asset.keys)).to_user_string()
-        if name.startswith("dim_"):
-            for key in sorted(keys):
-                pipeline.materialize(name, key)
-                runs[asset.node_def.name] += 1
-            continue
-        for key_range in partitions_def.subset_with_partition_keys(keys).get_partition_key_ranges(partitions_def):
-            pipeline.materialize(name, key_range.start, key_range.end)
-            runs[asset.node_def.name] += 1
+    for request in requests:
+        # The landing sensor targets the ingestion job (raw_readings); automation names its assets.
+        selection = request.asset_selection or [dg.AssetKey("raw_readings")]
+        partitions = (
+            {"partition_key": request.partition_key}
+            if request.partition_key
+            else {"tags": range_tags(request.tags[RANGE_START], request.tags[RANGE_END])}
+        )
+        result = dg.materialize(
+            ASSETS, selection=selection, resources=pipeline.resources, instance=pipeline.instance, **partitions
+        )
+        assert result.success
+        runs.update({owner_of(key).node_def.name for key in selection})
     return runs
 
 
@@ -59,17 +60,10 @@ def tick_and_settle(pipeline: Pipeline, defs: dg.Definitions, sensor_cursor, aut
     """One landing sensor tick and its runs, then automation until it requests nothing; runs by asset."""
     zone = pipeline.resources["landing"]
     tick = landing_sensor(dg.build_sensor_context(cursor=sensor_cursor, resources={"landing": zone}))
-    runs: Counter[str] = Counter()
-    for request in tick.run_requests or []:
-        if request.partition_key:
-            pipeline.materialize("raw_readings", request.partition_key)
-        else:
-            pipeline.materialize("raw_readings", request.tags[RANGE_START], request.tags[RANGE_END])
-        runs["raw_readings"] += 1
+    runs = launch(pipeline, list(tick.run_requests or []))
     while True:
-        evaluation = dg.evaluate_automation_conditions(defs=defs, instance=pipeline.instance, cursor=automation_cursor)
-        automation_cursor = evaluation.cursor
-        done = run_requested(pipeline, evaluation)
+        requests, automation_cursor = automation_tick(pipeline, defs, automation_cursor)
+        done = launch(pipeline, requests)
         runs += done
         if not done:
             return tick, runs, tick.cursor, automation_cursor
@@ -88,12 +82,11 @@ def test_sensor_and_automation_alone_build_the_same_tables_as_a_fresh_run(tmp_pa
     (tmp_path / "life").mkdir()
     life = Pipeline(tmp_path / "life", spark)
     write_sample_source(str(life.source_db), summary.meterpoints, START.date())
-    defs = dg.Definitions(assets=ASSETS, resources=life.resources)
+    defs = dg.Definitions(assets=ASSETS, sensors=[automation_sensor], resources=life.resources)
     sensor_cursor = None
     # The automation sensor runs from the start, before any data: its first evaluation is the baseline.
-    baseline = dg.evaluate_automation_conditions(defs=defs, instance=life.instance)
-    automation_cursor = baseline.cursor
-    runs = run_requested(life, baseline)
+    requests, automation_cursor = automation_tick(life, defs, None)
+    runs = launch(life, requests)
     folders = sorted(staging.iterdir())
     for batch_start in range(0, len(folders), 8):
         for folder in folders[batch_start : batch_start + 8]:
@@ -142,8 +135,8 @@ def test_sensor_and_automation_alone_build_the_same_tables_as_a_fresh_run(tmp_pa
         if e.asset_key == dg.AssetKey("raw_readings")
     } == {0}
     assert materialized_partitions(backfill, "deduplicated_raw") == []
-    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=life.instance, cursor=automation_cursor)
-    assert run_requested(life, evaluation) == Counter()
+    requests, automation_cursor = automation_tick(life, defs, automation_cursor)
+    assert requests == []
     assert life.snapshot() == before
 
     # Two late readings three hours apart, in one file: one run per asset reaches every table.

@@ -214,6 +214,7 @@ NOISE = {
     "DEBUG line": re.compile(r" - DEBUG - "),
     "Python warning": re.compile(r"\.py:\d+: \w*Warning: "),
     "Spark WARN line": re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d WARN "),
+    "Dagster warning": re.compile(r" - dagster - WARNING - "),
     "Spark's default log profile": re.compile(r"Using Spark's default log4j profile|Setting default log level"),
     "misplaced instance configuration": re.compile(r"dagster\.yaml\) in the current folder"),
 }

@@ -58,17 +58,31 @@ def server_command(port: int, master: str = "local[*]") -> list[str]:
     return command
 
 
+def _listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
     """Return once 127.0.0.1:``port`` accepts connections; fail early if ``proc`` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the Spark process exited with {proc.returncode} before port {port} opened")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        if _listening(port):
             return
-        except OSError:
-            time.sleep(0.3)
+        time.sleep(0.3)
     raise TimeoutError(f"port {port} did not open within {timeout:.0f}s")
 
 
@@ -84,6 +98,9 @@ def start_server(
 
     ``env`` adds variables to the server's environment (its Python workers inherit them).
     """
+    if _listening(port):
+        # Waiting for the port would "succeed" at once and point every run at whatever that is.
+        raise RuntimeError(f"127.0.0.1:{port} is already in use (set BILLING_SPARK_CONNECT_PORT to a free port)")
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -130,7 +147,7 @@ def stop_server(pid: int, timeout: float = 20) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``start PORT [--log FILE] [--master M]`` (prints the PID) or ``stop PID``."""
+    """``start PORT [--log FILE] [--master M]`` (prints the PID), ``stop PID`` or ``free-port``."""
     parser = argparse.ArgumentParser(prog="spark-connect", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("start", help="start a server on 127.0.0.1:PORT and print its PID once it listens")
@@ -139,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--master", default="local[*]")
     stop = commands.add_parser("stop", help="stop the server with this PID (and its Python workers)")
     stop.add_argument("pid", type=int)
+    commands.add_parser("free-port", help="print a port on 127.0.0.1 that nothing listens on")
     args = parser.parse_args(argv)
+    if args.command == "free-port":
+        print(free_port())
+        return 0
     if args.command == "stop":
         stop_server(args.pid)
         return 0

@@ -206,6 +206,10 @@ def test_dagster_dev_runs_the_whole_pipeline_by_itself(dagster_dev) -> None:
     after = runs_by_asset(instance)
     assert {k: n - counts.get(k, 0) for k, n in after.items() if n != counts.get(k, 0)} == {"raw_readings": 1}, after
     assert_quiet_log(root / "dagster-dev.log")
+    # Every run joined the script's Spark Connect server: none started a JVM of its own (each
+    # JVM start prints this notice once, as the server's own log shows).
+    assert "Using incubator modules" in (root / "home" / "spark-connect.log").read_text()
+    assert "Using incubator modules" not in (root / "dagster-dev.log").read_text()
 
 
 #: What a quiet start-up log must not hold: Dagster's per-event DEBUG lines, Python warnings

@@ -76,9 +76,11 @@ class SpanOf(dg.AutomationCondition):
 class NoRunOf(dg.AutomationCondition):
     """True for every partition while no run materialising ``asset`` is in progress, else for none.
 
-    A source load announces ``agreement_days`` one day at a time, hundreds of days over many
-    seconds; a tick in the middle would see some of them and start a run for those, then
-    another for the rest. Waiting for the load to finish makes it one run.
+    A source load announces ``agreement_days``, and an ingestion ``deduplicated_raw``, one
+    partition at a time, hundreds of them over many seconds; a tick in the middle would see some
+    and start a run for those, then another for the rest. Waiting for the announcing run to
+    finish makes it one run. The price: while ingestion runs back to back (a long backfill of
+    ``raw_readings``), the usage assets wait for it to end.
     """
 
     def __init__(self, asset: str) -> None:
@@ -111,6 +113,8 @@ class NoRunOf(dg.AutomationCondition):
 
 #: The source load (``source_dimensions``, which announces ``agreement_days``) has finished.
 NO_SOURCE_LOAD_RUNNING = NoRunOf("dim_agreement")
+#: No ingestion (``raw_readings``, which announces ``deduplicated_raw``) is running.
+NO_INGESTION_RUNNING = NoRunOf("raw_readings")
 
 
 class ChangedWhereData(dg.AutomationCondition):
@@ -134,6 +138,7 @@ class ChangedWhereData(dg.AutomationCondition):
             (updated.ignore(gated_only) | (updated.allow(gated_only) & holds_data)).since_last_handled()
             & ~dg.AutomationCondition.any_deps_in_progress()
             & ~dg.AutomationCondition.in_progress()
+            & NO_INGESTION_RUNNING
             & NO_SOURCE_LOAD_RUNNING
         )
 
@@ -174,7 +179,7 @@ COVERAGE_CHANGED = (UPSTREAM_CHANGED & NO_SOURCE_LOAD_RUNNING).with_label(
 )
 
 #: hourly_usage: the recording hours that changed, as one range per tick (see ``SpanOf``).
-UPSTREAM_CHANGED_SPAN = SpanOf(UPSTREAM_CHANGED)
+UPSTREAM_CHANGED_SPAN = SpanOf(UPSTREAM_CHANGED & NO_INGESTION_RUNNING)
 
 #: Today's dimension partition: loaded as soon as it exists (the source refreshes at local
 #: midnight), and on first start-up; not retried in a loop after a failed load.

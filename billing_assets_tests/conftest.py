@@ -172,7 +172,15 @@ def dagster_dev_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def dagster_dev(tmp_path: Path, dagster_dev_env: dict[str, str]) -> Iterator[tuple[int, dg.DagsterInstance, Path]]:
+def dagster_dev_sample() -> list[str]:
+    """``generate-sample`` arguments for ``dagster_dev``; a test module overrides this fixture to change them."""
+    return ["--meterpoints", "4", "--start", "2026-03-28T00", "--hours", "6"]
+
+
+@pytest.fixture
+def dagster_dev(
+    tmp_path: Path, dagster_dev_env: dict[str, str], dagster_dev_sample: list[str]
+) -> Iterator[tuple[int, dg.DagsterInstance, Path]]:
     """The README's run command (``scripts/run``) on a free port with a small sample on tmp_path, stopped by PID."""
     port = free_port()
     env = {
@@ -185,16 +193,7 @@ def dagster_dev(tmp_path: Path, dagster_dev_env: dict[str, str]) -> Iterator[tup
         **dagster_dev_env,
     }
     subprocess.run(
-        [
-            str(ROOT / ".venv/bin/billing-assets"),
-            "generate-sample",
-            "--meterpoints",
-            "4",
-            "--start",
-            "2026-03-28T00",
-            "--hours",
-            "6",
-        ],
+        [str(ROOT / ".venv/bin/billing-assets"), "generate-sample", *dagster_dev_sample],
         env=env,
         check=True,
         capture_output=True,

@@ -10,9 +10,10 @@ import dagster as dg
 from billing_assets.automation import (
     MAX_FILLED_GAP,
     PRIORITY_TAG,
-    UPSTREAM_CHANGED_SPAN,
+    UPSTREAM_CHANGED,
     NoRunOf,
     RangedAutomationSensor,
+    SpanOf,
     ranged_requests,
 )
 from billing_assets.definitions import defs
@@ -31,7 +32,8 @@ HOURS = dg.HourlyPartitionsDefinition(start_date="2026-03-01-00", fmt="%Y-%m-%d-
 def upstream() -> None: ...
 
 
-@dg.asset(deps=[upstream], partitions_def=HOURS, automation_condition=UPSTREAM_CHANGED_SPAN)
+# hourly_usage's condition, without the wait for ingestion runs (no raw_readings in this graph).
+@dg.asset(deps=[upstream], partitions_def=HOURS, automation_condition=SpanOf(UPSTREAM_CHANGED))
 def downstream() -> None: ...
 
 

@@ -1,9 +1,10 @@
 """The UI in a real browser: the lineage page shows every asset and edge, and a click materialises a partition.
 
 Drives Debian's ``chromium`` through Playwright against ``scripts/run`` (the README's run
-command) with the sensors stopped. The sample is first processed headless (``billing-assets
-process`` on the same instance), so the lineage shows materialised assets; then one partition
-is materialised by clicking. Saves the README's screenshots to ``artifacts/``: the lineage
+command) with the sensors stopped. The sample, dated up to now like the one ``scripts/run``
+writes, is first processed headless (``billing-assets process`` on the same instance), so the
+lineage shows materialised assets and the partition views have no gap inside the sample; then
+one partition is materialised by clicking. Saves the README's screenshots to ``artifacts/``: the lineage
 page and a ``raw_readings`` materialisation's conservation metadata.
 """
 
@@ -11,15 +12,16 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from billing_assets.definitions import defs
-from billing_assets.partitions import recording_hours
+from billing_assets.partitions import billing_months, recording_hours
 from billing_assets_tests.conftest import ROOT
+from billing_assets_tests.test_dagster_dev import materialized_ranges
 
 #: Starts real servers: deselected by the inner loop (-m "not slow").
 pytestmark = pytest.mark.slow
@@ -36,12 +38,23 @@ CHROMIUM_ARGS = [
 SCREENSHOT = ROOT / "artifacts" / "lineage.png"
 METADATA_SCREENSHOT = ROOT / "artifacts" / "raw_readings_metadata.png"
 GRAPH = "svg[class*=svgContainer]"
+START_FILE = "billing_start_date"
 
 
 @pytest.fixture
 def dagster_dev_env() -> dict[str, str]:
     """Sensors stopped: the run this test launches is the only one."""
     return {"BILLING_SENSORS": "stopped"}
+
+
+@pytest.fixture
+def dagster_dev_sample(tmp_path: Path) -> list[str]:
+    """A sample up to the latest complete hour, its partitions starting on its first day, as ``scripts/run`` writes it.
+
+    The pictures then show what a new user sees: assets materialised where data exists.
+    """
+    (tmp_path / "home").mkdir()
+    return ["--meterpoints", "4", "--hours", "6", "--start-date-file", str(tmp_path / "home" / START_FILE)]
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +73,12 @@ def browser() -> Iterator:
         chromium.close()
 
 
+def to_local(hour: str, partitions_def: dg.TimeWindowPartitionsDefinition) -> str:
+    """The key of the local-time partition (recording hour, billing month) holding a UTC hour key."""
+    instant = datetime.strptime(hour, "%Y-%m-%d-%H").replace(tzinfo=UTC)
+    return partitions_def.get_partition_key_for_timestamp(instant.timestamp())
+
+
 def shown_as(label: str, key: str) -> bool:
     """Whether a node label is the asset name, or the UI's ``prefix…suffix`` shortening of it."""
     if "…" not in label:
@@ -68,23 +87,41 @@ def shown_as(label: str, key: str) -> bool:
     return key.startswith(prefix) and key.endswith(suffix)
 
 
+def sample_hours(root: Path) -> tuple[str, str]:
+    """The first and last ingestion hour of the fixture's sample (UTC keys)."""
+    hours = sorted(folder.name.split("=", 1)[1] for folder in (root / "landing").iterdir())
+    return hours[0], hours[-1]
+
+
 def process_sample(root: Path) -> None:
     """Materialise every asset over the fixture's sample, headless, on the UI's instance."""
+    first, last = (datetime.strptime(key, "%Y-%m-%d-%H") for key in sample_hours(root))
     env = {
         **os.environ,
         "BILLING_LANDING_URI": str(root / "landing"),
         "BILLING_WAREHOUSE_URI": str(root / "warehouse"),
         "BILLING_SOURCE_DB": str(root / "source.db"),
         "DAGSTER_HOME": str(root / "home"),
+        "BILLING_START_DATE": (root / "home" / START_FILE).read_text().strip(),
     }
-    command = [str(ROOT / ".venv/bin/billing-assets"), "process", "--start", "2026-03-28T00", "--end", "2026-03-28T06"]
-    subprocess.run(command, env=env, check=True, capture_output=True, timeout=900)
+    end = last + timedelta(hours=1)
+    command = [str(ROOT / ".venv/bin/billing-assets"), "process", "--start", f"{first:%Y-%m-%dT%H}"]
+    subprocess.run([*command, "--end", f"{end:%Y-%m-%dT%H}"], env=env, check=True, capture_output=True, timeout=900)
 
 
 def test_lineage_page_and_a_materialisation_launched_by_clicking(dagster_dev, browser) -> None:
     port, instance, root = dagster_dev
     process_sample(root)
     processed = {run.run_id for run in instance.get_runs()}
+    # The partition views: no missing partition inside the sample's span (one green range each).
+    first, last = sample_hours(root)
+    for asset, (start, end) in {
+        "raw_readings": (first, last),
+        "hourly_usage": (to_local(first, recording_hours), to_local(last, recording_hours)),
+        "cumulative_usage": (to_local(first, billing_months), to_local(last, billing_months)),
+    }.items():
+        ranges = materialized_ranges(port, asset)
+        assert any(a <= start and end <= b for a, b in ranges), (asset, ranges)
     graph = defs().resolve_asset_graph()
     keys = sorted(key.to_user_string() for key in graph.get_all_asset_keys())
     edges = sum(len(graph.get(key).parent_keys) for key in graph.get_all_asset_keys())
@@ -115,17 +152,15 @@ def test_lineage_page_and_a_materialisation_launched_by_clicking(dagster_dev, br
     page.screenshot(path=SCREENSHOT)
 
     # A raw_readings materialisation: what was read, inserted, duplicated, conflicting, quarantined.
-    page.goto(f"http://127.0.0.1:{port}/assets/raw_readings?view=events&partition=2026-03-28-02")
+    page.goto(f"http://127.0.0.1:{port}/assets/raw_readings?view=events&partition={first}")
     page.get_by_text("records_quarantined").first.wait_for(timeout=60_000)
     page.screenshot(path=METADATA_SCREENSHOT, full_page=True)
 
     # Asset page -> Materialize -> one partition -> Launch.
-    partition = recording_hours.get_partition_key_for_timestamp(datetime(2026, 3, 28, 2, tzinfo=UTC).timestamp())
+    partition = to_local(first, recording_hours)
     page.goto(f"http://127.0.0.1:{port}/assets/hourly_usage")
     page.get_by_role("button", name="Materialize…").click()
     dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize hourly_usage")
-    # The fixture's sample is dated March; the dialog opens on the last 90 days.
-    dialog.get_by_text("Show all partitions").click()
     selection = dialog.locator("input").first  # the partition selection; its placeholder is an example
     selection.fill(f'"{partition}"')  # quoted: the selection syntax reads "+" as an operator
     selection.press("Enter")

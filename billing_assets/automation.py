@@ -25,7 +25,39 @@ UPSTREAM_CHANGED = (
 ).with_label("upstream partition changed (late data and backfills included)")
 
 
-class SpanOf(dg.AutomationCondition):
+class PythonCondition(dg.AutomationCondition):
+    """A condition written here in Python: its name and label for the UI, its operand (if any) as the child.
+
+    Python conditions are not Dagster's serialisable ones, so the automation sensor evaluates
+    them in the code server (``use_user_code_server``).
+    """
+
+    NAME = ""
+    operand: dg.AutomationCondition | None = None
+
+    @property
+    def children(self) -> list[dg.AutomationCondition]:
+        """The operand, the UI's child node."""
+        return [] if self.operand is None else [self.operand]
+
+    @property
+    def name(self) -> str:
+        """Name shown in the UI's evaluation tree."""
+        return self.NAME
+
+    @property
+    def description(self) -> str:
+        """What the UI shows for this node."""
+        return self.get_label()
+
+    async def evaluate_operand(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        """The operand's result over this evaluation's candidates."""
+        return await context.for_child_condition(
+            child_condition=self.operand, child_indices=[0], candidate_subset=context.candidate_subset
+        ).evaluate_async()
+
+
+class SpanOf(PythonCondition):
     """True for the partitions its operand is true for, and every partition in gaps up to ``MAX_FILLED_GAP``.
 
     A backfill makes one run per contiguous range, so two late readings three hours apart
@@ -34,18 +66,10 @@ class SpanOf(dg.AutomationCondition):
     January and December is not a year-long run.
     """
 
+    NAME = "span_of"
+
     def __init__(self, operand: dg.AutomationCondition) -> None:
         self.operand = operand
-
-    @property
-    def children(self) -> list[dg.AutomationCondition]:
-        """The wrapped condition."""
-        return [self.operand]
-
-    @property
-    def name(self) -> str:
-        """Name shown in the UI's evaluation tree."""
-        return "span_of"
 
     def get_label(self) -> str:
         """The label the UI and the asset-graph snapshot show."""
@@ -58,9 +82,7 @@ class SpanOf(dg.AutomationCondition):
 
     async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         """Fill the short gaps between the operand's true partitions."""
-        child = await context.for_child_condition(
-            child_condition=self.operand, child_indices=[0], candidate_subset=context.candidate_subset
-        ).evaluate_async()
+        child = await self.evaluate_operand(context)
         true_subset = child.true_subset
         partitions_def = context.partitions_def
         if true_subset.is_empty or not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
@@ -73,7 +95,7 @@ class SpanOf(dg.AutomationCondition):
         return dg.AutomationResult(context, true_subset, child_results=[child])
 
 
-class NoRunOf(dg.AutomationCondition):
+class NoRunOf(PythonCondition):
     """True for every partition while no run materialising ``asset`` is in progress, else for none.
 
     A source load announces ``agreement_days``, and an ingestion ``deduplicated_raw``, one
@@ -83,22 +105,14 @@ class NoRunOf(dg.AutomationCondition):
     ``raw_readings``), the usage assets wait for it to end.
     """
 
+    NAME = "no_run_of"
+
     def __init__(self, asset: str) -> None:
         self.asset = dg.AssetKey(asset)
-
-    @property
-    def name(self) -> str:
-        """Name shown in the UI's evaluation tree."""
-        return "no_run_of"
 
     def get_label(self) -> str:
         """The label the UI shows."""
         return f"no run of {self.asset.to_user_string()} in progress"
-
-    @property
-    def description(self) -> str:
-        """What the UI shows for this node."""
-        return self.get_label()
 
     async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         """The candidates, or nothing while a run of the asset is in progress."""
@@ -117,7 +131,7 @@ NO_SOURCE_LOAD_RUNNING = NoRunOf("dim_agreement")
 NO_INGESTION_RUNNING = NoRunOf("raw_readings")
 
 
-class ChangedWhereData(dg.AutomationCondition):
+class ChangedWhereData(PythonCondition):
     """``UPSTREAM_CHANGED``, except that a change of ``gated`` counts only where ``data`` has been materialised.
 
     Gold joins agreement coverage only to readings. A source load changes the coverage of
@@ -126,6 +140,8 @@ class ChangedWhereData(dg.AutomationCondition):
     each in Dagster's storage: 25 s for a year of days). A day whose readings arrive later is
     requested by the readings' own change.
     """
+
+    NAME = "changed_where_data"
 
     def __init__(self, gated: str, data: str) -> None:
         self.gated, self.data = dg.AssetKey(gated), dg.AssetKey(data)
@@ -142,31 +158,14 @@ class ChangedWhereData(dg.AutomationCondition):
             & NO_SOURCE_LOAD_RUNNING
         )
 
-    @property
-    def children(self) -> list[dg.AutomationCondition]:
-        """The condition it stands for."""
-        return [self.operand]
-
-    @property
-    def name(self) -> str:
-        """Name shown in the UI's evaluation tree."""
-        return "changed_where_data"
-
     def get_label(self) -> str:
         """The label the UI and the asset-graph snapshot show."""
         gated, data = self.gated.to_user_string(), self.data.to_user_string()
         return f"upstream partition changed ({gated} only where {data} has data)"
 
-    @property
-    def description(self) -> str:
-        """What the UI shows for this node."""
-        return self.get_label()
-
     async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         """The operand's partitions, unchanged."""
-        child = await context.for_child_condition(
-            child_condition=self.operand, child_indices=[0], candidate_subset=context.candidate_subset
-        ).evaluate_async()
+        child = await self.evaluate_operand(context)
         return dg.AutomationResult(context, child.true_subset, child_results=[child])
 
 

@@ -64,9 +64,10 @@ def local_tables(sample: Path, spark: SparkSession, tmp_path_factory: pytest.Tem
     return tables
 
 
-@pytest.fixture
-def without_project(tmp_path: Path) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def without_project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment for Spark daemons whose Python workers cannot import this project."""
+    tmp_path = tmp_path_factory.mktemp("daemons")
     folder = tmp_path / "python-without-project"
     folder.mkdir()
     (folder / "sitecustomize.py").write_text(HIDE_PROJECT)
@@ -78,9 +79,15 @@ def without_project(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def standalone_master(tmp_path: Path, without_project: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """A standalone master and one worker (1 core, 1 GiB); yields the master URL and its web UI port."""
+@pytest.fixture(scope="module")
+def standalone_master(
+    tmp_path_factory: pytest.TempPathFactory, without_project: dict[str, str]
+) -> Iterator[tuple[str, int, Path]]:
+    """A standalone master and one worker (1 core, 1 GiB), shared by the module's tests.
+
+    Yields the master URL, its web UI port and the worker's working directory.
+    """
+    tmp_path = tmp_path_factory.mktemp("standalone")
     port, ui_port = free_port(), free_port()
     env = {
         **spark_environment(),
@@ -110,7 +117,7 @@ def standalone_master(tmp_path: Path, without_project: dict[str, str]) -> Iterat
             assert time.monotonic() < deadline, "the worker did not register with the master"
             assert procs[1].poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
             time.sleep(0.5)
-        yield f"spark://127.0.0.1:{port}", ui_port
+        yield f"spark://127.0.0.1:{port}", ui_port, tmp_path / "work"
     finally:
         for proc in reversed(procs):
             stop_process_group(proc)
@@ -178,19 +185,26 @@ def process_with(master: str, sample: Path, work: Path) -> dict[str, list[dict]]
     return read_tables(work / "warehouse")
 
 
+def applications(ui_port: int) -> dict[str, str]:
+    """Application id -> name, of every application the standalone master has seen."""
+    state = master_state(ui_port)
+    return {app["id"]: app["name"] for app in state["completedapps"] + state["activeapps"]}
+
+
 def test_standalone_cluster_writes_the_tables_local_mode_writes(
-    standalone_master: tuple[str, int], sample: Path, local_tables: dict, tmp_path: Path
+    standalone_master: tuple[str, int, Path], sample: Path, local_tables: dict, tmp_path: Path
 ) -> None:
-    master, ui_port = standalone_master
+    master, ui_port, _ = standalone_master
+    before = applications(ui_port)
     tables = process_with(master, sample, tmp_path)
     assert tables == local_tables
-    # The work ran on the cluster: the master saw the application and its worker.
-    apps = master_state(ui_port)["completedapps"] + master_state(ui_port)["activeapps"]
-    assert [app["name"] for app in apps] == ["billing_assets"]
+    # The work ran on the cluster: the master saw one more application, this one.
+    new = {app: name for app, name in applications(ui_port).items() if app not in before}
+    assert list(new.values()) == ["billing_assets"]
 
 
 def test_standalone_cluster_with_landing_and_warehouse_on_s3_writes_the_tables_local_mode_writes(
-    standalone_master: tuple[str, int],
+    standalone_master: tuple[str, int, Path],
     sample: Path,
     local_tables: dict,
     tmp_path: Path,
@@ -198,9 +212,9 @@ def test_standalone_cluster_with_landing_and_warehouse_on_s3_writes_the_tables_l
     s3_warehouse: Warehouse,
 ) -> None:
     """The worker shares no folder with the driver: its own working directory, every file on S3."""
-    master, _ = standalone_master
+    master, _, work = standalone_master
     upload(s3_landing, sample / "landing")
-    driver = tmp_path / "driver"  # the worker runs in tmp_path, the driver here
+    driver = tmp_path / "driver"  # the worker runs in its own folder, the driver here
     driver.mkdir()
     run_process(
         master,
@@ -215,7 +229,7 @@ def test_standalone_cluster_with_landing_and_warehouse_on_s3_writes_the_tables_l
     )
     tables = {spec.name: read_delta(s3_warehouse, spec.name) for spec in ALL_TABLES}
     assert {name: sorted_rows(t.to_pylist()) for name, t in tables.items() if t is not None} == local_tables
-    assert not (driver / "warehouse").exists() and not list((tmp_path / "work").rglob("*.parquet"))
+    assert not (driver / "warehouse").exists() and not list(work.rglob("*.parquet"))
 
 
 def test_spark_connect_writes_the_tables_local_mode_writes(

@@ -161,7 +161,12 @@ def test_lineage_page_and_a_materialisation_launched_by_clicking(dagster_dev, br
     page.goto(f"http://127.0.0.1:{port}/assets/hourly_usage")
     page.get_by_role("button", name="Materialize…").click()
     dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize hourly_usage")
-    selection = dialog.locator("input").first  # the partition selection; its placeholder is an example
+    # A long partition list opens on its last 90 days; the sample's few days show whole.
+    show_all = dialog.get_by_text("Show all partitions")
+    if show_all.count():
+        show_all.click()
+    # The partition selection (its placeholder is an example), not the checkboxes beside it.
+    selection = dialog.locator("input:not([type=checkbox])").first
     selection.fill(f'"{partition}"')  # quoted: the selection syntax reads "+" as an operator
     selection.press("Enter")
     dialog.get_by_text("1 partition", exact=True).wait_for()

@@ -254,6 +254,7 @@ def ranged_requests(requests: Sequence[dg.RunRequest], graph) -> list[dg.RunRequ
         if request.partition_key is None or not request.asset_selection:
             out.append(request)
             continue
+        # Every request of one tick carries the sensor's same run tags, besides its partition's.
         tags = {k: v for k, v in request.tags.items() if k != PARTITION_TAG}
         for key in request.asset_selection:
             unit = frozenset(graph.get(key).execution_set_asset_keys)

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from dagster_deltalake.config import ClientConfig
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
+from billing_assets.connect_server import free_port
 from billing_assets.definitions import ASSETS
 from billing_assets.partitions import range_tags
 from billing_assets.resources import build_resources
@@ -118,13 +118,6 @@ def read_delta(warehouse: Warehouse, table: str) -> pa.Table | None:
 def pipeline(tmp_path: Path, spark: SparkSession) -> Pipeline:
     """A fresh pipeline environment."""
     return Pipeline(tmp_path, spark)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (on 127.0.0.1)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:

@@ -59,7 +59,6 @@ def source_dimensions(
     for dim in (AGREEMENT, PRODUCT, METERPOINT):
         # The history is rebuilt whole from all snapshots on every load.
         yield materialized(
-            spark.spark_session,
             warehouse.tables(),
             dim.history,
             report.rows[dim.history.name],

@@ -106,7 +106,6 @@ def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, wa
         checks = {spec: dict.fromkeys(by_name, lambda: nothing) for spec, by_name in checks.items()}
     for spec in _READINGS_GOLD:
         yield materialized(
-            session,
             tables,
             spec,
             report.rows[spec.name],

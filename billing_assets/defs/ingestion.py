@@ -93,7 +93,6 @@ def raw_readings(
         "deduplicated_raw_recording_hour": lambda: ingest_checks.recording_hours_match(session, tables, hours),
     }
     return materialized(
-        session,
         tables,
         RAW_READINGS,
         # The raw table keeps every reading that parsed, duplicates and conflicts included.

@@ -44,7 +44,6 @@ def replaced(
     written = window.of(spec.partition_by, spec.schema.field(spec.partition_by).type)
     thunks = {name: partial(check, session, tables, window, result.source_version) for name, check in checks.items()}
     return materialized(
-        session,
         tables,
         spec,
         result.rows,

@@ -32,9 +32,26 @@ from billing_assets.tables.schemas import ALL_TABLES, TableSpec
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Every Spark JVM the tests start (this session, commands in subprocesses, Connect servers)
+#: reads its defaults here: test-sized data needs no broadcast joins, adaptive plans or code
+#: generation (spark_conf/spark-defaults.conf says why). Set before any JVM starts.
+os.environ["SPARK_CONF_DIR"] = str(Path(__file__).with_name("spark_conf"))
+
 #: The tests' Spark settings; the pipeline's resource joins the session with them, so its runs
 #: do not switch the session back to the production shuffle width (tiny data: one task each).
-TEST_SPARK = spark_config("local[2]", shuffle_partitions=1)
+#: One task thread: each xdist worker has its own JVM, and the machine has two cores.
+TEST_SPARK = spark_config("local[1]", shuffle_partitions=1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Test files with ``slow`` tests first (stable otherwise).
+
+    The server tests are the longest files: started first, they overlap the rest of the suite
+    on the other worker instead of trailing alone at its end (``--no-loadscope-reorder`` in
+    pyproject.toml keeps this order; xdist would otherwise start the files with most tests first).
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +78,8 @@ class Pipeline:
         self.spark = spark
         self.instance = dg.DagsterInstance.ephemeral()
         self.source_db = root / "source.db"
-        self.resources = build_resources(str(self.landing), str(self.warehouse), "local[2]", str(self.source_db))
+        master = TEST_SPARK["spark.master"]
+        self.resources = build_resources(str(self.landing), str(self.warehouse), master, str(self.source_db))
         self.resources["spark"] = SparkResource(spark_config=TEST_SPARK)
         if landing is not None:
             self.resources["landing"] = landing

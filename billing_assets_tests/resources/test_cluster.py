@@ -191,18 +191,6 @@ def applications(ui_port: int) -> dict[str, str]:
     return {app["id"]: app["name"] for app in state["completedapps"] + state["activeapps"]}
 
 
-def test_standalone_cluster_writes_the_tables_local_mode_writes(
-    standalone_master: tuple[str, int, Path], sample: Path, local_tables: dict, tmp_path: Path
-) -> None:
-    master, ui_port, _ = standalone_master
-    before = applications(ui_port)
-    tables = process_with(master, sample, tmp_path)
-    assert tables == local_tables
-    # The work ran on the cluster: the master saw one more application, this one.
-    new = {app: name for app, name in applications(ui_port).items() if app not in before}
-    assert list(new.values()) == ["billing_assets"]
-
-
 def test_standalone_cluster_with_landing_and_warehouse_on_s3_writes_the_tables_local_mode_writes(
     standalone_master: tuple[str, int, Path],
     sample: Path,
@@ -212,7 +200,8 @@ def test_standalone_cluster_with_landing_and_warehouse_on_s3_writes_the_tables_l
     s3_warehouse: Warehouse,
 ) -> None:
     """The worker shares no folder with the driver: its own working directory, every file on S3."""
-    master, _, work = standalone_master
+    master, ui_port, work = standalone_master
+    before = applications(ui_port)
     upload(s3_landing, sample / "landing")
     driver = tmp_path / "driver"  # the worker runs in its own folder, the driver here
     driver.mkdir()
@@ -230,6 +219,9 @@ def test_standalone_cluster_with_landing_and_warehouse_on_s3_writes_the_tables_l
     tables = {spec.name: read_delta(s3_warehouse, spec.name) for spec in ALL_TABLES}
     assert {name: sorted_rows(t.to_pylist()) for name, t in tables.items() if t is not None} == local_tables
     assert not (driver / "warehouse").exists() and not list(work.rglob("*.parquet"))
+    # The work ran on the cluster: the master saw one more application, this one.
+    new = {app: name for app, name in applications(ui_port).items() if app not in before}
+    assert list(new.values()) == ["billing_assets"]
 
 
 def test_spark_connect_writes_the_tables_local_mode_writes(

@@ -32,9 +32,10 @@ from billing_assets.tables.schemas import ALL_TABLES, TableSpec
 ROOT = Path(__file__).resolve().parent.parent
 
 
-#: Every Spark JVM the tests start (this session, commands in subprocesses, Connect servers)
-#: reads its defaults here: test-sized data needs no broadcast joins, adaptive plans or code
-#: generation (spark_conf/spark-defaults.conf says why). Set before any JVM starts.
+#: Every Spark JVM the tests start (this session, commands in subprocesses, Connect servers),
+#: but the README's run command's (``dagster_dev``), reads its defaults here: test-sized data
+#: needs no broadcast joins, adaptive plans or code generation (spark_conf/spark-defaults.conf
+#: says why). Set before any JVM starts.
 os.environ["SPARK_CONF_DIR"] = str(Path(__file__).with_name("spark_conf"))
 
 #: The tests' Spark settings; the pipeline's resource joins the session with them, so its runs
@@ -194,8 +195,11 @@ def dagster_dev(
 ) -> Iterator[tuple[int, dg.DagsterInstance, Path]]:
     """The README's run command (``scripts/run``) on a free port with a small sample on tmp_path, stopped by PID."""
     port = free_port()
+    # The README's run command runs with the production Spark settings, not the tests'
+    # (spark_conf/): the suite's one whole-pipeline run on the settings users get.
+    environ = {key: value for key, value in os.environ.items() if key != "SPARK_CONF_DIR"}
     env = {
-        **os.environ,
+        **environ,
         "BILLING_UI_PORT": str(port),
         "BILLING_LANDING_URI": str(tmp_path / "landing"),
         "BILLING_WAREHOUSE_URI": str(tmp_path / "warehouse"),

@@ -88,8 +88,9 @@ def test_sensor_and_automation_alone_build_the_same_tables_as_a_fresh_run(tmp_pa
     requests, automation_cursor = automation_tick(life, defs, None)
     runs = launch(life, requests)
     folders = sorted(staging.iterdir())
-    for batch_start in range(0, len(folders), 8):
-        for folder in folders[batch_start : batch_start + 8]:
+    # Three arrivals of 16 hours each: the clock change (hour 25) and the late file arrive in the second.
+    for batch_start in range(0, len(folders), 16):
+        for folder in folders[batch_start : batch_start + 16]:
             shutil.copytree(folder, life.landing / folder.name)
         if batch_start == 16:  # a file arrives late in a folder processed long ago
             life.land("2026-03-28-00", "zz-late.json", [late])

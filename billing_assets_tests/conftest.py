@@ -40,8 +40,13 @@ os.environ["SPARK_CONF_DIR"] = str(Path(__file__).with_name("spark_conf"))
 
 #: The tests' Spark settings; the pipeline's resource joins the session with them, so its runs
 #: do not switch the session back to the production shuffle width (tiny data: one task each).
-#: One task thread: each xdist worker has its own JVM, and the machine has two cores.
-TEST_SPARK = spark_config("local[1]", shuffle_partitions=1)
+#: One task thread: each xdist worker has its own JVM, and the machine has two cores. The session
+#: lives for the whole run, so it keeps the optimising compiler that spark-defaults.conf turns off
+#: for the short-lived JVMs of the commands the tests run.
+TEST_SPARK = {
+    **spark_config("local[1]", shuffle_partitions=1),
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=4",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -3,7 +3,8 @@
 Column schemas come from the output contract (``tables/schemas.py``), so the catalogue
 cannot drift from the tables. A run's metadata names the Delta version it committed and
 previews a few of the rows in the partitions it owns, read back through the Delta log by the
-driver itself: a preview is no Spark job (on S3 one was 2 s a table), and reads one file at most.
+driver itself: a preview is no Spark job (on S3 one was 2 s a table), and stops reading files
+once it has its few rows.
 """
 
 import dagster as dg

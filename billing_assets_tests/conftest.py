@@ -49,13 +49,17 @@ TEST_SPARK = {
 }
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Test files with ``slow`` tests first (stable otherwise).
+    """Tests that start the S3 server are ``slow``; test files with ``slow`` tests first (stable otherwise).
 
     The server tests are the longest files: started first, they overlap the rest of the suite
     on the other worker instead of trailing alone at its end (``--no-loadscope-reorder`` in
     pyproject.toml keeps this order; xdist would otherwise start the files with most tests first).
     """
+    for item in items:
+        if "s3_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow_files)
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,17 +52,19 @@ TEST_SPARK = {
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that start the S3 server are ``slow``; test files with ``slow`` tests first (stable otherwise).
+    """Tests that start the S3 server are ``slow``; test files by their share of ``slow`` tests, largest first.
 
-    The server tests are the longest files: started first, they overlap the rest of the suite
+    The server test files are the longest: started first, they overlap the rest of the suite
     on the other worker instead of trailing alone at its end (``--no-loadscope-reorder`` in
     pyproject.toml keeps this order; xdist would otherwise start the files with most tests first).
+    Files with one S3 test among quick ones follow those that are servers throughout.
     """
     for item in items:
         if "s3_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    tests = Counter(item.path for item in items)
+    items.sort(key=lambda item: -slow[item.path] / tests[item.path])  # stable: collection order otherwise
 
 
 @pytest.fixture(scope="session")

@@ -68,30 +68,38 @@ def load_dimensions(
 
     coverage = agreement_days(current[AGREEMENT.source_table], current[PRODUCT.source_table], first_day, last_day)
     coverage = coverage.persist()
-    changed_days = retry_on_conflict(lambda: _replace_changed_days(spark, warehouse, coverage))
-    rows[AGREEMENT_DAYS.name] = coverage.count()
+    changed_days, rows[AGREEMENT_DAYS.name] = retry_on_conflict(
+        lambda: _replace_changed_days(spark, warehouse, coverage)
+    )
     coverage.unpersist()
     for history in histories.values():
         history.unpersist()
     return DimensionReport(snapshot_taken=taken, rows=rows, changed_days=changed_days, problems=problems)
 
 
-def _replace_changed_days(spark: SparkSession, warehouse: TableStore, coverage: DataFrame) -> list[str]:
-    """Rewrite the days whose coverage differs from the table's (by row count and content hash); those days."""
+def _replace_changed_days(spark: SparkSession, warehouse: TableStore, coverage: DataFrame) -> tuple[list[str], int]:
+    """Rewrite the days whose coverage differs from the table's (by row count and content hash).
+
+    Returns those days and the coverage's row count.
+    """
     coverage_table = warehouse.open(AGREEMENT_DAYS)
     existing = read_table(spark, coverage_table)
     new_fp, old_fp = _day_fingerprints(coverage).alias("n"), _day_fingerprints(existing).alias("o")
-    changed = (
+    # One row per day, so the driver takes them all: the changed days and the row total in one job.
+    days = (
         new_fp.join(old_fp, F.col("n.date") == F.col("o.date"), "full_outer")
-        .filter("n.date IS NULL OR o.date IS NULL OR n.n != o.n OR n.h != o.h")
-        .select(F.coalesce("n.date", "o.date").alias("date"))
+        .select(
+            F.coalesce("n.date", "o.date").alias("date"),
+            F.coalesce("n.n", F.lit(0)).alias("rows"),
+            F.expr("n.date IS NULL OR o.date IS NULL OR n.n != o.n OR n.h != o.h").alias("changed"),
+        )
         .collect()
     )
-    changed_days = sorted(row["date"].isoformat() for row in changed)
+    changed_days = sorted(row["date"].isoformat() for row in days if row["changed"])
     if changed_days:
         rewritten = coverage.filter(F.col("date").isin([date.fromisoformat(d) for d in changed_days]))
         write_partitions(rewritten, coverage_table, partitions(changed_days))
-    return changed_days
+    return changed_days, sum(row["rows"] for row in days)
 
 
 def rebuild_agreement_days(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> StepResult:

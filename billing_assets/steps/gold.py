@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from pyspark.sql import SparkSession
 
 from billing_assets.domain.timestamps import parse_hour_key
+from billing_assets.steps.invariants import count_each
 from billing_assets.steps.recompute import StepResult, recompute, selected
 from billing_assets.tables.delta_io import PinnedTable, read_table, retry_on_conflict, write_partitions
 from billing_assets.tables.schemas import (
@@ -75,8 +76,8 @@ def build_consumption_gold(spark: SparkSession, warehouse: TableStore, window: R
             rows = {}
             for spec, frame in outputs.items():
                 rows[spec.name] = write_partitions(frame, targets[spec], days_written).rows
-            counts = (settled.count(), matched.count(), unmatched.count())
-            return GoldReport(rows, *counts, source.delta.version(), len(busy))
+            counts = count_each(settled=settled, matched=matched, unmatched=unmatched)
+            return GoldReport(rows, *counts.values(), source.delta.version(), len(busy))
         finally:
             for frame in (settled, matched, unmatched):
                 frame.unpersist()

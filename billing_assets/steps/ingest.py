@@ -4,6 +4,7 @@ Free of Dagster (it takes plain table handles and landing files), so it runs on 
 the concurrency test's workers run it; the asset adds partitions, metadata and events around it.
 """
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -115,53 +116,62 @@ def ingest(
     try:
         readings = parsed.filter("reason IS NULL")
         rejected = parsed.filter("reason IS NOT NULL")
-        reading_hours = sorted(r[0] for r in readings.select("recording_hour").distinct().collect())
+        # One job (it also fills the cache) gives the readings' recording hours, each hour's
+        # records read and quarantined, and the quarantine reasons.
+        counts, reasons = {key: HourCounts() for key in hour_keys}, Counter()
+        reading_hours = set()
+        for row in parsed.groupBy("ingestion_hour", "recording_hour", "reason").count().collect():
+            hour, reason = counts[row["ingestion_hour"]], row["reason"]
+            hour.read += row["count"]
+            if reason is None:
+                reading_hours.add(row["recording_hour"])
+            else:
+                hour.quarantined += row["count"]
+                reasons[reason] += row["count"]
 
         def deduplicate() -> tuple:
             # The write below is committed against this version: if another run changed the
             # same recording hours since, the commit fails and the whole plan is recomputed.
             table = warehouse.open(DEDUPLICATED_RAW)
-            hours = _hours_to_rank_against(spark, table, readings, reading_hours)
+            hours = _hours_to_rank_against(spark, table, readings, sorted(reading_hours))
             existing = read_table(spark, table, [("recording_hour", "in", hours)] if hours else None)
             if not hours:
                 existing = existing.limit(0)
             plan = plan_dedup(readings, existing)
+            # Cached, and filled by the status tally, so the conflict rows outlive the working set.
+            classified = plan.classified.persist()
             try:
-                status_counts = plan.classified.groupBy("ingestion_hour", "status").count().collect()
-                conflicts = _conflict_rows(plan.classified).persist()
-                conflicts.count()
+                status_counts = classified.groupBy("ingestion_hour", "status").count().collect()
                 version = None
                 if plan.changed_hours:
                     version = replace_partitions(plan.rewrite, table, partitions(plan.changed_hours))
-                return plan, status_counts, conflicts, version
+            except BaseException:
+                classified.unpersist()
+                raise
             finally:
                 plan.release()
+            return plan, status_counts, classified, version
 
-        plan, status_counts, conflicts, dedup_version = retry_on_conflict(deduplicate)
-        quarantine = rejected.select(*QUARANTINED_READINGS.schema.names).unionByName(conflicts)
-        reasons = {r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()}
-        # Only this run writes these ingestion hours, but a commit can still lose to a concurrent
-        # one elsewhere in the table (delta-rs treats an overwrite as having read every file).
-        hours = partitions(hour_keys)
-        versions = {
-            spec.name: replace(warehouse, spec, frame, hours).version
-            for spec, frame in ((QUARANTINED_READINGS, quarantine), (RAW_READINGS, readings))
-        }
+        plan, status_counts, classified, dedup_version = retry_on_conflict(deduplicate)
+        try:
+            for row in status_counts:
+                name = {"inserted": "inserted", "duplicate": "duplicates", "conflict": "conflicts"}[row["status"]]
+                setattr(counts[row["ingestion_hour"]], name, row["count"])
+                if row["status"] == "conflict":
+                    reasons["conflict"] += row["count"]
+            conflicts = _conflict_rows(classified)
+            quarantine = rejected.select(*QUARANTINED_READINGS.schema.names).unionByName(conflicts)
+            # Only this run writes these ingestion hours, but a commit can still lose to a concurrent
+            # one elsewhere in the table (delta-rs treats an overwrite as having read every file).
+            hours = partitions(hour_keys)
+            versions = {
+                spec.name: replace(warehouse, spec, frame, hours).version
+                for spec, frame in ((QUARANTINED_READINGS, quarantine), (RAW_READINGS, readings))
+            }
+        finally:
+            classified.unpersist()
         if dedup_version is not None:
             versions[DEDUPLICATED_RAW.name] = dedup_version
-        conflicts.unpersist()
-
-        counts = {key: HourCounts() for key in hour_keys}
-        for row in (
-            parsed.groupBy("ingestion_hour")
-            .agg(F.count(F.lit(1)).alias("read"), F.count("reason").alias("quarantined"))
-            .collect()
-        ):
-            counts[row["ingestion_hour"]].read = row["read"]
-            counts[row["ingestion_hour"]].quarantined = row["quarantined"]
-        for row in status_counts:
-            name = {"inserted": "inserted", "duplicate": "duplicates", "conflict": "conflicts"}[row["status"]]
-            setattr(counts[row["ingestion_hour"]], name, row["count"])
     finally:
         parsed.unpersist()
 
@@ -173,7 +183,7 @@ def ingest(
         changed_hours=plan.changed_hours,
         files=len(files),
         versions=versions,
-        quarantine_reasons=reasons,
+        quarantine_reasons=dict(sorted(reasons.items())),
     )
 
 

@@ -1,8 +1,9 @@
 """The ingestion invariants: every record accounted for, and deduplicated_raw unique and in the right hour."""
 
 from collections.abc import Mapping, Sequence
+from functools import reduce
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from billing_assets.domain.timestamps import hour_key, parse_hour_key
@@ -88,26 +89,27 @@ def records_conserved(
     filters = [("ingestion_hour", "in", hours)]
     raw_table = warehouse.open(RAW_READINGS, versions.get(RAW_READINGS.name))
     quarantine_table = warehouse.open(QUARANTINED_READINGS, versions.get(QUARANTINED_READINGS.name))
-    raw, quarantine = {}, {}
-    # Hours without files (the common case of a quiet hour) are settled by the Delta log alone.
+    # Hours without files (the common case of a quiet hour) are settled by the Delta log alone;
+    # the figures of both tables come from one job.
+    figures_of = []
     if raw_table.delta.file_uris(partition_filters=filters):
-        raw = dict(read_table(spark, raw_table, filters).groupBy("ingestion_hour").count().collect())
+        figures_of.append(
+            read_table(spark, raw_table, filters).select("ingestion_hour", F.lit("raw_rows").alias("figure"))
+        )
     if quarantine_table.delta.file_uris(partition_filters=filters):
-        quarantine = {
-            (r["ingestion_hour"], r["conflict"]): r["count"]
-            for r in read_table(spark, quarantine_table, filters)
-            .groupBy("ingestion_hour", (F.col("reason") == "conflict").alias("conflict"))
-            .count()
-            .collect()
-        }
+        reason = F.col("reason")
+        figure = F.when(reason == "conflict", "conflict_rows").when(reason != "conflict", "quarantine_rows")
+        figures_of.append(read_table(spark, quarantine_table, filters).select("ingestion_hour", figure.alias("figure")))
+    found = {}
+    if figures_of:
+        rows = reduce(DataFrame.unionByName, figures_of).groupBy("ingestion_hour", "figure").count().collect()
+        found = {(r["ingestion_hour"], r["figure"]): r["count"] for r in rows}
     per_hour, unbalanced = {}, []
     for hour, c in sorted(counts.items()):
         figures = {
             "read": c.read,
             **{name: getattr(c, name) for name in OUTCOMES},
-            "raw_rows": raw.get(hour, 0),
-            "quarantine_rows": quarantine.get((hour, False), 0),
-            "conflict_rows": quarantine.get((hour, True), 0),
+            **{name: found.get((hour, name), 0) for name in ("raw_rows", "quarantine_rows", "conflict_rows")},
         }
         balanced = (
             c.balanced

@@ -10,6 +10,7 @@ Totals are compared as ``decimal(38, 9)`` sums (as the tables compute them), wit
 ``TOLERANCE`` kWh: each stored double is one rounding away from its exact sum.
 """
 
+from functools import reduce
 from typing import Any, NamedTuple
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -59,6 +60,16 @@ def tally(df: DataFrame, **conditions: Column) -> tuple[int, dict[str, int]]:
     figures = [F.count(F.when(condition, True)).alias(name) for name, condition in conditions.items()]
     row = df.agg(F.count(F.lit(1)).alias("_rows"), *figures).first()
     return row["_rows"], {name: row[name] for name in conditions}
+
+
+def count_each(**frames: DataFrame) -> dict[str, int]:
+    """The rows of each frame, in one Spark job (a ``count()`` each would be one job each)."""
+    labelled = [frame.select(F.lit(name).alias("_frame")) for name, frame in frames.items()]
+    found = {
+        row["_frame"]: row["count"]
+        for row in reduce(DataFrame.unionByName, labelled).groupBy("_frame").count().collect()
+    }
+    return {name: found.get(name, 0) for name in frames}
 
 
 def examples(df: DataFrame, order: str, failures: int) -> list[dict[str, Any]]:

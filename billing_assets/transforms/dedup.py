@@ -92,16 +92,25 @@ def plan_dedup(batch: DataFrame, existing: DataFrame) -> DedupPlan:
         )
         .select(*columns, "status", "winner")
     )
-    stale_hours = ranked.filter("_from_table = 1 AND NOT _is_winner_copy").select("recording_hour")
-    new_hours = ranked.filter("_from_table = 0 AND _rank = 1 AND NOT _table_has_winner").select("recording_hour")
-    changed_hours = sorted(r[0] for r in new_hours.union(stale_hours).distinct().collect())
-
-    touched = classified.filter("status = 'inserted'").select("recording_hour").union(stale_hours).distinct()
+    inserted = (F.col("_from_table") == 0) & (F.col("_rank") == 1)
+    stale = (F.col("_from_table") == 1) & ~F.col("_is_winner_copy")
+    # Both hour lists in one job: a changed hour gains a new winner or loses a stored one; a
+    # touched hour holds a record this batch inserted, or lost one.
+    hours = (
+        ranked.groupBy("recording_hour")
+        .agg(
+            F.max((inserted & ~F.col("_table_has_winner")) | stale).alias("changed"),
+            F.max(inserted | stale).alias("touched"),
+        )
+        .filter("changed OR touched")
+        .collect()
+    )
+    changed_hours = sorted(r["recording_hour"] for r in hours if r["changed"])
     rewrite = ranked.filter(F.col("_rank") == 1).filter(F.col("recording_hour").isin(changed_hours))
     return DedupPlan(
         classified=classified,
         changed_hours=changed_hours,
         rewrite=rewrite.select(*columns),
-        touched_hours=sorted(r[0] for r in touched.collect()),
+        touched_hours=sorted(r["recording_hour"] for r in hours if r["touched"]),
         ranked=ranked,
     )

@@ -1,6 +1,7 @@
 """Type-2 history from daily snapshots, and the day-by-day coverage of agreements."""
 
 from datetime import date
+from functools import reduce
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -145,7 +146,9 @@ def source_problems(agreements: DataFrame, products: DataFrame, meterpoints: Dat
         "unknown_meterpoint": agreements.join(meterpoints, "meterpoint_id", "left_anti"),
         "zero_length_agreements": agreements.filter("agreement_valid_to <= agreement_valid_from"),
     }
-    return {
-        name: sorted({row["agreement_id"] for row in frame.select("agreement_id").collect()}, key=id_sort_key)
-        for name, frame in problems.items()
-    }
+    # Every kind in one job: a collect per kind would be five.
+    labelled = [frame.select(F.lit(name).alias("problem"), "agreement_id") for name, frame in problems.items()]
+    found: dict[str, set[str]] = {name: set() for name in problems}
+    for row in reduce(DataFrame.unionByName, labelled).distinct().collect():
+        found[row["problem"]].add(row["agreement_id"])
+    return {name: sorted(ids, key=id_sort_key) for name, ids in found.items()}

@@ -27,7 +27,7 @@ from billing_assets.resources import build_resources
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.tables.schemas import ALL_TABLES
-from billing_assets_tests.conftest import free_port, read_delta, stop_process_group, upload, wait_for_http
+from billing_assets_tests.conftest import free_port, read_delta, resolved, stop_process_group, upload, wait_for_http
 
 #: Starts real servers: deselected by the inner loop (-m "not slow").
 pytestmark = pytest.mark.slow
@@ -216,7 +216,8 @@ def test_standalone_cluster_with_landing_and_warehouse_on_s3_writes_the_tables_l
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_REGION="us-east-1",
     )
-    tables = {spec.name: read_delta(s3_warehouse, spec.name) for spec in ALL_TABLES}
+    warehouse = resolved(s3_warehouse)
+    tables = {spec.name: read_delta(warehouse, spec.name) for spec in ALL_TABLES}
     assert {name: sorted_rows(t.to_pylist()) for name, t in tables.items() if t is not None} == local_tables
     assert not (driver / "warehouse").exists() and not list(work.rglob("*.parquet"))
     # The work ran on the cluster: the master saw one more application, this one.

@@ -1,4 +1,4 @@
-"""What every billing check shares: the outcome type, exact totals, one-job tallies and failing examples.
+"""What every billing check shares: the outcome type, exact totals, one-job tallies and counts, failing examples.
 
 Every check returns ``(passed, metadata)``; the assets turn that into asset check results.
 The billing checks read the tables back through the Delta log after the commit (a quiet hour's

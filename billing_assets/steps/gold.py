@@ -77,7 +77,8 @@ def build_consumption_gold(spark: SparkSession, warehouse: TableStore, window: R
             for spec, frame in outputs.items():
                 rows[spec.name] = write_partitions(frame, targets[spec], days_written).rows
             counts = count_each(settled=settled, matched=matched, unmatched=unmatched)
-            return GoldReport(rows, *counts.values(), source.delta.version(), len(busy))
+            figures = counts["settled"], counts["matched"], counts["unmatched"]
+            return GoldReport(rows, *figures, source.delta.version(), len(busy))
         finally:
             for frame in (settled, matched, unmatched):
                 frame.unpersist()

@@ -23,7 +23,7 @@ from pyspark.sql import SparkSession
 from billing_assets.connect_server import free_port
 from billing_assets.definitions import ASSETS
 from billing_assets.partitions import range_tags
-from billing_assets.resources import build_resources
+from billing_assets.resources import build_resources, resolved
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import SparkResource, prepare_spark_environment, spark_config
 from billing_assets.resources.warehouse import Warehouse
@@ -141,12 +141,6 @@ class Pipeline:
     def snapshot(self) -> dict[str, list[dict]]:
         """Every table's content (for idempotency comparisons)."""
         return {spec.name: self.rows(spec.name) for spec in ALL_TABLES}
-
-
-def resolved(warehouse: Warehouse) -> Warehouse:
-    """``warehouse`` with its ``dg.EnvVar`` credentials resolved, as a run sees it."""
-    with dg.build_resources({"warehouse": warehouse}) as built:
-        return built.warehouse
 
 
 def read_delta(warehouse: Warehouse, table: str) -> pa.Table | None:

@@ -35,10 +35,15 @@ def build_warehouse(uri: str) -> Warehouse:
     return Warehouse(uri=uri, storage=storage, client=client)
 
 
+def resolved(warehouse: Warehouse) -> Warehouse:
+    """``warehouse`` with its ``dg.EnvVar`` credentials resolved, as a run sees it (outside a run)."""
+    with dg.build_resources({"warehouse": warehouse}) as built:
+        return built.warehouse
+
+
 def resolved_warehouse(uri: str) -> Warehouse:
     """The warehouse at ``uri`` configured as the pipeline's, its ``dg.EnvVar`` credentials resolved (outside a run)."""
-    with dg.build_resources({"warehouse": build_warehouse(uri)}) as built:
-        return built.warehouse
+    return resolved(build_warehouse(uri))
 
 
 def build_resources(

@@ -105,6 +105,7 @@ def test_the_readme_has_three_questions_each_in_sql_and_polars() -> None:
     assert README.read_text().index("## For analysts") < README.read_text().index("## Configuration")
 
 
+@pytest.mark.scenario
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_readme_query_gives_the_same_answer_in_spark_and_polars(name: str, in_root: Path, capsys) -> None:
     command = shlex.split(QUERIES[name]["bash"])
@@ -122,6 +123,7 @@ def test_readme_query_gives_the_same_answer_in_spark_and_polars(name: str, in_ro
     capsys.readouterr()
 
 
+@pytest.mark.scenario
 def test_sql_prints_an_aligned_table_and_the_row_count(in_root: Path, spark, capsys) -> None:
     query = "SELECT meterpoint_id, region FROM dim_meterpoint WHERE is_current ORDER BY meterpoint_id"
     assert main(["sql", query]) == 0
@@ -135,6 +137,7 @@ def test_sql_prints_an_aligned_table_and_the_row_count(in_root: Path, spark, cap
     assert not spark.catalog.tableExists("dim_meterpoint")
 
 
+@pytest.mark.scenario
 def test_out_writes_csv_or_parquet_and_refuses_other_formats(in_root: Path, capsys) -> None:
     query = "SELECT settlement_date, SUM(consumption) AS consumption FROM half_hourly_consumption GROUP BY 1 ORDER BY 1"
     assert main(["sql", query, "--out", "out/daily.csv"]) == 0
@@ -162,6 +165,7 @@ def test_out_writes_csv_or_parquet_and_refuses_other_formats(in_root: Path, caps
     assert not (in_root / "out/daily.xlsx").exists()
 
 
+@pytest.mark.scenario
 @pytest.mark.parametrize(
     ("query", "message"),
     [
@@ -218,6 +222,7 @@ def _command(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
+@pytest.mark.scenario
 def test_as_a_command_a_runtime_error_is_one_line_without_java_stack_traces(notes_warehouse: Path) -> None:
     """A real process: Spark starts here (and is stopped), so its own logging is in play."""
     code, out, err = _command("sql", "SELECT CAST(note AS INT) FROM notes", "--warehouse", str(notes_warehouse))
@@ -273,6 +278,7 @@ def test_a_statement_that_is_not_a_query_is_refused_in_one_line_and_nothing_chan
     assert capsys.readouterr().out.splitlines()[-1] == "2 rows"
 
 
+@pytest.mark.scenario
 def test_only_the_tables_a_query_names_are_registered(in_root: Path, spark) -> None:
     """Each registered table costs a log read and a file listing: a query pays for the ones it names."""
     store = resolved_warehouse("data/warehouse")
@@ -306,6 +312,7 @@ def test_queries_and_statements_that_only_show_run(query: str, last_line: str, n
     assert capsys.readouterr().out.splitlines()[-1] == last_line
 
 
+@pytest.mark.scenario
 def test_as_a_command_it_creates_no_file_but_out(notes_warehouse: Path, tmp_path_factory) -> None:
     """A real process in an empty folder: Spark starts here, with its catalog and its logs."""
     folder = tmp_path_factory.mktemp("analyst_cwd")

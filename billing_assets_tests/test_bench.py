@@ -9,6 +9,7 @@ from billing_assets.bench.compare import differences
 from billing_assets.cli import main
 
 
+@pytest.mark.scenario
 @pytest.mark.parametrize("warehouse", ["local", pytest.param("s3", marks=pytest.mark.slow)])  # s3: starts a server
 def test_bench_prints_the_table_and_the_engines_agree(warehouse: str, tmp_path: Path, spark, capsys) -> None:
     # Summer time, across the London month boundary (April starts 23:00 UTC on 31 March), so

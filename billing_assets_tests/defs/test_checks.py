@@ -73,6 +73,7 @@ def checked(tmp_path_factory, spark) -> tuple[Pipeline, list[dg.ExecuteInProcess
     return pipeline, build_checked(pipeline)
 
 
+@pytest.mark.scenario
 def test_every_in_run_check_runs_with_its_asset_and_passes_on_pipeline_output(checked) -> None:
     _, results = checked
     found = evaluations(results)
@@ -82,6 +83,7 @@ def test_every_in_run_check_runs_with_its_asset_and_passes_on_pipeline_output(ch
     assert all(e.blocking and e.severity == dg.AssetCheckSeverity.ERROR for e in ours)
 
 
+@pytest.mark.scenario
 def test_conservation_figures_are_in_the_check_metadata(checked) -> None:
     pipeline, results = checked
     [h1_run] = [res for res in results if res.dagster_run.tags.get("dagster/partition") == H1]
@@ -103,6 +105,7 @@ def test_conservation_figures_are_in_the_check_metadata(checked) -> None:
     assert materialization.materialization.metadata["records_read"].value == 9
 
 
+@pytest.mark.scenario
 def test_a_re_send_moved_to_another_hour_is_a_conflict_not_a_second_reading(pipeline) -> None:
     pipeline.land(H1, "a.json", [r("r1", "m1", "2026-03-10T07:00:00Z", 0.5)])
     pipeline.land(H2, "b.json", [r("r1", "m1", "2026-03-10T08:15:00Z", 0.5)])
@@ -266,6 +269,7 @@ def test_recording_hours_match_finds_a_row_filed_under_the_wrong_hour(spark, bro
     assert [row["record_id"] for row in metadata["wrong_rows"]] == ["r5"]
 
 
+@pytest.mark.scenario
 def test_records_conserved_needs_the_counts_and_the_tables_to_agree(checked, spark, broken) -> None:
     _, results = checked
     [run] = [res for res in results if res.dagster_run.tags.get("dagster/partition") == H1]

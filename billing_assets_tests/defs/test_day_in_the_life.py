@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import dagster as dg
+import pytest
 
 from billing_assets.automation import automation_sensor
 from billing_assets.definitions import ASSETS
@@ -18,6 +19,9 @@ from billing_assets.partitions import RANGE_END, RANGE_START, billing_months, lo
 from billing_assets.source.sample_db import write_sample_source
 from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.test_pipeline import materialized_partitions
+
+#: Several Dagster runs per test: deselected by the inner loop (-m "not slow and not scenario").
+pytestmark = pytest.mark.scenario
 
 START = datetime(2026, 3, 28, tzinfo=UTC)
 HOURS = 48

@@ -12,6 +12,9 @@ from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.scenario import r, ts
 from billing_assets_tests.defs.test_pipeline import requested_partitions
 
+#: Several Dagster runs per test: deselected by the inner loop (-m "not slow and not scenario").
+pytestmark = pytest.mark.scenario
+
 # Shaped like the case study's database: text product ids, an integer ``id`` surrogate that
 # nothing references, integer agreement ids (read as the strings "1", "2", ...), DATE columns.
 STANDARD, STANDARD_TOO, FIXED, NAMELESS = "1dff0f3048", "2c8e41b7d0", "3a9f00c1e2", "4b7d2e9f61"

@@ -49,6 +49,7 @@ def run_scenario(pipeline) -> dict[str, dg.ExecuteInProcessResult]:
     return results
 
 
+@pytest.mark.scenario
 def test_scenario_every_table_row_by_row(pipeline) -> None:
     results = run_scenario(pipeline)
 
@@ -149,6 +150,7 @@ def test_scenario_every_table_row_by_row(pipeline) -> None:
     assert materialized_partitions(results[H2], "deduplicated_raw") == ["2026-03-10-08+0000", "2026-03-10-10+0000"]
 
 
+@pytest.mark.scenario
 def test_rematerialising_any_partition_leaves_every_table_equal(pipeline) -> None:
     run_scenario(pipeline)
     before = pipeline.snapshot()
@@ -163,6 +165,7 @@ def test_rematerialising_any_partition_leaves_every_table_equal(pipeline) -> Non
     assert pipeline.snapshot() == before
 
 
+@pytest.mark.scenario
 def test_processing_order_does_not_change_the_tables(pipeline, tmp_path, spark) -> None:
     """A backfill of an earlier hour after a later one converges to first-arrival-wins."""
     from billing_assets_tests.conftest import Pipeline
@@ -177,6 +180,7 @@ def test_processing_order_does_not_change_the_tables(pipeline, tmp_path, spark) 
         assert reverse.rows(table) == pipeline.rows(table), table
 
 
+@pytest.mark.scenario
 def test_late_reading_changes_exactly_its_hour_and_the_rest_of_its_month(pipeline) -> None:
     run_scenario(pipeline)
     defs = dg.Definitions(assets=ASSETS, resources=pipeline.resources)

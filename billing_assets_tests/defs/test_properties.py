@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing_assets.domain.timestamps import parse_hour_key
 from billing_assets_tests.conftest import Pipeline
+
+#: Several Dagster runs per test: deselected by the inner loop (-m "not slow and not scenario").
+pytestmark = pytest.mark.scenario
 
 HOURS = ("2026-03-10-08", "2026-03-10-09")
 FILES = ("a.json", "b.json")

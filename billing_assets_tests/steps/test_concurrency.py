@@ -27,6 +27,7 @@ def readings(hour_index: int) -> list[dict]:
     return out
 
 
+@pytest.mark.scenario
 @pytest.mark.parametrize("where", ["local", pytest.param("s3", marks=pytest.mark.slow)])  # s3: starts a server
 @pytest.mark.parametrize("loser", [0, 1], ids=["earlier_hour_commits_last", "later_hour_commits_last"])
 def test_the_loser_of_a_commit_race_recomputes_and_nothing_is_lost_or_doubled(

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from deltalake import DeltaTable
 
 from billing_assets.definitions import ASSETS
@@ -27,6 +28,9 @@ from billing_assets.partitions import recording_partition_key
 from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.scenario import r
 from billing_assets_tests.defs.test_pipeline import requested_partitions
+
+#: Several Dagster runs per test: deselected by the inner loop (-m "not slow and not scenario").
+pytestmark = pytest.mark.scenario
 
 HOUR = "2026-03-10-09"
 #: How long a killed-run attempt may take to reach its commit (JVM start included).

@@ -41,13 +41,9 @@ os.environ["SPARK_CONF_DIR"] = str(Path(__file__).with_name("spark_conf"))
 
 #: The tests' Spark settings; the pipeline's resource joins the session with them, so its runs
 #: do not switch the session back to the production shuffle width (tiny data: one task each).
-#: One task thread: each xdist worker has its own JVM, and the machine has two cores. The session
-#: lives for the whole run, so it keeps the optimising compiler that spark-defaults.conf turns off
-#: for the short-lived JVMs of the commands the tests run.
-TEST_SPARK = {
-    **spark_config("local[1]", shuffle_partitions=1),
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=4",
-}
+#: One task thread: each xdist worker has its own JVM, and the machine has two cores. Like every
+#: JVM the tests start, the session's uses only the quick compiler (spark-defaults.conf says why).
+TEST_SPARK = spark_config("local[1]", shuffle_partitions=1)
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker

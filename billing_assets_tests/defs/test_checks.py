@@ -239,6 +239,7 @@ def append(warehouse: Warehouse, spec, rows: list[dict]) -> None:
     )
 
 
+@pytest.mark.scenario
 def test_unique_record_ids_finds_a_copy_in_a_neighbouring_hour(spark, broken) -> None:
     hours = ["2026-03-10-07"]
     assert ingest_checks.unique_record_ids(spark, broken.tables(), hours).passed
@@ -257,6 +258,7 @@ def test_unique_record_ids_finds_a_copy_in_a_neighbouring_hour(spark, broken) ->
     assert metadata["scope"] == "recording_hour 2026-03-03-05 .. 2026-03-17-08"
 
 
+@pytest.mark.scenario
 def test_recording_hours_match_finds_a_row_filed_under_the_wrong_hour(spark, broken) -> None:
     hours = ["2026-03-10-08"]
     assert ingest_checks.recording_hours_match(spark, broken.tables(), hours).passed
@@ -287,6 +289,7 @@ def test_records_conserved_needs_the_counts_and_the_tables_to_agree(checked, spa
     assert not passed and metadata["per_ingestion_hour"][H1]["raw_rows"] == 5
 
 
+@pytest.mark.scenario
 def test_hourly_matches_readings_finds_a_corrupted_hour(spark, broken) -> None:
     hours = window(recording_hours, "2026-03-10-07+0000", "2026-03-10-10+0000")
     assert usage_checks.hourly_matches_readings(spark, broken.tables(), hours).passed
@@ -303,6 +306,7 @@ def test_hourly_matches_readings_finds_a_corrupted_hour(spark, broken) -> None:
     assert mismatch["readings_actual"] == mismatch["readings_expected"]
 
 
+@pytest.mark.scenario
 def test_cumulative_checks_find_a_broken_running_total(spark, broken) -> None:
     march = window(billing_months, "2026-03", "2026-03")  # UTC hours 2026-02-28-00 .. 2026-03-31-22
     assert usage_checks.cumulative_never_decreases(spark, broken.tables(), march).passed
@@ -322,6 +326,7 @@ def test_cumulative_checks_find_a_broken_running_total(spark, broken) -> None:
     assert not passed and metadata["hourly_rows_missing"] == 1
 
 
+@pytest.mark.scenario
 def test_gold_checks_find_a_total_that_no_longer_adds_up(spark, broken) -> None:
     assert gold_checks.half_hours_sum_to_hours(spark, broken.tables(), MARCH_DAYS).passed
     assert gold_checks.products_plus_unmatched_sum_to_day(spark, broken.tables(), MARCH_DAYS).passed

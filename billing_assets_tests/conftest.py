@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -241,20 +242,46 @@ def dagster_dev(
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[str]:
+def s3_server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The S3 server's log: one line per request it answered (``S3Requests`` reads it)."""
+    return tmp_path_factory.mktemp("s3_server") / "requests.log"
+
+
+@pytest.fixture(scope="session")
+def s3_server(s3_server_log: Path) -> Iterator[str]:
     """A real S3-compatible server process (moto in server mode) on 127.0.0.1."""
     port = free_port()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    with open(s3_server_log, "wb") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/moto-api/", 30, proc)
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_process_group(proc)
+
+
+#: A request line of the server's log: ``"GET /bucket/key?query HTTP/1.1" 200 -``.
+_REQUEST = re.compile(r'"([A-Z]+) (/[^ ?"]*)(?:\?[^ "]*)? HTTP/[0-9.]+" (\d{3})')
+
+
+class S3Requests:
+    """The requests the S3 server answers from the moment this is made, as (method, path, status)."""
+
+    def __init__(self, log: Path) -> None:
+        self.log, self.start = log, log.stat().st_size
+
+    def since(self) -> list[tuple[str, str, int]]:
+        """Every request answered since this was made."""
+        time.sleep(0.2)  # the server writes its log line after answering
+        with open(self.log, "rb") as log:
+            log.seek(self.start)
+            text = re.sub(r"\x1b\[[0-9;]*m", "", log.read().decode(errors="replace"))
+        return [(m[1], m[2], int(m[3])) for m in _REQUEST.finditer(text)]
 
 
 @pytest.fixture

@@ -130,11 +130,13 @@ class _OpenFile:
         folder = f"{target.partition_column}={value}/" if target.partition_column else ""
         self.relative = f"{folder}{target.file_prefix()}{uuid.uuid4().hex}.parquet"
         self.full = f"{root}/{self.relative}"
-        self.value, self.fs, self.schema = value, fs, target.file_schema
+        self.value, self.schema = value, target.file_schema
         if folder and not target.storage.is_object_store(target.table_uri):
             # On an object store a "folder" is a key prefix; creating one would add marker objects.
             fs.create_dir(f"{root}/{folder.rstrip('/')}", recursive=True)
-        self.writer = pq.ParquetWriter(self.full, self.schema, filesystem=fs)
+        # The stream is ours, not the writer's, so its length gives the file size without asking the store.
+        self.sink = fs.open_output_stream(self.full)
+        self.writer = pq.ParquetWriter(self.sink, self.schema)
         self.stats = _FileStats(self.schema)
         self.buffered: list[pa.RecordBatch] = []
         self.buffered_rows = 0
@@ -155,11 +157,17 @@ class _OpenFile:
     def rows(self) -> int:
         return self.stats.records + self.buffered_rows
 
+    def release(self) -> None:
+        """Close the file without describing it (its task failed)."""
+        self.writer.close()
+        self.sink.close()
+
     def close(self) -> pa.RecordBatch:
         """Finish the file and describe it as one manifest row."""
         self._flush()
         self.writer.close()
-        size = self.fs.get_file_info(self.full).size
+        size = self.sink.tell()
+        self.sink.close()
         row = {
             "path": self.relative,
             "size": size,
@@ -208,7 +216,7 @@ def file_writer(target: FileTarget) -> Callable[[Iterator[pa.RecordBatch]], Iter
                 current = None
         finally:
             if current is not None:  # the task failed: release the file; the driver deletes it
-                current.writer.close()
+                current.release()
         for value, count in refused.items():
             yield pa.RecordBatch.from_pylist(
                 [{"path": None, "partition_value": value, "num_records": count}], schema=MANIFEST_SCHEMA

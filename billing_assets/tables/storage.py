@@ -47,7 +47,9 @@ class TableStorage:
         endpoint = options.get("endpoint") or options.get("endpoint_url")
         if endpoint:
             kwargs["endpoint_override"] = endpoint  # a full URL: its scheme says http or https
-        return pafs.S3FileSystem(**kwargs)
+        # A file smaller than one multipart part goes up in a single PUT instead of three requests
+        # (start, part, complete); errors then surface when the file is closed, which writers wait for.
+        return pafs.S3FileSystem(allow_delayed_open=True, **kwargs)
 
 
 #: A warehouse on local disk.

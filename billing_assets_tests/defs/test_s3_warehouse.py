@@ -4,6 +4,9 @@ Spark here cannot read or write S3 itself, so these runs exercise the executor-s
 reads and writes and delta-rs' commits against the server, with the landing zone there too.
 """
 
+from collections import Counter
+from pathlib import Path
+
 import pyarrow.fs as pafs
 import pytest
 from deltalake.exceptions import CommitFailedError
@@ -14,7 +17,7 @@ from billing_assets.resources.warehouse import Warehouse
 from billing_assets.tables.delta_io import read_table, replace_partitions
 from billing_assets.tables.schemas import ALL_TABLES, HOURLY_USAGE
 from billing_assets.tables.selection import partitions
-from billing_assets_tests.conftest import Pipeline, upload
+from billing_assets_tests.conftest import Pipeline, S3Requests, upload
 from billing_assets_tests.defs.scenario import H1, H2, land_scenario
 from billing_assets_tests.defs.test_gold import MARCH, OCTOBER, land_readings, write_source
 from billing_assets_tests.tables.test_delta_write import usage
@@ -88,3 +91,19 @@ def test_a_commit_conflict_on_s3_is_refused_and_leaves_no_orphan_file(spark, s3_
     data = [key for key in object_keys(s3_warehouse, table.uri) if key.endswith(".parquet")]
     assert len(data) == 1 == len(table.delta.file_uris())  # the loser's file was deleted, not left behind
     assert read_table(spark, table).select("meterpoint_id").collect() == [Row(meterpoint_id="m1")]
+
+
+def test_a_data_file_costs_one_request_to_write_and_two_to_read(spark, s3_warehouse, s3_server_log: Path) -> None:
+    """S3 bills and waits by the request: a file is one PUT (no multipart upload), a read one HEAD and one GET."""
+    hours = ["2026-01-01-00", "2026-01-01-01"]
+    table = s3_warehouse.open(HOURLY_USAGE)
+    requests = S3Requests(s3_server_log)
+    replace_partitions(usage(spark, [("m1", hours[0], 1.0), ("m2", hours[1], 2.0)]), table, partitions(hours))
+    written = Counter(method for method, path, _ in requests.since() if path.endswith(".parquet"))
+    assert written == {"PUT": 2}
+
+    table = s3_warehouse.open(HOURLY_USAGE)
+    requests = S3Requests(s3_server_log)
+    rows = read_table(spark, table).select("meterpoint_id").collect()
+    read = Counter(method for method, path, _ in requests.since() if path.endswith(".parquet"))
+    assert sorted(row.meterpoint_id for row in rows) == ["m1", "m2"] and read == {"HEAD": 2, "GET": 2}

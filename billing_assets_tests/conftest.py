@@ -276,8 +276,11 @@ class S3Requests:
         self.log, self.start = log, log.stat().st_size
 
     def since(self) -> list[tuple[str, str, int]]:
-        """Every request answered since this was made."""
-        time.sleep(0.2)  # the server writes its log line after answering
+        """Every request answered since this was made.
+
+        The server logs a request before it sends the answer (``http.server``'s ``send_response``),
+        so every request a client has had its answer to is already in the log.
+        """
         with open(self.log, "rb") as log:
             log.seek(self.start)
             text = re.sub(r"\x1b\[[0-9;]*m", "", log.read().decode(errors="replace"))

@@ -4,9 +4,11 @@ Spark here cannot read or write S3 itself, so these runs exercise the executor-s
 reads and writes and delta-rs' commits against the server, with the landing zone there too.
 """
 
+import uuid
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 from deltalake.exceptions import CommitFailedError
@@ -94,16 +96,21 @@ def test_a_commit_conflict_on_s3_is_refused_and_leaves_no_orphan_file(spark, s3_
 
 
 def test_a_data_file_costs_one_request_to_write_and_two_to_read(spark, s3_warehouse, s3_server_log: Path) -> None:
-    """S3 bills and waits by the request: a file is one PUT (no multipart upload), a read one HEAD and one GET."""
-    hours = ["2026-01-01-00", "2026-01-01-01"]
+    """S3 bills and waits by the request: a file is one PUT (no multipart upload), a read one HEAD and one GET.
+
+    However large the file: a stream read of a whole object asks for it 256 KiB at a time.
+    """
+    small, large = "2026-01-01-00", "2026-01-01-01"
+    rows = [("m1", small, 1.0)] + [(uuid.uuid4().hex, large, float(i)) for i in range(60_000)]
     table = s3_warehouse.open(HOURLY_USAGE)
     requests = S3Requests(s3_server_log)
-    replace_partitions(usage(spark, [("m1", hours[0], 1.0), ("m2", hours[1], 2.0)]), table, partitions(hours))
+    replace_partitions(usage(spark, rows), table, partitions([small, large]))
     written = Counter(method for method, path, _ in requests.since() if path.endswith(".parquet"))
     assert written == {"PUT": 2}
 
     table = s3_warehouse.open(HOURLY_USAGE)
+    assert max(pa.table(table.delta.get_add_actions(flatten=True))["size_bytes"].to_pylist()) > 1 << 20
     requests = S3Requests(s3_server_log)
-    rows = read_table(spark, table).select("meterpoint_id").collect()
+    assert read_table(spark, table).count() == len(rows)
     read = Counter(method for method, path, _ in requests.since() if path.endswith(".parquet"))
-    assert sorted(row.meterpoint_id for row in rows) == ["m1", "m2"] and read == {"HEAD": 2, "GET": 2}
+    assert read == {"HEAD": 2, "GET": 2}

@@ -283,8 +283,13 @@ class S3Requests:
         """
         with open(self.log, "rb") as log:
             log.seek(self.start)
-            text = re.sub(r"\x1b\[[0-9;]*m", "", log.read().decode(errors="replace"))
+            text = without_colours(log.read().decode(errors="replace"))
         return [(m[1], m[2], int(m[3])) for m in _REQUEST.finditer(text)]
+
+
+def without_colours(text: str) -> str:
+    """``text`` without terminal colour codes (Dagster's and the S3 server's logs colour their lines)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from deltalake import DeltaTable
 
 from billing_assets.definitions import defs
-from billing_assets_tests.conftest import post_graphql
+from billing_assets_tests.conftest import post_graphql, without_colours
 
 #: Starts real servers: deselected by the inner loop (-m "not slow").
 pytestmark = pytest.mark.slow
@@ -226,6 +226,6 @@ NOISE = {
 
 def assert_quiet_log(path) -> None:
     """The ``scripts/run`` log of a whole start-up, backfill included, holds none of ``NOISE``."""
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", path.read_text())  # Dagster colours its log lines
+    plain = without_colours(path.read_text())
     found = {what: [line for line in plain.splitlines() if pattern.search(line)][:3] for what, pattern in NOISE.items()}
     assert not any(found.values()), {what: lines for what, lines in found.items() if lines}

@@ -157,17 +157,17 @@ class _OpenFile:
     def rows(self) -> int:
         return self.stats.records + self.buffered_rows
 
-    def release(self) -> None:
-        """Close the file without describing it (its task failed)."""
+    def release(self) -> int:
+        """Finish the Parquet file and its upload (what is buffered stays unwritten); its size in bytes."""
         self.writer.close()
+        size = self.sink.tell()
         self.sink.close()
+        return size
 
     def close(self) -> pa.RecordBatch:
         """Finish the file and describe it as one manifest row."""
         self._flush()
-        self.writer.close()
-        size = self.sink.tell()
-        self.sink.close()
+        size = self.release()
         row = {
             "path": self.relative,
             "size": size,

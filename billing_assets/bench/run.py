@@ -19,9 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import nullcontext, redirect_stdout
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -271,7 +270,6 @@ def run_bench(
         command = bench_command(meterpoints, hours, start, latency, warehouse_kind)
         print(markdown_row(began, command, machine(), result), file=row_out, flush=True)
     return code
-
 
 
 def _bench(

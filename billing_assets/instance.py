@@ -11,9 +11,9 @@ from billing_assets.tables.write_intents import process_alive
 
 DEFAULT_DAGSTER_HOME = "data/dagster_home"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-#: Copied into a new DAGSTER_HOME. Not at the project root: `dagster dev` warns about a
-#: dagster.yaml in the folder it starts in that is not DAGSTER_HOME.
-INSTANCE_CONFIG = PROJECT_ROOT / "config" / "dagster.yaml"
+#: Copied into a new DAGSTER_HOME. `dagster dev` warns about a dagster.yaml in the folder it starts
+#: in when that folder is not DAGSTER_HOME, so scripts/run starts it inside DAGSTER_HOME.
+INSTANCE_CONFIG = PROJECT_ROOT / "dagster.yaml"
 
 
 def ensure_dagster_home() -> str:

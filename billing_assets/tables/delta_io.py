@@ -118,7 +118,7 @@ def _check_schema(spec: TableSpec, delta: DeltaTable) -> None:
     changes += [f"{name} not in the contract" for name in stored.keys() - expected.keys()]
     raise TableSchemaMismatch(
         f"table {spec.name} was built by an older version ({'; '.join(sorted(changes))}); nothing was written. "
-        "Rebuild it as README 'Upgrading' describes"
+        "Rebuild it as docs/guarantees.md 'Upgrading a warehouse built by an older version' describes"
     )
 
 

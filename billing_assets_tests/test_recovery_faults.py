@@ -95,7 +95,7 @@ def start_proxy(listen: int, target: int) -> subprocess.Popen:
     raise AssertionError("the forwarder did not answer")
 
 
-@pytest.mark.parametrize("table", ["deduplicated_raw", "hourly_usage", "product_daily_consumption"])
+@pytest.mark.parametrize("table", ["deduplicated_raw", "hourly_usage"])
 def test_a_rerun_after_the_s3_endpoint_died_mid_commit_equals_a_clean_run(
     sample: Sample, tmp_path: Path, s3_server: str, table: str
 ) -> None:

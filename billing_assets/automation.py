@@ -16,7 +16,7 @@ import dagster as dg
 from dagster_shared.record import copy as record_copy
 
 from billing_assets.instance import fail_abandoned_runs
-from billing_assets.partitions import MAX_FILLED_GAP, PARTITION_TAG, filled_gaps, key_ranges, range_tags
+from billing_assets.partitions import MAX_FILLED_GAP, PARTITION_TAG, filled_gaps, range_tags, runs_over_ranges
 from billing_assets.settings import sensors_start_running
 from billing_assets.staleness import Gate, stale_partitions
 
@@ -328,16 +328,9 @@ def ranged_requests(requests: Sequence[dg.RunRequest], graph) -> list[dg.RunRequ
         for key in request.asset_selection:
             unit = frozenset(graph.get(key).execution_set_asset_keys)
             wanted.setdefault(unit, set()).add(request.partition_key)
-    runs: list[tuple[dg.PartitionsDefinition, dg.PartitionKeyRange, set[dg.AssetKey]]] = []
-    for unit, keys in wanted.items():
-        partitions_def = graph.get(next(iter(unit))).partitions_def
-        for key_range in key_ranges(partitions_def, keys):
-            shared = next((run for run in runs if run[0] == partitions_def and run[1] == key_range), None)
-            if shared is None:
-                runs.append((partitions_def, key_range, set(unit)))
-            else:
-                shared[2].update(unit)
-    for partitions_def, key_range, assets in runs:
+    runs = runs_over_ranges((unit, graph.get(next(iter(unit))).partitions_def, keys) for unit, keys in wanted.items())
+    for partitions_def, key_range, units in runs:
+        assets = set().union(*units)
         first = any(graph.get(key).group_name in FIRST_GROUPS for key in assets)
         partitions = (
             partitions_def.get_tags_for_partition_key(key_range.start)

@@ -27,9 +27,9 @@ from billing_assets.instance import fail_abandoned_runs, process_run_tags
 from billing_assets.partitions import (
     DEFAULT_BATCH_HOURS,
     ingestion_hours,
-    key_ranges,
     local_days,
     run_partitions,
+    runs_over_ranges,
 )
 from billing_assets.staleness import stale_partitions
 from billing_assets.tables.delta_io import sweep_abandoned_writes
@@ -113,27 +113,14 @@ def stale_runs(instance: dg.DagsterInstance, assets: Sequence[dg.AssetsDefinitio
     range share a run.
     """
     ids: dict[dg.AssetKey, dict[str, int]] = {}
-    runs: list[DownstreamRun] = []
+    wanted = []
     for asset in assets:
         condition = _automated(asset)
         stale = stale_partitions(
             instance, list(asset.keys), asset.partitions_def, _inputs(asset), condition_gate(condition), ids
         )
-        wanted = planned_partitions(condition, asset.partitions_def, stale)
-        for key_range in key_ranges(asset.partitions_def, wanted):
-            shared = next(
-                (
-                    index
-                    for index, run in enumerate(runs)
-                    if run.partitions == key_range and run.assets[0].partitions_def == asset.partitions_def
-                ),
-                None,
-            )
-            if shared is None:
-                runs.append(DownstreamRun((asset,), key_range))
-            else:
-                runs[shared] = DownstreamRun((*runs[shared].assets, asset), key_range)
-    return runs
+        wanted.append((asset, asset.partitions_def, planned_partitions(condition, asset.partitions_def, stale)))
+    return [DownstreamRun(tuple(units), key_range) for _, key_range, units in runs_over_ranges(wanted)]
 
 
 def stale_now(instance: dg.DagsterInstance) -> dict[str, list[str]]:

@@ -15,6 +15,7 @@ year of hourly partitions is a few thousand comparisons, not a Dagster mapping c
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import dagster as dg
 
@@ -34,13 +35,28 @@ def latest_ids(instance: dg.DagsterInstance, key: dg.AssetKey, partitions: set[s
     return dict(instance.get_latest_storage_id_by_partition(key, MATERIALIZATION, partitions=partitions))
 
 
+@lru_cache(maxsize=1 << 18)
+def _window(partitions_def: dg.TimeWindowPartitionsDefinition, key: str) -> tuple[float, float]:
+    """A key's time window as UTC timestamps; a partition's window never changes, so it is computed once."""
+    window = partitions_def.time_window_for_partition_key(key)
+    return window.start.timestamp(), window.end.timestamp()
+
+
+@lru_cache(maxsize=64)
+def _all_windows(partitions_def: dg.TimeWindowPartitionsDefinition, last_key: str) -> list[tuple[float, float, str]]:
+    """(start, end, key) of every partition up to ``last_key``, sorted (recomputed when a partition is added)."""
+    return _windows(partitions_def, partitions_def.get_partition_keys())
+
+
+@lru_cache(maxsize=64)
+def _existing(partitions_def: dg.TimeWindowPartitionsDefinition, last_key: str) -> frozenset[str]:
+    """Every partition key up to ``last_key``."""
+    return frozenset(key for *_, key in _all_windows(partitions_def, last_key))
+
+
 def _windows(partitions_def: dg.TimeWindowPartitionsDefinition, keys: Iterable[str]) -> list[tuple[float, float, str]]:
     """(start, end, key) of each key's time window, as UTC timestamps, sorted by start."""
-    out = []
-    for key in keys:
-        window = partitions_def.time_window_for_partition_key(key)
-        out.append((window.start.timestamp(), window.end.timestamp(), key))
-    return sorted(out)
+    return sorted((*_window(partitions_def, key), key) for key in keys)
 
 
 def newest_input(
@@ -50,9 +66,10 @@ def newest_input(
     downstream_keys: Iterable[str] | None = None,
 ) -> dict[str, int]:
     """Downstream partition key -> the newest storage id among the upstream partitions overlapping it."""
-    downstream = _windows(
-        downstream_def, downstream_def.get_partition_keys() if downstream_keys is None else downstream_keys
-    )
+    if downstream_keys is None:
+        downstream = _all_windows(downstream_def, downstream_def.get_last_partition_key())
+    else:
+        downstream = _windows(downstream_def, downstream_keys)
     starts = [start for start, _, _ in downstream]
     newest: dict[str, int] = {}
     for start, end, key in _windows(upstream_def, upstream_ids):
@@ -108,4 +125,4 @@ def stale_partitions(
             newest = {key: value for key, value in newest.items() if key in with_data}
         stale.update(key for key, storage_id in newest.items() if storage_id > own.get(key, -1))
     # Partitions that do not exist yet (a day whose window has not opened) are never requested.
-    return stale & set(partitions_def.get_partition_keys())
+    return stale & _existing(partitions_def, partitions_def.get_last_partition_key())

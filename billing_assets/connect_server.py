@@ -9,16 +9,14 @@ stops it. The server runs in its own process group, so stopping it also ends its
 
 import argparse
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import pyspark
 
+from billing_assets.local_processes import free_port, listening, stop_process_group, wait_for_port
 from billing_assets.settings import spark_log_environment
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -58,34 +56,6 @@ def server_command(port: int, master: str = "local[*]") -> list[str]:
     return command
 
 
-def _listening(port: int) -> bool:
-    """Whether something accepts connections on 127.0.0.1:``port``."""
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
-    """Return once 127.0.0.1:``port`` accepts connections; fail early if ``proc`` exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the Spark process exited with {proc.returncode} before port {port} opened")
-        if _listening(port):
-            return
-        time.sleep(0.3)
-    raise TimeoutError(f"port {port} did not open within {timeout:.0f}s")
-
-
 def start_server(
     port: int,
     log: Path,
@@ -98,7 +68,7 @@ def start_server(
 
     ``env`` adds variables to the server's environment (its Python workers inherit them).
     """
-    if _listening(port):
+    if listening(port):
         # Waiting for the port would "succeed" at once and point every run at whatever that is.
         raise RuntimeError(f"127.0.0.1:{port} is already in use (set BILLING_SPARK_CONNECT_PORT to a free port)")
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -120,30 +90,9 @@ def start_server(
     return proc
 
 
-def _running(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie waiting for its parent is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return True
-
-
 def stop_server(pid: int, timeout: float = 20) -> None:
-    """Stop the process group led by ``pid`` (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _running(pid):
-                return
-            time.sleep(0.2)
+    """Stop the server whose process group ``pid`` leads (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
+    stop_process_group(pid, timeout)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from billing_assets.tables.write_intents import process_alive
+from billing_assets.local_processes import process_alive
 
 DEFAULT_DAGSTER_HOME = "data/dagster_home"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

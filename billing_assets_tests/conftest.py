@@ -3,10 +3,7 @@
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -21,8 +18,8 @@ from dagster_deltalake.config import ClientConfig
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
-from billing_assets.connect_server import free_port
 from billing_assets.definitions import ASSETS
+from billing_assets.local_processes import free_port, start_s3_server, stop_process_group, wait_for_http
 from billing_assets.partitions import range_tags
 from billing_assets.resources import build_resources, resolved
 from billing_assets.resources.landing import LandingZone
@@ -154,22 +151,6 @@ def pipeline(tmp_path: Path, spark: SparkSession) -> Pipeline:
     return Pipeline(tmp_path, spark)
 
 
-def wait_for_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    """Poll ``url`` until it answers 2xx, or fail (early if ``proc`` died)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status < 300:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
-
-
 def post_graphql(port: int, query: str, variables: dict | None = None) -> dict:
     """The UI's GraphQL answer to ``query``, errors included (``{"data": ..., "errors": ...}``)."""
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
@@ -178,18 +159,6 @@ def post_graphql(port: int, query: str, variables: dict | None = None) -> dict:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
-
-
-def stop_process_group(proc: subprocess.Popen) -> None:
-    """Stop a process started with start_new_session=True, and all its children, by PID."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=20)
 
 
 @pytest.fixture
@@ -250,17 +219,9 @@ def s3_server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def s3_server(s3_server_log: Path) -> Iterator[str]:
     """A real S3-compatible server process (moto in server mode) on 127.0.0.1."""
-    port = free_port()
-    with open(s3_server_log, "wb") as log:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_s3_server(free_port(), s3_server_log)
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/moto-api/", 30, proc)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{proc.args[-1]}"
     finally:
         stop_process_group(proc)
 

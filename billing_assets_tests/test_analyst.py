@@ -21,9 +21,10 @@ from polars.testing import assert_frame_equal
 
 from billing_assets.analyst import analyst_session, discover_tables, register_tables
 from billing_assets.cli import main
+from billing_assets.local_processes import stop_process_group
 from billing_assets.resources import resolved_warehouse
 from billing_assets.resources.warehouse import Warehouse
-from billing_assets_tests.conftest import Pipeline, stop_process_group
+from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.test_gold import MARCH, OCTOBER, build_gold
 
 ANALYSTS = Path(__file__).parents[1] / "docs" / "analysts.md"

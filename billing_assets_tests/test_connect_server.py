@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from billing_assets.connect_server import free_port, start_server
+from billing_assets.connect_server import start_server
+from billing_assets.local_processes import free_port
 
 
 def test_a_port_something_else_listens_on_is_refused(tmp_path: Path) -> None:

@@ -17,13 +17,13 @@ import dagster as dg
 import pytest
 import s3fs
 
-from billing_assets.connect_server import free_port
 from billing_assets.definitions import ASSETS
 from billing_assets.instance import fail_abandoned_runs
+from billing_assets.local_processes import free_port, stop_process_group
 from billing_assets.partitions import range_tags
 from billing_assets.resources import build_resources
 from billing_assets.resources.spark import SparkResource
-from billing_assets_tests.conftest import TEST_SPARK, stop_process_group
+from billing_assets_tests.conftest import TEST_SPARK
 from billing_assets_tests.recovery import (
     Sample,
     assert_rerun_converges,

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from billing_assets.domain.watermark import latest_complete_hour
-from billing_assets_tests.conftest import free_port, post_graphql, stop_process_group, wait_for_http
+from billing_assets.local_processes import free_port, stop_process_group, wait_for_http
+from billing_assets_tests.conftest import post_graphql
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,6 @@ report goes to stderr and stdout gets one row of the documentation's history tab
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import pyarrow.fs as pafs
 
 from billing_assets.bench.compare import differences, hourly_totals, monthly_running_totals, read_output
 from billing_assets.bench.memory import MIB, Peak, PeakMemory, driver_jvm
+from billing_assets.local_processes import free_port, start_s3_server, stop_process_group
 from billing_assets.resources import resolved_warehouse
 
 DEFAULT_START = datetime(2026, 3, 28, tzinfo=UTC)
@@ -185,30 +185,14 @@ def _warehouse_location(kind: str, root: Path) -> Iterator[str]:
         yield str(root / "warehouse")
         return
     import boto3
-    from botocore.exceptions import EndpointConnectionError
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    server = start_s3_server(port)
     saved = {name: os.environ.get(name) for name in [*S3_SETTINGS, "BILLING_S3_ENDPOINT_URL"]}
     try:
         os.environ.update({**S3_SETTINGS, "BILLING_S3_ENDPOINT_URL": endpoint})
-        client = boto3.client("s3", endpoint_url=endpoint)
-        for _ in range(300):
-            try:
-                client.create_bucket(Bucket=BENCH_BUCKET)
-                break
-            except EndpointConnectionError:  # the server is still starting
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"the S3-compatible server on {endpoint} did not start")
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BENCH_BUCKET)
         _progress(f"[bench] warehouse on S3: s3://{BENCH_BUCKET}/warehouse at {endpoint}")
         yield f"s3://{BENCH_BUCKET}/warehouse"
     finally:
@@ -217,8 +201,7 @@ def _warehouse_location(kind: str, root: Path) -> Iterator[str]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        os.killpg(server.pid, 9)
-        server.wait()
+        stop_process_group(server)
 
 
 def _copy_warehouse(source: str, destination: str) -> None:

@@ -19,35 +19,13 @@ from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 
+from billing_assets.local_processes import process_alive, process_started
 from billing_assets.tables.storage import LOCAL, TableStorage
 
 #: Intent files, next to the log's own files (a folder of their own would leave marker objects on S3).
 PREFIX = "_billing_assets_write."
 #: A writer on another host cannot be asked whether it lives; after this long it is presumed dead.
 FOREIGN_GRACE_SECONDS = 24 * 3600
-
-
-def process_started(pid: int) -> int | None:
-    """The start time of process ``pid`` in clock ticks since boot (None: no such process, or not Linux)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-            return int(handle.read().rsplit(b")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def process_alive(pid: int, started: int | None = None) -> bool:
-    """Whether process ``pid`` exists on this host (and, given ``started``, is the same process, not a reuse)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return started is None or process_started(pid) in (None, started)
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,13 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from billing_assets.connect_server import spark_environment, spark_home, start_server
+from billing_assets.local_processes import free_port, stop_process_group, wait_for_http
 from billing_assets.process import process
 from billing_assets.resources import build_resources, resolved
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.tables.schemas import ALL_TABLES
-from billing_assets_tests.conftest import free_port, read_delta, stop_process_group, upload, wait_for_http
+from billing_assets_tests.conftest import read_delta, upload
 
 #: Starts real servers: deselected by the inner loop (-m "not slow").
 pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ from billing_assets.local_processes import free_port, start_s3_server, stop_proc
 from billing_assets.partitions import range_tags
 from billing_assets.resources import build_resources, resolved
 from billing_assets.resources.landing import LandingZone
-from billing_assets.resources.spark import SparkResource, prepare_spark_environment, spark_config
+from billing_assets.resources.spark import SparkResource, spark_config, spark_session
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.tables.log_check import log_exists
 from billing_assets.tables.schemas import ALL_TABLES, TableSpec
@@ -64,11 +64,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
     """The one Spark session; the pipeline's PySparkResource joins it through getOrCreate."""
-    prepare_spark_environment()
-    builder = SparkSession.builder
-    for key, value in TEST_SPARK.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    session = spark_session(TEST_SPARK)
     yield session
     session.stop()
 

@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 from deltalake import write_deltalake
-from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from billing_assets.resources.spark import prepare_spark_environment, spark_config
+from billing_assets.resources.spark import spark_config, spark_session
 from billing_assets.tables.delta_io import open_table, replace_partitions
 from billing_assets.tables.schemas import HOURLY_USAGE
 from billing_assets.tables.selection import partition_range
@@ -33,11 +32,7 @@ def peak_rss_mib(pid: int | str) -> float:
 
 
 def main(mode: str, rows: int) -> None:
-    prepare_spark_environment()
-    builder = SparkSession.builder
-    for key, value in spark_config("local[2]").items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    spark = spark_session(spark_config("local[2]"))
     hour = F.col("id") % HOURS
     frame = spark.range(rows).select(
         F.concat(F.lit("m"), (F.col("id") / HOURS).cast("long").cast("string")).alias("meterpoint_id"),

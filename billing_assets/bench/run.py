@@ -259,7 +259,6 @@ def _bench(
     meterpoints: int, hours: int, root: Path, latency: bool, start: datetime, warehouse: str, warehouse_kind: str
 ) -> tuple[int, BenchResult]:
     from pyspark import SparkContext
-    from pyspark.sql import SparkSession
 
     from billing_assets.bench.plain_duckdb import run_duckdb
     from billing_assets.bench.plain_spark import run_plain_spark
@@ -267,7 +266,7 @@ def _bench(
     from billing_assets.landing.sample import generate_sample
     from billing_assets.process import process
     from billing_assets.resources import build_resources
-    from billing_assets.resources.spark import prepare_spark_environment
+    from billing_assets.resources.spark import spark_session
     from billing_assets.settings import billing_timezone
     from billing_assets.source.sample_db import write_sample_source
 
@@ -299,13 +298,10 @@ def _bench(
     # As the project's instance configuration: no DEBUG line per engine event on the terminal.
     instance = dg.DagsterInstance.ephemeral(settings={"python_logs": {"python_log_level": "INFO"}})
     with PeakMemory() as memory:
-        prepare_spark_environment()
         joined = SparkContext._active_spark_context is not None
         _progress("[bench] starting Spark")
         with memory.phase("spark start"):
-            spark, jvm_seconds = _timed(
-                lambda: SparkSession.builder.config(map=resources["spark"].spark_config).getOrCreate()
-            )
+            spark, jvm_seconds = _timed(lambda: spark_session(resources["spark"].spark_config))
         memory.jvm = driver_jvm(spark)
 
         _progress("[bench] pipeline: billing-assets process")

@@ -103,17 +103,25 @@ def connect_session(spark_conf: dict[str, str]) -> SparkSession:
     return builder.create()
 
 
+def spark_session(spark_conf: dict[str, str]) -> SparkSession:
+    """The session for ``spark_conf``: joined or started in this process, or a Spark Connect session (``sc://``).
+
+    The one place a session is built: the resource, the bench, the tests and scripts all come here.
+    """
+    master = spark_conf.get("spark.master", "local[*]")
+    if is_connect(master):
+        return connect_session(spark_conf)
+    prepare_spark_environment(master)
+    return SparkSession.builder.config(map=spark_conf).getOrCreate()
+
+
 class SparkResource(PySparkResource):
     """PySparkResource for local mode, a cluster or a Spark Connect server, chosen by ``spark.master``."""
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         """Start (or join) the session; ship this project's code when executors may not have it."""
         master = self.spark_config.get("spark.master", "local[*]")
-        if is_connect(master):
-            self._spark_session = connect_session(self.spark_config)
-        else:
-            prepare_spark_environment(master)
-            super().setup_for_execution(context)
+        self._spark_session = spark_session(self.spark_config)
         if not master.startswith("local"):
             # Executors on a cluster or behind a Connect server do not have this project
             # installed: functions it sends them (mapInArrow) travel by value, not as imports.

@@ -2,7 +2,7 @@
 
 import sys
 
-from billing_assets.analyst.errors import QueryError
+from billing_assets.analyst.errors import QueryError, Stopped
 from billing_assets.analyst.limits import run_bounded
 from billing_assets.analyst.output import BATCH_ROWS, check_out, print_result, write_result
 from billing_assets.analyst.sandbox import Limits, discover_tables, open_sandbox
@@ -41,6 +41,11 @@ def sql_command(
             result = run_bounded(con, work, limits.timeout)
         finally:
             con.close()
+    except KeyboardInterrupt:
+        # Ctrl-C before or after the query itself (opening the tables, printing).
+        exc = Stopped("stopped by Ctrl-C")
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except QueryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

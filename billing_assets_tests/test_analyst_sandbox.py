@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 
 import polars as pl
@@ -369,3 +370,25 @@ def test_out_leaves_no_partial_file_when_the_query_fails(site: Site, capsys) -> 
     assert site.sql("SELECT CAST(note AS INTEGER) FROM notes", "--out", str(out)) == 1
     assert _one_error_line(capsys).startswith("error: Conversion Error")
     assert list(site.outside.iterdir()) == []
+
+
+def test_the_spark_functions_of_the_documented_queries_mean_what_they_mean_in_spark(site: Site, capsys) -> None:
+    """Spark's values, worked by hand: London's clocks went forward at 01:00 UTC on 29 March 2026."""
+    out = site.outside / "spark.parquet"
+    query = """
+    SELECT from_utc_timestamp(TIMESTAMPTZ '2026-03-29 00:30:00+00', 'Europe/London') AS before_change,
+           from_utc_timestamp(TIMESTAMPTZ '2026-03-29 01:30:00+00', 'Europe/London') AS after_change,
+           from_utc_timestamp(TIMESTAMP '2026-07-01 12:00:00', 'Asia/Kolkata') AS naive_is_utc,
+           to_utc_timestamp(TIMESTAMP '2026-07-01 13:00:00', 'Europe/London') AS back_to_utc,
+           to_date(from_utc_timestamp(TIMESTAMPTZ '2026-10-25 23:30:00+00', 'Europe/London')) AS local_day,
+           date_format(TIMESTAMP '2026-03-09 07:05:04', 'yyyy-MM-dd HH:mm:ss') AS formatted
+    """
+    assert site.sql(query, "--out", str(out)) == 0
+    capsys.readouterr()
+    [row] = pl.read_parquet(out).rows(named=True)
+    assert str(row["before_change"]) == "2026-03-29 00:30:00"
+    assert str(row["after_change"]) == "2026-03-29 02:30:00"
+    assert str(row["naive_is_utc"]) == "2026-07-01 17:30:00"
+    assert str(row["back_to_utc"].astimezone(UTC)) == "2026-07-01 12:00:00+00:00"
+    assert str(row["local_day"]) == "2026-10-25"
+    assert row["formatted"] == "2026-03-09 07:05:04"

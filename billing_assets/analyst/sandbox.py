@@ -23,6 +23,8 @@ from billing_assets.tables.log_check import log_exists
 SPARK_FUNCTIONS = (
     # Spark shifts a UTC instant to the zone's wall clock; a timestamp without zone counts as UTC.
     "CREATE MACRO from_utc_timestamp(ts, zone) AS timezone(zone, CAST(ts AS TIMESTAMPTZ))",
+    # And back: a wall-clock time in the zone to the UTC instant.
+    "CREATE MACRO to_utc_timestamp(ts, zone) AS timezone(zone, CAST(ts AS TIMESTAMP))",
     "CREATE MACRO to_date(value) AS CAST(value AS DATE)",
     "CREATE MACRO date_format(ts, pattern) AS strftime(ts, "
     "replace(replace(replace(replace(replace(replace(pattern, 'yyyy', '%Y'), 'MM', '%m'), 'dd', '%d'), "

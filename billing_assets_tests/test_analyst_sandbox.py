@@ -392,3 +392,12 @@ def test_the_spark_functions_of_the_documented_queries_mean_what_they_mean_in_sp
     assert str(row["back_to_utc"].astimezone(UTC)) == "2026-07-01 12:00:00+00:00"
     assert str(row["local_day"]) == "2026-10-25"
     assert row["formatted"] == "2026-03-09 07:05:04"
+
+
+def test_a_damaged_table_is_one_line(site: Site, capsys) -> None:
+    site.data_file.unlink()
+    assert site.sql("SELECT * FROM notes") == 1
+    assert "not found" in _one_error_line(capsys)
+    site.commit.write_text("not json\n")
+    assert site.sql("SELECT * FROM hourly_usage") == 1
+    assert _one_error_line(capsys).startswith("error: ")

@@ -2,7 +2,9 @@
 
 import sys
 
-from billing_assets.analyst.errors import QueryError, Stopped
+from deltalake.exceptions import DeltaError
+
+from billing_assets.analyst.errors import QueryError, Stopped, one_line
 from billing_assets.analyst.limits import run_bounded
 from billing_assets.analyst.output import BATCH_ROWS, check_out, print_result, write_result
 from billing_assets.analyst.sandbox import Limits, discover_tables, open_sandbox
@@ -49,6 +51,10 @@ def sql_command(
     except QueryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except (DeltaError, OSError) as exc:
+        # A table that cannot be opened or listed: a damaged log, an unreachable store.
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 1
     if target is None:
         print(result)
     else:

@@ -54,6 +54,8 @@ def run_bounded(con: duckdb.DuckDBPyConnection, work: Callable[[], T], timeout: 
         raise Refused(f"billing-assets sql reads only the warehouse's tables; refused: {one_line(error)}") from None
     if isinstance(error, duckdb.OutOfMemoryException):
         raise QueryError(f"{one_line(error)} (--memory-limit raises the limit)") from None
+    if isinstance(error, MemoryError):
+        raise QueryError("out of memory while handing the result over (--out FILE streams it to a file)") from None
     if isinstance(error, duckdb.Error):
         raise QueryError(one_line(error)) from None
     raise error

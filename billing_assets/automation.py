@@ -15,14 +15,22 @@ from collections.abc import Sequence
 import dagster as dg
 from dagster_shared.record import copy as record_copy
 
-from billing_assets.partitions import MAX_FILLED_GAP, PARTITION_TAG, filled_gaps, key_ranges, range_tags
+from billing_assets.instance import fail_abandoned_runs
+from billing_assets.partitions import MAX_FILLED_GAP, PARTITION_TAG, filled_gaps, range_tags, runs_over_ranges
 from billing_assets.settings import sensors_start_running
+from billing_assets.staleness import Gate, stale_partitions
 
 UPSTREAM_CHANGED = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("upstream partition changed (late data and backfills included)")
+
+#: How often partitions left stale by a failed or killed run are requested again. A change is
+#: requested at once (``UPSTREAM_CHANGED``); only a request that did not lead to a
+#: materialisation waits for this, so a partition that fails every time is retried every few
+#: minutes, not every tick.
+STALE_RETRY_CRON = "*/5 * * * *"
 
 
 class PythonCondition(dg.AutomationCondition):
@@ -34,6 +42,12 @@ class PythonCondition(dg.AutomationCondition):
 
     NAME = ""
     operand: dg.AutomationCondition | None = None
+    #: Changes of one dependency that count only where another has data (see ``ChangedWhereData``).
+    gate: Gate | None = None
+
+    def widened(self, partitions_def: dg.PartitionsDefinition, keys: set[str]) -> set[str]:
+        """The partitions a run for ``keys`` covers under this condition (``SpanOf`` fills gaps)."""
+        return keys
 
     @property
     def children(self) -> list[dg.AutomationCondition]:
@@ -80,6 +94,10 @@ class SpanOf(PythonCondition):
         """What the UI shows for this node."""
         return f"the operand's partitions, gaps up to {MAX_FILLED_GAP} between them filled"
 
+    def widened(self, partitions_def: dg.PartitionsDefinition, keys: set[str]) -> set[str]:
+        """``keys`` and the short gaps between them."""
+        return keys | filled_gaps(partitions_def, keys) if keys else keys
+
     async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         """Fill the short gaps between the operand's true partitions."""
         child = await self.evaluate_operand(context)
@@ -125,6 +143,48 @@ class NoRunOf(PythonCondition):
         )
 
 
+class InputsNewer(PythonCondition):
+    """True for the partitions an input was materialised after (or that never were, while an input was).
+
+    Read from the instance, not from the sensor's memory of what it requested: a run that
+    failed, was killed, or announced a change and died before anything downstream ran leaves
+    exactly these partitions behind (``staleness``).
+    """
+
+    NAME = "inputs_newer"
+
+    def __init__(self, gate: Gate | None = None) -> None:
+        self.gate = gate
+
+    def get_label(self) -> str:
+        """The label the UI and the asset-graph snapshot show."""
+        return "an input was materialised after this partition"
+
+    async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        """The candidates that are stale."""
+        candidates = context.candidate_subset
+        if candidates.is_empty:
+            return dg.AutomationResult(context, candidates)
+        graph = context.asset_graph
+        inputs = {parent: graph.get(parent).partitions_def for parent in graph.get(context.key).parent_keys}
+        gate = self.gate if self.gate is not None and self.gate.gated in inputs else None
+        stale = stale_partitions(context.asset_graph_view.instance, [context.key], context.partitions_def, inputs, gate)
+        return dg.AutomationResult(context, candidates.compute_intersection_with_partition_keys(stale))
+
+
+def stale_retry(gate: Gate | None = None) -> dg.AutomationCondition:
+    """Partitions left stale by a failed or killed run, requested again at most once per ``STALE_RETRY_CRON``."""
+    return (
+        dg.AutomationCondition.cron_tick_passed(STALE_RETRY_CRON).since_last_handled()
+        & InputsNewer(gate)
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("left stale by a failed or killed run (retried every 5 minutes)")
+
+
+#: A change upstream, or a partition a failed run left behind.
+REFRESH = (UPSTREAM_CHANGED | stale_retry()).with_label("upstream changed, or left stale by a failed run")
+
 #: The source load (``source_dimensions``, which announces ``agreement_days``) has finished.
 NO_SOURCE_LOAD_RUNNING = NoRunOf("dim_agreement")
 #: No ingestion (``raw_readings``, which announces ``deduplicated_raw``) is running.
@@ -145,13 +205,17 @@ class ChangedWhereData(PythonCondition):
 
     def __init__(self, gated: str, data: str) -> None:
         self.gated, self.data = dg.AssetKey(gated), dg.AssetKey(data)
+        self.gate = Gate(self.gated, self.data)
         updated = dg.AutomationCondition.any_deps_updated()
         holds_data = dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing()).allow(
             dg.AssetSelection.assets(self.data)
         )
         gated_only = dg.AssetSelection.assets(self.gated)
         self.operand = (
-            (updated.ignore(gated_only) | (updated.allow(gated_only) & holds_data)).since_last_handled()
+            (
+                (updated.ignore(gated_only) | (updated.allow(gated_only) & holds_data)).since_last_handled()
+                | stale_retry(self.gate)
+            )
             & ~dg.AutomationCondition.any_deps_in_progress()
             & ~dg.AutomationCondition.in_progress()
             & NO_INGESTION_RUNNING
@@ -173,12 +237,12 @@ class ChangedWhereData(PythonCondition):
 READINGS_OR_THEIR_COVERAGE_CHANGED = ChangedWhereData(gated="agreement_days", data="deduplicated_raw")
 
 #: active_agreements: coverage changed, once the source load that changed it has finished.
-COVERAGE_CHANGED = (UPSTREAM_CHANGED & NO_SOURCE_LOAD_RUNNING).with_label(
+COVERAGE_CHANGED = (REFRESH & NO_SOURCE_LOAD_RUNNING).with_label(
     "upstream partition changed, no source load in progress"
 )
 
 #: hourly_usage: the recording hours that changed, as one range per tick (see ``SpanOf``).
-UPSTREAM_CHANGED_SPAN = SpanOf(UPSTREAM_CHANGED & NO_INGESTION_RUNNING)
+UPSTREAM_CHANGED_SPAN = SpanOf(REFRESH & NO_INGESTION_RUNNING)
 
 #: Today's dimension partition: loaded as soon as it exists (the source refreshes at local
 #: midnight), and on first start-up; not retried in a loop after a failed load.
@@ -228,7 +292,12 @@ class RangedAutomationSensor(dg.AutomationConditionSensorDefinition):
         )
 
     def evaluate_tick(self, context: dg.SensorEvaluationContext):
-        """Dagster's evaluation, its per-partition run requests merged into ranges."""
+        """Dagster's evaluation, its per-partition run requests merged into ranges.
+
+        Runs of a headless ``process`` that was killed are marked failed first: until then they
+        look in progress, and their partitions would never be requested again.
+        """
+        fail_abandoned_runs(context.instance)
         data = super().evaluate_tick(context)
         if not data.run_requests:
             return data
@@ -259,16 +328,9 @@ def ranged_requests(requests: Sequence[dg.RunRequest], graph) -> list[dg.RunRequ
         for key in request.asset_selection:
             unit = frozenset(graph.get(key).execution_set_asset_keys)
             wanted.setdefault(unit, set()).add(request.partition_key)
-    runs: list[tuple[dg.PartitionsDefinition, dg.PartitionKeyRange, set[dg.AssetKey]]] = []
-    for unit, keys in wanted.items():
-        partitions_def = graph.get(next(iter(unit))).partitions_def
-        for key_range in key_ranges(partitions_def, keys):
-            shared = next((run for run in runs if run[0] == partitions_def and run[1] == key_range), None)
-            if shared is None:
-                runs.append((partitions_def, key_range, set(unit)))
-            else:
-                shared[2].update(unit)
-    for partitions_def, key_range, assets in runs:
+    runs = runs_over_ranges((unit, graph.get(next(iter(unit))).partitions_def, keys) for unit, keys in wanted.items())
+    for partitions_def, key_range, units in runs:
+        assets = set().union(*units)
         first = any(graph.get(key).group_name in FIRST_GROUPS for key in assets)
         partitions = (
             partitions_def.get_tags_for_partition_key(key_range.start)
@@ -293,3 +355,23 @@ automation_sensor = RangedAutomationSensor(
     default_status=DEFAULT_SENSOR_STATUS,
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
 )
+
+
+def _nodes(condition: dg.AutomationCondition) -> list[dg.AutomationCondition]:
+    """``condition`` and every condition below it."""
+    return [condition, *(node for child in condition.children for node in _nodes(child))]
+
+
+def planned_partitions(
+    condition: dg.AutomationCondition, partitions_def: dg.PartitionsDefinition, stale: set[str]
+) -> set[str]:
+    """The partitions one run refreshing ``stale`` covers under ``condition`` (each of its parts widens them)."""
+    for node in _nodes(condition):
+        if isinstance(node, PythonCondition):
+            stale = node.widened(partitions_def, stale)
+    return stale
+
+
+def condition_gate(condition: dg.AutomationCondition) -> Gate | None:
+    """The gate ``condition`` applies to a dependency's changes, if any."""
+    return next((node.gate for node in _nodes(condition) if isinstance(node, PythonCondition) and node.gate), None)

@@ -115,7 +115,9 @@ def _bench(args: argparse.Namespace) -> int:
         return 1
     from billing_assets.bench.run import run_bench
 
-    return run_bench(args.meterpoints, args.hours, args.workdir, args.keep, args.latency, args.start, args.warehouse)
+    return run_bench(
+        args.meterpoints, args.hours, args.workdir, args.keep, args.latency, args.start, args.warehouse, args.markdown
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("local", "s3"),
         default="local",
         help="where the pipeline's warehouse goes: a local folder, or S3 on a local S3-compatible server (moto)",
+    )
+    bench.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the result as one row of the history table in docs/performance.md (the report goes to stderr)",
     )
     bench.set_defaults(func=_bench)
     return parser

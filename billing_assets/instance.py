@@ -7,11 +7,13 @@ from pathlib import Path
 
 import dagster as dg
 
+from billing_assets.tables.write_intents import process_alive
+
 DEFAULT_DAGSTER_HOME = "data/dagster_home"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-#: Copied into a new DAGSTER_HOME. Not at the project root: `dagster dev` warns about a
-#: dagster.yaml in the folder it starts in that is not DAGSTER_HOME.
-INSTANCE_CONFIG = PROJECT_ROOT / "config" / "dagster.yaml"
+#: Copied into a new DAGSTER_HOME. `dagster dev` warns about a dagster.yaml in the folder it starts
+#: in when that folder is not DAGSTER_HOME, so scripts/run starts it inside DAGSTER_HOME.
+INSTANCE_CONFIG = PROJECT_ROOT / "dagster.yaml"
 
 
 def ensure_dagster_home() -> str:
@@ -41,16 +43,6 @@ def process_run_tags() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark failed the unfinished runs of headless processes on this host that no longer exist; free their slots.
 
@@ -64,7 +56,7 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
     )
     for run in runs:
         pid = int(run.tags.get(PID_TAG, "0"))
-        if pid <= 0 or pid == os.getpid() or _alive(pid):
+        if pid <= 0 or pid == os.getpid() or process_alive(pid):
             continue
         instance.report_run_failed(run, f"the process executing this run (pid {pid} on {host}) no longer exists")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)

@@ -14,6 +14,7 @@ partitions, contiguous ranges of keys, and how many hours one run may take.
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -24,6 +25,7 @@ from billing_assets.settings import billing_timezone, start_date
 from billing_assets.tables.selection import RunWindow, partition_range
 
 BILLING_TZ = billing_timezone()
+T = TypeVar("T")
 RECORDING_HOUR_FORMAT = "%Y-%m-%d-%H%z"
 MONTH_FORMAT = "%Y-%m"
 
@@ -98,6 +100,26 @@ def key_ranges(
             chunk = inside[at : at + max_length]
             out.append(dg.PartitionKeyRange(chunk[0], chunk[-1]))
     return out
+
+
+def runs_over_ranges(
+    wanted: Iterable[tuple[T, dg.PartitionsDefinition, Iterable[str]]],
+) -> list[tuple[dg.PartitionsDefinition, dg.PartitionKeyRange, list[T]]]:
+    """One run per contiguous range of each unit's partitions; units of one partitioning over the same range share it.
+
+    ``wanted``: (unit, its partitions, the keys to refresh), a unit being whatever must run
+    together (an asset, or the assets of one multi-asset). The sensor and ``process`` plan
+    their runs here, so the UI and the command launch the same runs for the same change.
+    """
+    runs: list[tuple[dg.PartitionsDefinition, dg.PartitionKeyRange, list[T]]] = []
+    for unit, partitions_def, keys in wanted:
+        for key_range in key_ranges(partitions_def, keys):
+            shared = next((run for run in runs if run[0] == partitions_def and run[1] == key_range), None)
+            if shared is None:
+                runs.append((partitions_def, key_range, [unit]))
+            else:
+                shared[2].append(unit)
+    return runs
 
 
 def filled_gaps(

@@ -10,27 +10,32 @@ needs no change in this module.
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from graphlib import TopologicalSorter
 
 import dagster as dg
 
-from billing_assets.automation import ChangedWhereData, SpanOf
+from billing_assets.automation import condition_gate, planned_partitions
 from billing_assets.definitions import ASSETS
+from billing_assets.defs.announced import announce_unrecorded
 from billing_assets.defs.dimensions import source_dimensions
 from billing_assets.defs.ingestion import raw_readings
 from billing_assets.domain.timestamps import hour_key, hour_keys_between
 from billing_assets.instance import fail_abandoned_runs, process_run_tags
 from billing_assets.partitions import (
     DEFAULT_BATCH_HOURS,
-    filled_gaps,
     ingestion_hours,
-    key_ranges,
     local_days,
     run_partitions,
+    runs_over_ranges,
 )
+from billing_assets.staleness import stale_partitions
+from billing_assets.tables.delta_io import sweep_abandoned_writes
+from billing_assets.tables.log_check import log_exists
+from billing_assets.tables.schemas import ALL_TABLES
+from billing_assets.tables.store import TableStore
 
 
 @dataclass
@@ -41,6 +46,8 @@ class ProcessReport:
     #: Asset name -> the partition keys this process refreshed (downstream of the ingestion).
     partitions: dict[str, list[str]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Asset name -> the partitions an earlier, interrupted run had left stale (refreshed by this one).
+    repaired: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -62,79 +69,69 @@ def _automated(asset: dg.AssetsDefinition) -> dg.AutomationCondition | None:
     return next(iter(conditions)) if len(conditions) == 1 else None
 
 
-def _mapped(dep: dg.AssetDep, upstream: dg.AssetsDefinition, keys: set[str], asset: dg.AssetsDefinition) -> set[str]:
-    """The partitions of ``asset`` that ``keys`` of its dependency ``dep`` (owned by ``upstream``) map to."""
-    mapping = dep.partition_mapping or dg.TimeWindowPartitionMapping()
-    subset = mapping.get_downstream_partitions_for_partitions(
-        upstream.partitions_def.subset_with_partition_keys(keys), upstream.partitions_def, asset.partitions_def
-    )
-    return set(subset.get_partition_keys())
-
-
-def downstream_runs(
-    changed: Mapping[dg.AssetKey, Iterable[str]],
-    materialized: Callable[[dg.AssetKey], set[str]] = lambda key: set(),
-) -> list[DownstreamRun]:
-    """The runs that bring every automated asset downstream of ``changed`` (asset -> partition keys) up to date.
-
-    The partitions of each asset follow from its dependencies' partition mappings (Dagster's
-    default, the time-window mapping, where a dependency names none), in dependency order; an
-    asset whose condition fills gaps (``SpanOf``) gets them filled here too, and one whose
-    condition gates a dependency on data (``ChangedWhereData``) gets that dependency's changes
-    only where the data dependency has partitions (``materialized``, or changed here). Assets of
-    one partitioning over the same ranges share a run when no run in between feeds them.
-    """
+def _refreshed_assets() -> list[list[dg.AssetsDefinition]]:
+    """The partitioned assets automation refreshes, in dependency order: each list only needs the ones before it."""
     owners = {key: asset for asset in ASSETS for key in asset.keys}
-    parents = {
-        asset.node_def.name: {owners[dep.asset_key].node_def.name for spec in asset.specs for dep in spec.deps}
+    automated = {
+        asset.node_def.name: asset
         for asset in ASSETS
+        if asset.partitions_def is not None and _automated(asset) is not None and _inputs(asset)
     }
-    by_name = {asset.node_def.name: asset for asset in ASSETS}
-    keys: dict[dg.AssetKey, set[str]] = {key: set(values) for key, values in changed.items()}
-    runs: list[DownstreamRun] = []
-    run_of: dict[str, int] = {}
-    for name in TopologicalSorter(parents).static_order():
-        asset = by_name[name]
-        condition = _automated(asset)
-        if condition is None or asset.partitions_def is None:
-            continue
-        deps = {dep.asset_key: dep for spec in asset.specs for dep in spec.deps}
+    sorter = TopologicalSorter(
+        {
+            name: {owners[dep.asset_key].node_def.name for spec in asset.specs for dep in spec.deps} & automated.keys()
+            for name, asset in automated.items()
+        }
+    )
+    sorter.prepare()
+    levels = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        levels.append([automated[name] for name in ready])
+        sorter.done(*ready)
+    return levels
 
-        wanted: set[str] = set()
-        for dep in deps.values():
-            upstream = keys.get(dep.asset_key)
-            if not upstream:
-                continue
-            partitions = _mapped(dep, owners[dep.asset_key], upstream, asset)
-            if isinstance(condition, ChangedWhereData) and dep.asset_key == condition.gated:
-                data = condition.data
-                partitions &= _mapped(deps[data], owners[data], materialized(data) | keys.get(data, set()), asset)
-            wanted |= partitions
-        if not wanted:
-            continue
-        if isinstance(condition, SpanOf):
-            wanted |= filled_gaps(asset.partitions_def, wanted)
-        for key in asset.keys:
-            keys[key] = wanted
-        after = max((run_of[parent] for parent in parents[name] if parent in run_of), default=-1)
-        for key_range in key_ranges(asset.partitions_def, wanted):
-            shared = next(
-                (
-                    index
-                    for index, run in enumerate(runs)
-                    if index >= after
-                    and run.partitions == key_range
-                    and run.assets[0].partitions_def == asset.partitions_def
-                ),
-                None,
-            )
-            if shared is None:
-                runs.append(DownstreamRun((asset,), key_range))
-                shared = len(runs) - 1
-            else:
-                runs[shared] = DownstreamRun((*runs[shared].assets, asset), key_range)
-            run_of[name] = max(run_of.get(name, -1), shared)
-    return runs
+
+def _inputs(asset: dg.AssetsDefinition) -> dict[dg.AssetKey, dg.PartitionsDefinition]:
+    """The asset's dependencies and their partitions."""
+    owners = {key: owner for owner in ASSETS for key in owner.keys}
+    return {
+        dep.asset_key: owners[dep.asset_key].partitions_def
+        for spec in asset.specs
+        for dep in spec.deps
+        if owners[dep.asset_key].partitions_def is not None
+    }
+
+
+def stale_runs(instance: dg.DagsterInstance, assets: Sequence[dg.AssetsDefinition]) -> list[DownstreamRun]:
+    """The runs that refresh every stale partition of ``assets`` (none of which depends on another).
+
+    Stale is read from the instance (``staleness``): partitions whose inputs were materialised
+    after them, whichever run did it and whether or not the run that should have refreshed
+    them ever ran. Each asset's condition widens its partitions as a run of the UI's
+    automation would (``SpanOf`` fills short gaps); assets of one partitioning over the same
+    range share a run.
+    """
+    ids: dict[dg.AssetKey, dict[str, int]] = {}
+    wanted = []
+    for asset in assets:
+        condition = _automated(asset)
+        stale = stale_partitions(
+            instance, list(asset.keys), asset.partitions_def, _inputs(asset), condition_gate(condition), ids
+        )
+        wanted.append((asset, asset.partitions_def, planned_partitions(condition, asset.partitions_def, stale)))
+    return [DownstreamRun(tuple(units), key_range) for _, key_range, units in runs_over_ranges(wanted)]
+
+
+def stale_now(instance: dg.DagsterInstance) -> dict[str, list[str]]:
+    """Asset name -> its stale partitions, before anything is refreshed."""
+    out = {}
+    for level in _refreshed_assets():
+        for run in stale_runs(instance, level):
+            for asset in run.assets:
+                keys = asset.partitions_def.get_partition_keys_in_range(run.partitions)
+                out.setdefault(asset.node_def.name, []).extend(keys)
+    return out
 
 
 class ProcessError(ValueError):
@@ -211,7 +208,6 @@ def process(
     """
     hours = check_request(start, end, batch_hours)
     report = ProcessReport()
-    changed: dict[dg.AssetKey, set[str]] = {}
 
     def run(*selection: dg.AssetsDefinition, tags: dict[str, str] | None = None, **kwargs) -> dg.ExecuteInProcessResult:
         result = dg.materialize(
@@ -223,16 +219,14 @@ def process(
             **kwargs,
         )
         report.run_ids.append(result.run_id)
-        # What a run announces for an asset it did not select (deduplicated_raw from raw_readings,
-        # agreement_days from a source load) is what changed downstream of it.
-        selected = {key for assets in selection for key in assets.keys}
-        for event in result.get_asset_materialization_events():
-            if event.asset_key not in selected and event.partition:
-                changed.setdefault(event.asset_key, set()).add(event.partition)
         return result
 
     for run_id in fail_abandoned_runs(instance):
         echo(f"[recovery] run {run_id} was left unfinished by a killed process: marked failed, its pool slot freed")
+    # Outside a run, a resource's dg.EnvVar credentials are resolved only by building it.
+    with dg.build_resources({"landing": resources["landing"], "warehouse": resources["warehouse"]}) as built:
+        with_files = _report_skipped(built.landing, hours, echo)
+        report.repaired = recover(instance, built.warehouse.tables(), echo)
 
     if load_source and os.path.isfile(resources["source"].path):
         today = local_days.get_last_partition_key()
@@ -241,9 +235,6 @@ def process(
         run(source_dimensions, partition_key=today)
         report.seconds["source_dimensions"] = time.monotonic() - began
 
-    # Outside a run, a resource's dg.EnvVar credentials are resolved only by building it.
-    with dg.build_resources({"landing": resources["landing"]}) as built:
-        with_files = _report_skipped(built.landing, hours, echo)
     began = time.monotonic()
     done = 0
     for batch in plan_batches(hours, with_files, batch_hours):
@@ -253,18 +244,42 @@ def process(
         run(raw_readings, **run_partitions(batch[0], batch[-1]))
     report.seconds["raw_readings"] = time.monotonic() - began
 
-    for step in downstream_runs(changed, instance.get_materialized_partitions):
-        first, last = step.partitions.start, step.partitions.end
-        echo(f"[{step.label}] partitions {first} .. {last}")
-        began = time.monotonic()
-        run(*step.assets, **run_partitions(first, last))
-        report.seconds[step.label] = report.seconds.get(step.label, 0.0) + time.monotonic() - began
-        for asset in step.assets:
-            keys = asset.partitions_def.get_partition_keys_in_range(step.partitions)
-            report.partitions.setdefault(asset.node_def.name, []).extend(keys)
+    # Level by level, so each level's staleness is read after the runs it depends on committed.
+    for level in _refreshed_assets():
+        for step in stale_runs(instance, level):
+            first, last = step.partitions.start, step.partitions.end
+            echo(f"[{step.label}] partitions {first} .. {last}")
+            began = time.monotonic()
+            run(*step.assets, **run_partitions(first, last))
+            report.seconds[step.label] = report.seconds.get(step.label, 0.0) + time.monotonic() - began
+            for asset in step.assets:
+                keys = asset.partitions_def.get_partition_keys_in_range(step.partitions)
+                report.partitions.setdefault(asset.node_def.name, []).extend(keys)
     echo(
         f"processed {len(hours)} ingestion hours ({hour_key(start)} .. {hours[-1] if hours else '-'}): "
         + ", ".join(f"{len(keys)} partitions of {name}" for name, keys in report.partitions.items())
         + f"; {len(report.run_ids)} runs"
     )
     return report
+
+
+def recover(instance: dg.DagsterInstance, tables: TableStore, echo: Callable[[str], None]) -> dict[str, list[str]]:
+    """Undo what an interrupted earlier run left behind; asset name -> the stale partitions found.
+
+    Deletes the data files of writes that never committed, announces table partitions whose
+    change no event recorded, and reports the partitions whose inputs are newer than they are
+    (``process`` refreshes them with the rest). Everything here is read from the tables and the
+    instance, so it finds the damage whichever process, run or sensor caused it.
+    """
+    for spec in ALL_TABLES:
+        uri = tables.uri(spec)
+        if log_exists(uri, tables.storage):
+            deleted = sweep_abandoned_writes(tables.open(spec))
+            if deleted:
+                echo(f"[recovery] {spec.name}: deleted {deleted} data file(s) of a write that never committed")
+    for name, keys in announce_unrecorded(instance, tables).items():
+        echo(f"[recovery] {name}: {len(keys)} partition(s) changed by a run that stopped before saying so, announced")
+    stale = stale_now(instance)
+    for name, keys in stale.items():
+        echo(f"[recovery] {name}: {len(keys)} partition(s) left stale by an earlier run, refreshed below")
+    return stale

@@ -1,6 +1,6 @@
-"""``billing-assets sql`` and the README's analyst queries, run as written on a real warehouse.
+"""``billing-assets sql`` and the documented analyst queries, run as written on a real warehouse.
 
-The queries are read from README.md itself (fenced blocks tagged ``query=<name>``), so the
+The queries are read from docs/analysts.md itself (fenced blocks tagged ``query=<name>``), so the
 documentation cannot drift from what is tested: each one runs through the command line (DuckDB,
 with the Spark SQL functions the queries use) and as its polars snippet, both must agree, and
 both must give the hand-computed answer for the scenario of ``defs/test_gold.py``.
@@ -26,19 +26,20 @@ from billing_assets.resources.warehouse import Warehouse
 from billing_assets_tests.conftest import Pipeline, stop_process_group
 from billing_assets_tests.defs.test_gold import MARCH, OCTOBER, build_gold
 
-README = Path(__file__).parents[1] / "README.md"
+ANALYSTS = Path(__file__).parents[1] / "docs" / "analysts.md"
+QUESTIONS = "## Three questions, in SQL and in polars"
 BLOCK = re.compile(r"^```(bash|python) query=([\w-]+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
-def readme_queries() -> dict[str, dict[str, str]]:
-    """Name -> {"bash": command, "python": snippet}, from the README's tagged blocks."""
+def documented_queries() -> dict[str, dict[str, str]]:
+    """Name -> {"bash": command, "python": snippet}, from the tagged blocks of docs/analysts.md."""
     queries: dict[str, dict[str, str]] = {}
-    for language, name, body in BLOCK.findall(README.read_text()):
+    for language, name, body in BLOCK.findall(ANALYSTS.read_text()):
         queries.setdefault(name, {})[language] = body
     return queries
 
 
-QUERIES = readme_queries()
+QUERIES = documented_queries()
 
 # Hand-computed from the readings of test_gold.land_readings. Regions: m1 and m4 London, m2
 # Wales, m3 Scotland. m1 switches from a variable to a fixed product on 28 March; m3 (only a
@@ -93,21 +94,26 @@ def analyst_root(tmp_path_factory, spark) -> Path:
 
 @pytest.fixture
 def in_root(analyst_root: Path, monkeypatch) -> Path:
-    """Run from ``analyst_root`` with the default warehouse, as the README's commands assume."""
+    """Run from ``analyst_root`` with the default warehouse, as the documented commands assume."""
     monkeypatch.chdir(analyst_root)
     monkeypatch.delenv("BILLING_WAREHOUSE_URI", raising=False)
     return analyst_root
 
 
-def test_the_readme_has_three_questions_each_in_sql_and_polars() -> None:
+def test_the_analyst_doc_has_three_questions_each_in_sql_and_polars() -> None:
     assert sorted(QUERIES) == sorted(EXPECTED)
     assert all(sorted(q) == ["bash", "python"] for q in QUERIES.values())
-    assert README.read_text().index("## For analysts") < README.read_text().index("## Configuration")
+    # Every tagged block sits in the questions' section, after the joins it relies on.
+    text = ANALYSTS.read_text()
+    start = text.index(QUESTIONS)
+    end = text.find("\n## ", start + len(QUESTIONS))
+    assert text.index("## Joining to the dimensions") < start
+    assert all(start < m.start() < (end if end > 0 else len(text)) for m in BLOCK.finditer(text))
 
 
 @pytest.mark.scenario
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_readme_query_gives_the_same_answer_in_sql_and_polars(name: str, in_root: Path, capsys) -> None:
+def test_documented_query_gives_the_same_answer_in_sql_and_polars(name: str, in_root: Path, capsys) -> None:
     command = shlex.split(QUERIES[name]["bash"])
     assert command[:2] == [".venv/bin/billing-assets", "sql"]
     out = in_root / f"{name}.parquet"
@@ -115,7 +121,7 @@ def test_readme_query_gives_the_same_answer_in_sql_and_polars(name: str, in_root
     from_sql = pl.read_parquet(out)
 
     namespace: dict = {}
-    exec(compile(QUERIES[name]["python"], f"README.md:{name}", "exec"), namespace)
+    exec(compile(QUERIES[name]["python"], f"docs/analysts.md:{name}", "exec"), namespace)
     from_polars = namespace["result"]
 
     assert_frame_equal(from_sql, from_polars, check_dtypes=False)
@@ -303,6 +309,6 @@ def test_sql_and_the_polars_queries_read_a_warehouse_on_s3(
             local_settings, f"warehouse, storage = {s3_warehouse.uri!r}, {storage!r}"
         )
         namespace: dict = {}
-        exec(compile(snippet, f"README.md:{name} (on S3)", "exec"), namespace)
+        exec(compile(snippet, f"docs/analysts.md:{name} (on S3)", "exec"), namespace)
         assert_frame_equal(namespace["result"], EXPECTED[name], check_dtypes=False)
     capsys.readouterr()

@@ -19,7 +19,7 @@ HOURLY_UTC = "HourlyPartitionsDefinition(fmt=%Y-%m-%d-%H, tz=UTC)"
 HOURLY_LOCAL = "HourlyPartitionsDefinition(fmt=%Y-%m-%d-%H%z, tz=Europe/London)"
 DAILY = "DailyPartitionsDefinition(fmt=%Y-%m-%d, tz=Europe/London)"
 MONTHLY = "MonthlyPartitionsDefinition(fmt=%Y-%m, tz=Europe/London)"
-CHANGED = "upstream partition changed (late data and backfills included)"
+CHANGED = "upstream changed, or left stale by a failed run"
 CHANGED_SPAN = "upstream partition changed, gaps up to a late-data window filled"
 SOURCE = "today's source snapshot missing"
 # Coverage changes count for gold only on days with readings (a source load touches every day).

@@ -19,8 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def exec_argv(env: dict[str, str]) -> list[str]:
     """The argv of the script's ``dagster dev ...`` command, expanded by bash in ``env``."""
     [command] = re.findall(r"dagster dev [^)\n]*", (ROOT / "scripts/run").read_text())
+    # `root` is the script's own variable: the project root it started in.
     out = subprocess.run(
-        ["bash", "-c", f"printf '%s\\n' {command}"], env=env, capture_output=True, text=True, check=True
+        ["bash", "-c", f"root={shlex.quote(str(ROOT))}; printf '%s\\n' {command}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.splitlines()
 
@@ -37,7 +42,8 @@ def test_run_binds_the_ui_to_loopback_by_default() -> None:
 def test_run_binds_elsewhere_only_when_asked() -> None:
     argv = exec_argv({**os.environ, "BILLING_UI_HOST": "192.0.2.1", "BILLING_UI_PORT": "3999"})
     assert argv[argv.index("-h") + 1 :][:1] == ["192.0.2.1"] and "3999" in argv
-    assert shlex.join(argv).startswith("dagster dev -w workspace.yaml")
+    # Absolute: dagster dev starts inside DAGSTER_HOME, where it finds the instance's own dagster.yaml.
+    assert argv[:4] == ["dagster", "dev", "-w", str(ROOT / "workspace.yaml")]
 
 
 def first_partition(port: int, asset: str) -> str | None:

@@ -7,7 +7,9 @@ Spark in the already running JVM, DuckDB in this process. With ``latency`` one m
 hour is generated and, after the timed hours, processed through every downstream asset twice
 from the same warehouse state: warm (this session) and cold (a fresh ``billing-assets process``).
 With ``--warehouse s3`` the pipeline's warehouse lives on a local S3-compatible server (moto, in
-its own process); the landing zone and the yardsticks stay on local disk.
+its own process); the landing zone and the yardsticks stay on local disk. With ``markdown`` the
+report goes to stderr and stdout gets one row of the documentation's history table
+(``docs/performance.md``), so a measurement is pasted, not retyped.
 """
 
 import os
@@ -18,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,6 +53,83 @@ class EngineFigures:
     peak: Peak
     hourly: dict[str, float] = field(default_factory=dict)
     monthly: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """The figures of one bench run that its history row records (seconds; None: not measured)."""
+
+    records: int
+    chain: float
+    pipeline: float
+    plain_spark: float
+    duckdb: float
+    warm: float | None
+    cold: float | None
+    python_peak: int
+    jvm_peak: int
+
+
+#: The columns of the history table in docs/performance.md, in order.
+HISTORY_COLUMNS = (
+    "date (UTC)",
+    "command",
+    "machine",
+    "records",
+    "pipeline chain",
+    "pipeline, all",
+    "plain Spark",
+    "DuckDB",
+    "hour warm",
+    "hour cold",
+    "Python peak",
+    "JVM peak",
+)
+
+
+def bench_command(meterpoints: int, hours: int, start: datetime, latency: bool, warehouse_kind: str) -> str:
+    """The command line that repeats a bench run (defaults left out)."""
+    parts = ["bench", "--meterpoints", str(meterpoints), "--hours", str(hours)]
+    if start != DEFAULT_START:
+        parts += ["--start", start.strftime("%Y-%m-%dT%H")]
+    if latency:
+        parts.append("--latency")
+    if warehouse_kind != "local":
+        parts += ["--warehouse", warehouse_kind]
+    return " ".join(parts)
+
+
+def machine() -> str:
+    """The machine in the history table's words: cores and memory."""
+    import psutil
+
+    return f"{os.cpu_count()} cores, {psutil.virtual_memory().total / (1 << 30):.0f} GiB"
+
+
+def markdown_row(when: datetime, command: str, host: str, result: BenchResult) -> str:
+    """One row of the history table in docs/performance.md for a bench run."""
+
+    def seconds(value: float | None) -> str:
+        return "—" if value is None else f"{value:.1f}"
+
+    def mib(size: int) -> str:
+        return f"{size / MIB:,.0f} MiB" if size else "—"
+
+    cells = [
+        f"{when.astimezone(UTC):%Y-%m-%d %H:%M}",
+        f"`{command}`",
+        host,
+        f"{result.records:,}",
+        seconds(result.chain),
+        seconds(result.pipeline),
+        seconds(result.plain_spark),
+        seconds(result.duckdb),
+        seconds(result.warm),
+        seconds(result.cold),
+        mib(result.python_peak),
+        mib(result.jvm_peak),
+    ]
+    return "| " + " | ".join(cells) + " |"
 
 
 def _say(line: str = "") -> None:
@@ -167,24 +246,35 @@ def run_bench(
     latency: bool = False,
     start: datetime = DEFAULT_START,
     warehouse_kind: str = "local",
+    markdown: bool = False,
 ) -> int:
-    """Generate, time the three engines, check they agree, print the figures; 1 when they disagree."""
+    """Generate, time the three engines, check they agree, print the figures; 1 when they disagree.
+
+    With ``markdown`` the report goes to stderr and stdout gets the run's history-table row.
+    """
     if workdir:
         os.makedirs(workdir, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="billing-bench-", dir=workdir))
+    began = datetime.now(UTC)
+    row_out = sys.stdout
     try:
-        with _warehouse_location(warehouse_kind, root) as warehouse:
-            return _bench(meterpoints, hours, root, latency, start, warehouse, warehouse_kind)
+        with redirect_stdout(sys.stderr) if markdown else nullcontext():
+            with _warehouse_location(warehouse_kind, root) as warehouse:
+                code, result = _bench(meterpoints, hours, root, latency, start, warehouse, warehouse_kind)
     finally:
         if keep:
-            _say(f"kept {root}")
+            print(f"kept {root}", file=sys.stderr if markdown else sys.stdout, flush=True)
         else:
             shutil.rmtree(root, ignore_errors=True)
+    if markdown and code == 0:
+        command = bench_command(meterpoints, hours, start, latency, warehouse_kind)
+        print(markdown_row(began, command, machine(), result), file=row_out, flush=True)
+    return code
 
 
 def _bench(
     meterpoints: int, hours: int, root: Path, latency: bool, start: datetime, warehouse: str, warehouse_kind: str
-) -> int:
+) -> tuple[int, BenchResult]:
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
@@ -320,13 +410,24 @@ def _bench(
             + ", ".join(f"{k} {v:.1f}" for k, v in warm[0].seconds.items())
         )
         _say(f"  cold (fresh process, Spark start included): {cold[0]:.1f}s; {cold[1]}")
+    result = BenchResult(
+        records=records,
+        chain=chain_seconds,
+        pipeline=pipeline.seconds,
+        plain_spark=plain.seconds,
+        duckdb=duck.seconds,
+        warm=warm[1] if warm else None,
+        cold=cold[0] if cold else None,
+        python_peak=pipeline.peak.python,
+        jvm_peak=pipeline.peak.jvm,
+    )
     if any(problems.values()):
         for name, found in problems.items():
             for problem in found[:10]:
                 _say(f"DISAGREE pipeline vs {name}: {problem}")
-        return 1
+        return 1, result
     _say(
         f"engines agree: hourly totals ({len(pipeline.hourly)} hours) and monthly running totals"
         f" ({len(pipeline.monthly)} months) within 1e-6"
     )
-    return 0
+    return 0, result

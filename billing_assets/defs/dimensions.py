@@ -3,6 +3,7 @@
 import dagster as dg
 
 from billing_assets.automation import DAILY_SOURCE_LOAD
+from billing_assets.defs.announced import AGREEMENT_COVERAGE
 from billing_assets.defs.metadata import materialized, table_metadata
 from billing_assets.defs.window import window_asset
 from billing_assets.partitions import all_days, local_days, run_window
@@ -10,6 +11,7 @@ from billing_assets.resources.source import SourceDatabase
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import Warehouse
 from billing_assets.steps.dimensions import load_dimensions, rebuild_agreement_days
+from billing_assets.tables.delta_io import partition_digests
 from billing_assets.tables.schemas import AGREEMENT, AGREEMENT_DAYS, METERPOINT, PRODUCT
 
 AGREEMENT_DAYS_KEY = dg.AssetKey(AGREEMENT_DAYS.name)
@@ -54,8 +56,13 @@ def source_dimensions(
     first_day, last_day = all_days()
     report = load_dimensions(spark.spark_session, warehouse.tables(), source.path, load_day, first_day, last_day)
     # Only after the Delta commit: gold automation trusts these events.
+    digests = partition_digests(warehouse.tables().open(AGREEMENT_DAYS), report.changed_days)
     for day in report.changed_days:
-        context.log_event(dg.AssetMaterialization(AGREEMENT_DAYS_KEY, partition=day))
+        context.log_event(
+            dg.AssetMaterialization(
+                AGREEMENT_DAYS_KEY, partition=day, metadata=AGREEMENT_COVERAGE.metadata(day, digests[day])
+            )
+        )
     for dim in (AGREEMENT, PRODUCT, METERPOINT):
         # The history is rebuilt whole from all snapshots on every load.
         yield materialized(

@@ -4,6 +4,7 @@ from dataclasses import asdict
 
 import dagster as dg
 
+from billing_assets.defs.announced import DEDUPLICATED, recorded_digests
 from billing_assets.defs.checks import blocking_specs, check_results
 from billing_assets.defs.metadata import landing_kinds, materialized, table_metadata
 from billing_assets.defs.window import window_asset
@@ -21,9 +22,7 @@ from billing_assets.tables.schemas import DEDUPLICATED_RAW, RAW_READINGS
 from billing_assets.tables.selection import PartitionSelection, partitions
 from billing_assets.tables.store import TableStore
 
-DEDUPLICATED_KEY = dg.AssetKey("deduplicated_raw")
-#: Metadata of each deduplicated_raw partition a raw_readings run announces: its data files' digest.
-FILES_DIGEST = "files_digest"
+DEDUPLICATED_KEY = DEDUPLICATED.asset_key
 #: Check name -> description. Dagster takes check specs only for the assets an op outputs, so
 #: the invariants of the deduplicated_raw rows a raw_readings run writes are raw_readings checks.
 INGESTION = {
@@ -73,11 +72,7 @@ def raw_readings(
             dg.AssetMaterialization(
                 asset_key=DEDUPLICATED_KEY,
                 partition=recording_partition_key(table_key),
-                metadata={
-                    "recording_hour": table_key,
-                    "source_ingestion_hours": ", ".join(hour_keys),
-                    FILES_DIGEST: digest,
-                },
+                metadata={**DEDUPLICATED.metadata(table_key, digest), "source_ingestion_hours": ", ".join(hour_keys)},
             )
         )
 
@@ -130,30 +125,9 @@ def _hours_to_announce(instance: dg.DagsterInstance, warehouse: TableStore, repo
     digests = partition_digests(warehouse.open(DEDUPLICATED_RAW), report.touched_hours)
     changed = set(report.changed_hours)
     kept = {recording_partition_key(h): h for h in report.touched_hours if h not in changed}
-    known = _last_digests(instance, list(kept))
+    known = recorded_digests(instance, DEDUPLICATED_KEY, set(kept))
     stale = {h for key, h in kept.items() if known.get(key) != digests[h]}
     return {h: digest for h, digest in digests.items() if h in changed or h in stale}
-
-
-def _last_digests(instance: dg.DagsterInstance, partition_keys: list[str]) -> dict[str, str | None]:
-    """Partition key -> the files digest of its latest deduplicated_raw materialisation (None: none recorded)."""
-    found: dict[str, str | None] = {}
-    cursor = None
-    while partition_keys and len(found) < len(partition_keys):
-        page = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=DEDUPLICATED_KEY, asset_partitions=partition_keys),
-            limit=1000,
-            cursor=cursor,
-        )
-        for record in page.records:  # newest first: the first seen per partition is its latest
-            materialization = record.asset_materialization
-            if materialization is not None and materialization.partition not in found:
-                digest = materialization.metadata.get(FILES_DIGEST)
-                found[materialization.partition] = None if digest is None else digest.value
-        if not page.has_more:
-            break
-        cursor = page.cursor
-    return found
 
 
 def _per_hour(report: IngestReport) -> dict[str, dict]:

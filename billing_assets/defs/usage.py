@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from billing_assets.automation import UPSTREAM_CHANGED, UPSTREAM_CHANGED_SPAN
+from billing_assets.automation import REFRESH, UPSTREAM_CHANGED_SPAN
 from billing_assets.defs.window import window_asset
 from billing_assets.partitions import TO_HOURS_SO_FAR, billing_months, recording_hours
 from billing_assets.steps import usage_checks
@@ -30,7 +30,7 @@ cumulative_usage = window_asset(
     build_cumulative_usage,
     partitions_def=billing_months,
     deps=[dg.AssetDep(hourly_usage, partition_mapping=TO_HOURS_SO_FAR)],
-    automation_condition=UPSTREAM_CHANGED,
+    automation_condition=REFRESH,
     group_name="usage",
     description=(
         "One row per meterpoint per hour of a billing month (local calendar month): the running "

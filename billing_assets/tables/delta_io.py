@@ -31,6 +31,7 @@ from billing_assets.tables import file_reader as file_reader_module
 from billing_assets.tables import file_writer as file_writer_module
 from billing_assets.tables import selection as selection_module
 from billing_assets.tables import storage as storage_module
+from billing_assets.tables import write_intents
 from billing_assets.tables.file_reader import file_reader
 from billing_assets.tables.file_writer import MANIFEST_SCHEMA, FileTarget, file_writer
 from billing_assets.tables.log_check import (
@@ -117,7 +118,7 @@ def _check_schema(spec: TableSpec, delta: DeltaTable) -> None:
     changes += [f"{name} not in the contract" for name in stored.keys() - expected.keys()]
     raise TableSchemaMismatch(
         f"table {spec.name} was built by an older version ({'; '.join(sorted(changes))}); nothing was written. "
-        "Rebuild it as README 'Upgrading' describes"
+        "Rebuild it as docs/guarantees.md 'Upgrading a warehouse built by an older version' describes"
     )
 
 
@@ -148,8 +149,12 @@ def partition_digests(table: PinnedTable, values: list[str]) -> dict[str, str]:
     actions = pa.table(table.delta.get_add_actions(flatten=True))
     files: dict[str, list[str]] = {value: [] for value in values}
     if column in actions.column_names and values:
-        wanted = actions.filter(pc.is_in(actions[column], pa.array(values, pa.string())))
-        for value, path in zip(wanted[column].to_pylist(), wanted["path"].to_pylist(), strict=True):
+        # Partition values come typed (a date column gives dates); the keys compared are strings.
+        found = pc.cast(actions[column], pa.string())
+        wanted = pc.is_in(found, pa.array(values, pa.string()))
+        for value, path in zip(
+            found.filter(wanted).to_pylist(), actions["path"].filter(wanted).to_pylist(), strict=True
+        ):
             files[value].append(path)
     return {value: hashlib.sha256("\n".join(sorted(paths)).encode()).hexdigest()[:16] for value, paths in files.items()}
 
@@ -198,6 +203,8 @@ def write_partitions(df: DataFrame, table: PinnedTable, selection: PartitionSele
     # fragments of a partition. Unpartitioned tables are the small dimensions: one file.
     frame = frame.repartition(column).sortWithinPartitions(column) if column else frame.repartition(1)
     _ship_by_value(df)
+    sweep_abandoned_writes(table)
+    intent = write_intents.begin(table.uri, target.file_prefix(), table.storage)
     try:
         manifest = frame.mapInArrow(file_writer(target), from_arrow_schema(MANIFEST_SCHEMA)).collect()
         actions = _add_actions(target, manifest)
@@ -223,11 +230,23 @@ def write_partitions(df: DataFrame, table: PinnedTable, selection: PartitionSele
         )
     except BaseException:
         _delete_files_of_write(target, committed=set())
+        write_intents.end(table.uri, intent, table.storage)
         raise
     _delete_files_of_write(target, committed={action.path for action in actions})
+    write_intents.end(table.uri, intent, table.storage)
     table.delta.update_incremental()
     record_commit(table.uri, table.delta.version(), table.storage)
     return Written(table.delta.version(), sum(row["num_records"] for row in manifest))
+
+
+def live_file_names(table: PinnedTable) -> set[str]:
+    """The names of the data files the table's pinned version holds."""
+    return {uri.rsplit("/", 1)[-1] for uri in table.delta.file_uris()}
+
+
+def sweep_abandoned_writes(table: PinnedTable) -> int:
+    """Delete the data files of writes to ``table`` whose process died before committing them; how many."""
+    return write_intents.sweep(table.uri, lambda: live_file_names(table), table.storage)
 
 
 def _file_target(table: PinnedTable, fmt: KeyFormat | None, selection: PartitionSelection | None) -> FileTarget:
@@ -286,8 +305,8 @@ def _delete_files_of_write(target: FileTarget, committed: set[str]) -> None:
     """Delete this write's files that are not in the log: refused commits, failed or speculative attempts.
 
     Only the folders of the selected partitions can hold them (the tasks write nowhere else).
-    Files of a driver that died before this point are never referenced by the log either:
-    ``DeltaTable.vacuum`` removes them once they are older than its retention period.
+    Files of a driver that died before this point are never referenced by the log either: the
+    write's intent outlives it, and the next write to the table deletes them (``write_intents``).
     """
     fs, root = target.storage.filesystem(target.table_uri)
     folders = {""}

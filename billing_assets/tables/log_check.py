@@ -40,7 +40,8 @@ _METRIC_KEYS = (("num_added_files", "num_removed_files"), ("numFilesAdded", "num
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 _CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(\.\d+\.\d+)?\.parquet$")
 RECOVERY = (
-    "nothing was written. Restore the file from a backup, or rebuild the table (README: 'Recovering a damaged table')"
+    "nothing was written. Restore the file from a backup, or rebuild the table "
+    "(docs/guarantees.md: 'Recovering a damaged table')"
 )
 
 #: Table URI -> the commit files (name, size) it was last found whole with.

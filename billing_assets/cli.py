@@ -86,8 +86,21 @@ def _process(args: argparse.Namespace) -> int:
 
 def _sql(args: argparse.Namespace) -> int:
     from billing_assets.analyst import sql_command
+    from billing_assets.analyst.sandbox import Limits
 
-    return sql_command(args.query, args.warehouse, args.out, env("BILLING_SPARK_MASTER", "local[*]"))
+    limits = Limits(timeout=args.timeout, memory=args.memory_limit)
+    return sql_command(args.query, args.warehouse, args.out, landing=args.landing, limits=limits, force=args.force)
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds (``--timeout``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -144,10 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     proc.set_defaults(func=_process)
 
-    sql = commands.add_parser("sql", help="run Spark SQL over the warehouse; every Delta table is a view")
+    sql = commands.add_parser(
+        "sql", help="run one read-only SQL query (DuckDB) over the warehouse; every Delta table is a view"
+    )
     sql.add_argument("query", help='e.g. "SELECT * FROM hourly_usage LIMIT 5"')
-    sql.add_argument("--out", help="write the result to FILE.csv or FILE.parquet instead of printing it")
+    sql.add_argument(
+        "--out",
+        help="write the result to FILE.csv or FILE.parquet instead of printing it "
+        "(never inside the warehouse or the landing zone)",
+    )
+    sql.add_argument("--force", action="store_true", help="let --out replace an existing file")
     sql.add_argument("--warehouse", default=env("BILLING_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI))
+    sql.add_argument(
+        "--landing",
+        default=env("BILLING_LANDING_URI", DEFAULT_LANDING_URI),
+        help="the landing zone, which --out may not write into",
+    )
+    sql.add_argument("--timeout", type=_seconds, default=300.0, help="stop the query after SECONDS (default 300)")
+    sql.add_argument(
+        "--memory-limit", default="2GB", help="the most memory the query may use, e.g. 500MB, 4GB (default 2GB)"
+    )
     sql.set_defaults(func=_sql)
 
     bench = commands.add_parser("bench", help="time the pipeline against plain Spark and DuckDB on generated data")

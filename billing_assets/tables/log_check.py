@@ -13,7 +13,8 @@ log is checked from the last checkpoint:
   states how many files it added and removed (this project's commits and delta-rs' own
   operations do), it holds exactly that many ``add`` and ``remove`` lines (and, for this
   project's commits, ``txn`` lines);
-- every data file of the snapshot exists (one listing of the table, at every open).
+- every data file of the snapshot exists, at every open (a stat per file on disk, one listing
+  of the table on S3).
 
 The commit files a table passed with are remembered per process by name and size (so by
 version), and are not read again while they stay the same; a commit file changed since is
@@ -115,17 +116,23 @@ def verify_log(uri: str, name: str, storage: TableStorage = LOCAL) -> LogState |
 def verify_files(uri: str, name: str, delta: DeltaTable, state: LogState | None, storage: TableStorage = LOCAL) -> None:
     """Check that every data file of ``delta``'s snapshot exists now; remember the log as whole.
 
-    Always one listing of the table: files can go while the commit files stay the same.
+    Never taken from an earlier open: files can go while the commit files stay the same.
     """
     fs, root = storage.filesystem(uri)
-    expected = {path.split("://", 1)[-1] for path in delta.file_uris()}
+    expected = sorted({path.split("://", 1)[-1] for path in delta.file_uris()})
     if expected:
-        present = {
-            info.path
-            for info in fs.get_file_info(pafs.FileSelector(root, recursive=True))
-            if info.type == pafs.FileType.File
-        }
-        missing = sorted(path for path in expected if path not in present and f"/{path.lstrip('/')}" not in present)
+        if storage.is_object_store(uri):
+            # One listing: a request per 1,000 keys, where asking for each file would be one per file.
+            present = {
+                info.path
+                for info in fs.get_file_info(pafs.FileSelector(root, recursive=True))
+                if info.type == pafs.FileType.File
+            }
+            missing = [path for path in expected if path not in present and f"/{path.lstrip('/')}" not in present]
+        else:
+            # On disk a stat per file is cheaper than walking every partition folder
+            # (measured: 0.1 s against 0.6 s for 8,760 files).
+            missing = [info.path for info in fs.get_file_info(expected) if info.type != pafs.FileType.File]
         if missing:
             raise DamagedTableLog(
                 f"table {name}: version {delta.version()} names {len(missing)} data file(s) that do not exist, "

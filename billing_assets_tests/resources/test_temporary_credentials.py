@@ -50,7 +50,10 @@ def temporary_credentials(
     clients = {"endpoint_url": s3_server, "region_name": "us-east-1"}
     clients |= {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
     iam, sts = boto3.client("iam", **clients), boto3.client("sts", **clients)
-    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
+    }
     role = iam.create_role(RoleName="billing-runs", AssumeRolePolicyDocument=json.dumps(policy))["Role"]
     allow = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
     iam.put_role_policy(RoleName="billing-runs", PolicyName="s3", PolicyDocument=json.dumps(allow))
@@ -94,6 +97,8 @@ def test_the_warehouse_writes_and_reads_with_temporary_credentials(
 ) -> None:
     """delta-rs commits, and the executors' pyarrow writes and reads the files, all with the token."""
     warehouse = resolved_warehouse(s3_warehouse.uri)
-    replace_partitions(usage(spark, [("m1", "2026-01-01-00", 1.5)]), warehouse.open(HOURLY_USAGE), partitions(["2026-01-01-00"]))
+    replace_partitions(
+        usage(spark, [("m1", "2026-01-01-00", 1.5)]), warehouse.open(HOURLY_USAGE), partitions(["2026-01-01-00"])
+    )
     rows = read_table(spark, warehouse.open(HOURLY_USAGE)).collect()
     assert [(row.meterpoint_id, row.consumption) for row in rows] == [("m1", 1.5)]

@@ -55,7 +55,9 @@ def test_the_loser_of_a_commit_conflict_leaves_no_folder_marker(spark: SparkSess
     assert [row.meterpoint_id for row in read_table(spark, table).collect()] == ["m1"]
 
 
-def test_a_write_refused_before_its_commit_leaves_no_folder_marker(spark: SparkSession, s3_warehouse: Warehouse) -> None:
+def test_a_write_refused_before_its_commit_leaves_no_folder_marker(
+    spark: SparkSession, s3_warehouse: Warehouse
+) -> None:
     table = s3_warehouse.open(HOURLY_USAGE)
     rows = [("m1", HOURS[0], 1.0), ("m1", HOURS[2], 1.0)]  # the second hour is not being replaced
     with pytest.raises(PartitionSpillError):

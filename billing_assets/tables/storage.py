@@ -9,8 +9,12 @@ and the standard library are used, so the value can be pickled into executor tas
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pyarrow.fs as pafs
+
+if TYPE_CHECKING:
+    import s3fs
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,8 @@ class TableStorage:
         token = options.get("session_token") or options.get("token")
         return options | ({"session_token": token} if token else {})
 
-    def _s3_keys_client(self):  # -> s3fs.S3FileSystem: imported here, as executor tasks never need it
-        import s3fs
+    def _s3_keys_client(self) -> "s3fs.S3FileSystem":
+        import s3fs  # here, not at the top: executor tasks unpickle this module and never delete
 
         options = self._credentials()
         kwargs: dict = {"client_kwargs": {}}

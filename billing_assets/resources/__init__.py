@@ -60,6 +60,7 @@ def build_resources(
             endpoint_url=env("BILLING_S3_ENDPOINT_URL", "") or None,
             access_key_id=_secret("AWS_ACCESS_KEY_ID"),
             secret_access_key=_secret("AWS_SECRET_ACCESS_KEY"),
+            session_token=_secret("AWS_SESSION_TOKEN"),
         ),
         "warehouse": build_warehouse(warehouse_uri or env("BILLING_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI)),
         "source": SourceDatabase(path=source_db or env("BILLING_SOURCE_DB", DEFAULT_SOURCE_DB)),

@@ -26,6 +26,9 @@ class LandingZone(dg.ConfigurableResource):
     endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint override.")
     access_key_id: str | None = Field(default=None, description="S3 access key (use dg.EnvVar).")
     secret_access_key: str | None = Field(default=None, description="S3 secret key (use dg.EnvVar).")
+    session_token: str | None = Field(
+        default=None, description="S3 session token of temporary credentials (use dg.EnvVar)."
+    )
 
     def storage_options(self) -> dict:
         """fsspec options for this zone (also shipped to Spark executors)."""
@@ -37,6 +40,8 @@ class LandingZone(dg.ConfigurableResource):
         if self.access_key_id:
             options["key"] = self.access_key_id
             options["secret"] = self.secret_access_key
+            if self.session_token:  # temporary credentials are refused without it
+                options["token"] = self.session_token
         return options
 
     def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:

@@ -319,12 +319,14 @@ def _delete_files_of_write(target: FileTarget, committed: set[str]) -> None:
             and info.base_name.startswith(prefix)
             and target.allows(info.base_name.removeprefix(prefix))
         }
+    doomed = []
     for folder in folders:
         path = f"{root}/{folder}" if folder else root
         for info in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
             relative = f"{folder}/{info.base_name}" if folder else info.base_name
             if info.base_name.startswith(target.file_prefix()) and relative not in committed:
-                fs.delete_file(info.path)
+                doomed.append(info.path)
+    target.storage.delete_files(target.table_uri, doomed)
 
 
 def retry_on_conflict(step: Callable[[], T], attempts: int = COMMIT_ATTEMPTS) -> T:

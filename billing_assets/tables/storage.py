@@ -7,10 +7,14 @@ settings from the same options: the ``str_dict()`` of a ``dagster_deltalake`` st
 and the standard library are used, so the value can be pickled into executor tasks.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pyarrow.fs as pafs
+
+if TYPE_CHECKING:
+    import s3fs
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,47 @@ class TableStorage:
         """Whether ``uri`` is on an object store, where folders are only key prefixes."""
         return "://" in uri and not uri.startswith("file://")
 
-    def _s3(self) -> pafs.S3FileSystem:
+    def delete_files(self, uri: str, paths: Sequence[str]) -> None:
+        """Delete the files at ``paths`` (as ``filesystem(uri)`` names them); on S3 nothing is left behind.
+
+        pyarrow's ``S3FileSystem.delete_file`` writes an empty ``folder/`` marker object when the
+        key it deletes was the last one under its folder, and has no option to stop it; s3fs
+        deletes the keys only (up to 1,000 in one request).
+        """
+        if not paths:
+            return
+        if uri.startswith(("s3://", "s3a://")):
+            self._s3_keys_client().rm(list(paths))
+            return
+        fs, _ = self.filesystem(uri)
+        for path in paths:
+            fs.delete_file(path)
+
+    def _credentials(self) -> dict[str, str]:
+        """The options without their ``aws_`` prefix, the session token under one name."""
         options = {key.lower().removeprefix("aws_"): value for key, value in self.options.items()}
+        # dagster_deltalake's S3Config calls it ``token``; delta-rs takes either spelling.
+        token = options.get("session_token") or options.get("token")
+        return options | ({"session_token": token} if token else {})
+
+    def _s3_keys_client(self) -> "s3fs.S3FileSystem":
+        import s3fs  # here, not at the top: executor tasks unpickle this module and never delete
+
+        options = self._credentials()
+        kwargs: dict = {"client_kwargs": {}}
+        if options.get("access_key_id"):
+            kwargs |= {"key": options["access_key_id"], "secret": options.get("secret_access_key")}
+            if options.get("session_token"):
+                kwargs["token"] = options["session_token"]
+        if options.get("region"):
+            kwargs["client_kwargs"]["region_name"] = options["region"]
+        endpoint = options.get("endpoint") or options.get("endpoint_url")
+        if endpoint:
+            kwargs["client_kwargs"]["endpoint_url"] = endpoint
+        return s3fs.S3FileSystem(**kwargs)
+
+    def _s3(self) -> pafs.S3FileSystem:
+        options = self._credentials()
         kwargs: dict = {}
         if options.get("access_key_id"):
             kwargs |= {"access_key": options["access_key_id"], "secret_key": options.get("secret_access_key")}

@@ -16,7 +16,15 @@ KEY_ID = "AKIABILLINGTEST0001"
 
 
 @pytest.fixture
-def secret(monkeypatch, s3_landing: LandingZone, s3_warehouse: Warehouse, tmp_path) -> str:
+def token(monkeypatch) -> str:
+    """A fresh session token in the environment (the S3 server here accepts any)."""
+    value = f"token-{uuid.uuid4().hex}"
+    monkeypatch.setenv("AWS_SESSION_TOKEN", value)
+    return value
+
+
+@pytest.fixture
+def secret(monkeypatch, token: str, s3_landing: LandingZone, s3_warehouse: Warehouse, tmp_path) -> str:
     """A fresh secret in the environment, landing zone and warehouse on the S3 server (which accepts any key)."""
     value = f"secret-{uuid.uuid4().hex}"
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
@@ -33,11 +41,13 @@ def repository_snapshot(definitions: dg.Definitions) -> str:
     return dg.serialize_value(RepositorySnap.from_def(definitions.get_repository_def()))
 
 
-def test_secret_is_in_no_event_run_record_or_ui_snapshot(secret, s3_landing, tmp_path, spark) -> None:
+def test_secret_is_in_no_event_run_record_or_ui_snapshot(secret, token, s3_landing, tmp_path, spark) -> None:
     location = defs()
     landing, warehouse = location.resources["landing"], location.resources["warehouse"]
     assert isinstance(landing.secret_access_key, dg.EnvVar)  # resolved per run, never stored
     assert isinstance(warehouse.storage.secret_access_key, dg.EnvVar)
+    assert isinstance(landing.session_token, dg.EnvVar)
+    assert isinstance(warehouse.storage.token, dg.EnvVar)
     (tmp_path / "local").mkdir()
     local = Pipeline(tmp_path / "local", spark)
     land_scenario(local)
@@ -76,8 +86,10 @@ def test_secret_is_in_no_event_run_record_or_ui_snapshot(secret, s3_landing, tmp
     assert len(exposed["events"]) > 10
     for where, text in exposed.items():
         assert secret not in str(text), where
+        assert token not in str(text), where
     # The UI names the variables instead, for the landing zone and the warehouse.
     assert exposed["repository snapshot"].count("AWS_SECRET_ACCESS_KEY") >= 2
+    assert exposed["repository snapshot"].count("AWS_SESSION_TOKEN") >= 2
 
     # The scan would see a secret written into the config: the same snapshot with a literal value.
     literal = dict(location.resources)

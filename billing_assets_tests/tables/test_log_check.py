@@ -158,3 +158,56 @@ def test_damage_after_a_table_was_found_whole_is_still_seen(spark: SparkSession,
     lines = commit(uri, 4).read_text().splitlines(keepends=True)
     commit(uri, 4).write_text("".join(lines[:-1]))
     refused(uri, "Delta log version 4 is damaged")
+
+
+def test_a_data_file_deleted_after_the_table_was_found_whole_is_named(spark: SparkSession, tmp_path: Path) -> None:
+    """Every open looks at the files as they are now, not as an earlier open in this process found them."""
+    uri = tmp_path / "hourly_usage"
+    build(spark, uri)
+    assert open_table(str(uri), HOURLY_USAGE).delta.version() == 4  # found whole in this process
+    [gone] = DeltaTable(str(uri)).file_uris(partition_filters=[("recording_hour", "=", HOURS[2])])
+    Path(gone.removeprefix("file://")).unlink()
+    refused(uri, r"version 4 names 1 data file\(s\) that do not exist, e\.g\. .*recording_hour=2026-01-01-02/")
+
+
+def mark(uri: Path) -> Path:
+    return uri / "_delta_log" / log_check.HIGH_WATER_MARK
+
+
+@pytest.mark.parametrize(
+    ("content", "shown"),
+    [(b"", "it is empty"), (b"4x\n", "'4x'"), (b"\xff\xfe", "'\ufffd\ufffd'"), ("４\n".encode(), r"'４'")],
+    ids=["empty", "not_a_number", "not_text", "not_ascii_digits"],
+)
+def test_an_unreadable_high_water_mark_is_damage_not_a_missing_mark(
+    content: bytes, shown: str, spark: SparkSession, tmp_path: Path
+) -> None:
+    uri = tmp_path / "hourly_usage"
+    build(spark, uri)
+    mark(uri).write_bytes(content)
+    refused(uri, rf"high-water mark .*{log_check.HIGH_WATER_MARK} is unreadable \({shown}")
+
+
+def test_a_lost_newest_commit_with_an_empty_mark_is_not_passed(spark: SparkSession, tmp_path: Path) -> None:
+    """An empty mark (as a write cut short would leave) must not hide a lost newest commit."""
+    uri = tmp_path / "hourly_usage"
+    build(spark, uri)
+    commit(uri, 4).unlink()
+    mark(uri).write_bytes(b"")
+    assert DeltaTable(str(uri)).version() == 3  # what a run would silently build on
+    refused(uri, "high-water mark .* is unreadable")
+
+
+def test_the_high_water_mark_is_replaced_whole_never_rewritten_in_place(spark: SparkSession, tmp_path: Path) -> None:
+    """A reader sees the old mark or the new one: the new one is written aside and renamed over it."""
+    uri = tmp_path / "hourly_usage"
+    build(spark, uri)
+    before = mark(uri).stat().st_ino
+    log_check.record_commit(str(uri), 5)
+    assert mark(uri).read_text() == "5\n"
+    assert mark(uri).stat().st_ino != before  # a new file took the name; the old one was never truncated
+    assert sorted(p.name for p in (uri / "_delta_log").iterdir() if not p.name.endswith(".json")) == [
+        log_check.HIGH_WATER_MARK
+    ]  # no temporary file left behind
+    log_check.record_commit(str(uri), 3)  # never lowered
+    assert mark(uri).read_text() == "5\n"

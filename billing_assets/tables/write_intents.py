@@ -68,9 +68,8 @@ def begin(uri: str, file_prefix: str, storage: TableStorage = LOCAL) -> str:
 
 def end(uri: str, path: str, storage: TableStorage = LOCAL) -> None:
     """Drop a write's intent: it committed, or its files were cleaned up."""
-    fs, _, _ = _log_folder(storage, uri)
     try:
-        fs.delete_file(path)
+        storage.delete_files(uri, [path])
     except FileNotFoundError:
         pass
 
@@ -108,12 +107,13 @@ def sweep(uri: str, live_files: Callable[[], set[str]], storage: TableStorage = 
     ]
     live = live_files()
     for path, intent in abandoned:
-        for info in files:
-            if info.base_name.startswith(intent.file_prefix) and info.base_name not in live:
-                try:
-                    fs.delete_file(info.path)
-                    deleted += 1
-                except FileNotFoundError:
-                    pass
+        doomed = [
+            info.path for info in files if info.base_name.startswith(intent.file_prefix) and info.base_name not in live
+        ]
+        try:
+            storage.delete_files(uri, doomed)  # on S3, without leaving folder marker objects
+        except FileNotFoundError:
+            pass  # another writer swept them first
+        deleted += len(doomed)
         end(uri, path, storage)
     return deleted

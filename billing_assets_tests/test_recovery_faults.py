@@ -156,12 +156,12 @@ def test_the_automation_heals_what_a_killed_process_left_without_a_click(sample:
     resources["spark"] = SparkResource(spark_config=TEST_SPARK)
     defs = dg.Definitions(assets=ASSETS, resources=resources)
 
-    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-    now = evaluation.cursor.evaluation_timestamp
+    now = datetime.now(UTC)
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=now)
     launched = 0
     for tick in range(1, 8):
         # Ticks a little over the retry interval apart: a stale partition waits at most that long.
-        at = datetime.fromtimestamp(now, UTC) + timedelta(minutes=6 * tick)
+        at = now + timedelta(minutes=6 * tick)
         evaluation = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, cursor=evaluation.cursor, evaluation_time=at
         )

@@ -2,6 +2,7 @@
 
 import sys
 
+import duckdb
 from deltalake.exceptions import DeltaError
 
 from billing_assets.analyst.errors import QueryError, Stopped, one_line
@@ -43,8 +44,8 @@ def sql_command(
             result = run_bounded(con, work, limits.timeout)
         finally:
             con.close()
-    except KeyboardInterrupt:
-        # Ctrl-C before or after the query itself (opening the tables, printing).
+    except (KeyboardInterrupt, duckdb.InterruptException):
+        # Ctrl-C before or after the query itself (opening the tables, judging it, printing).
         exc = Stopped("stopped by Ctrl-C")
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -88,6 +88,8 @@ def open_sandbox(warehouse: Warehouse, sql: str, limits: Limits) -> tuple[duckdb
         ):
             try:
                 con.execute(f"SET {setting} = {_literal(value)}")
+            except duckdb.InterruptException:
+                raise KeyboardInterrupt from None  # Ctrl-C while the sandbox was being set up
             except duckdb.Error as exc:
                 raise QueryError(f"{setting} {value!r}: {one_line(exc)}") from None
     except BaseException:

@@ -82,6 +82,8 @@ def _check_query(con: duckdb.DuckDBPyConnection, text: str, tables: frozenset[st
 def _parse(con: duckdb.DuckDBPyConnection, text: str) -> list[duckdb.Statement]:
     try:
         return con.extract_statements(text)
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None  # Ctrl-C while the statement was being read
     except duckdb.Error as exc:
         # Text that is no statement of DuckDB's (Spark's TRANSFORM, backquoted paths) never runs.
         raise Refused(one_line(exc)) from None

@@ -145,6 +145,8 @@ class _LineScan:
         self.nul = self.nul or b"\x00" in part
         if self.blank or self.json_blank:
             text = self.text.decode(part)
+            if self.pending_at == 0 and self.size == len(part):
+                text = text.removeprefix("\ufeff")  # the file's byte order mark is no text of its first line
             self.blank = self.blank and not text.strip()
             self.json_blank = self.json_blank and not text.strip(" \t\r")
         self._check(part, final=False)

@@ -151,7 +151,8 @@ def _piece_rows(work: Work, zone: ZoneInfo, storage_options: dict, ceiling: floa
                 head, chars = run.head, run.chars
                 if run.offset == 0 and head.startswith(_BOM):
                     head, chars = head[3:], chars - 1
-                yield [long_line_row(parser, number, head.decode("utf-8", errors="ignore"), chars)]
+                if not run.blank:  # a blank line is no record, however long
+                    yield [long_line_row(parser, number, head.decode("utf-8", errors="ignore"), chars)]
                 number += 1
                 continue
             offset, data = run

@@ -315,10 +315,15 @@ def plan_large_files(
     return works
 
 
+def _text(name: str) -> str:
+    """A listed name as storable text: a name that is not UTF-8 (refused unread) keeps its bytes as escapes."""
+    return name.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
 def _works(files: Sequence[LandingFile], piece_bytes: int, run_surveys: Callable[[list[Work]], list]) -> list[Work]:
     """The parse work of ``files``: each file within one piece read whole, larger ones planned piece by piece."""
     works = [
-        Work("whole", f.ingestion_hour, f.uri, f.root, f.name, f.size, reason=f.rejected_reason, detail=f.rejected)
+        Work("whole", f.ingestion_hour, f.uri, f.root, _text(f.name), f.size, reason=f.rejected_reason, detail=f.rejected)
         for f in files
         if f.rejected is not None or f.size <= piece_bytes
     ]

@@ -108,7 +108,9 @@ def materialize_raw(root: str, master: str = "local[2]") -> None:
 
     resources = build_resources(f"{root}/landing", f"{root}/warehouse", master, f"{root}/source.db")
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(ASSETS, selection=list(raw_readings.keys), resources=resources, instance=instance, partition_key=HOUR)
+    result = dg.materialize(
+        ASSETS, selection=list(raw_readings.keys), resources=resources, instance=instance, partition_key=HOUR
+    )
     if not result.success:
         raise SystemExit(1)
 
@@ -131,7 +133,11 @@ def run_ingestion(
     env.pop("BILLING_LANDING_PIECE_MIB", None)
     if piece_mib is not None:
         env["BILLING_LANDING_PIECE_MIB"] = str(piece_mib)
-    command = [sys.executable, "-c", f"from billing_assets.bench.large_file import materialize_raw; materialize_raw({str(root)!r})"]
+    command = [
+        sys.executable,
+        "-c",
+        f"from billing_assets.bench.large_file import materialize_raw; materialize_raw({str(root)!r})",
+    ]
     started = time.monotonic()
     with open(root / "run.log", "wb") as log:
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

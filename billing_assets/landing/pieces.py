@@ -47,7 +47,7 @@ class LongLine:
 
 
 def plan_pieces(size: int, piece_bytes: int) -> list[tuple[int, int]]:
-    """The byte ranges ``[start, end)`` of a file of ``size`` bytes cut every ``piece_bytes`` (one for an empty file)."""
+    """The byte ranges ``[start, end)`` of a ``size``-byte file cut every ``piece_bytes`` (one for an empty file)."""
     if piece_bytes < 1:
         raise ValueError(f"a piece must be at least one byte, got {piece_bytes}")
     if size <= piece_bytes:
@@ -55,7 +55,7 @@ def plan_pieces(size: int, piece_bytes: int) -> list[tuple[int, int]]:
     return [(start, min(start + piece_bytes, size)) for start in range(0, size, piece_bytes)]
 
 
-def file_reader(handle) -> Reader:
+def handle_reader(handle) -> Reader:
     """A ``Reader`` over an open binary file (``pread`` for an OS file, seek and read otherwise)."""
     try:
         fd = handle.fileno()

@@ -35,7 +35,7 @@ from billing_assets.landing.parse import (
     reject_file,
     split_row,
 )
-from billing_assets.landing.pieces import LongLine, file_reader, piece_runs, plan_pieces
+from billing_assets.landing.pieces import LongLine, handle_reader, piece_runs, plan_pieces
 from billing_assets.landing.survey import (
     DocumentOutcome,
     FilePlan,
@@ -146,7 +146,7 @@ def _piece_rows(work: Work, zone: ZoneInfo, storage_options: dict, ceiling: floa
     parser = file_parser(work.name, parse_hour_key(work.ingestion_hour), zone, ceiling, seen_counter(work.repeated))
     number = work.first_line
     with open_landing_file(work.uri, work.root, storage_options) as handle:
-        for run in piece_runs(file_reader(handle), work.start, work.end, work.size):
+        for run in piece_runs(handle_reader(handle), work.start, work.end, work.size):
             if isinstance(run, LongLine):
                 head, chars = run.head, run.chars
                 if run.offset == 0 and head.startswith(_BOM):
@@ -168,7 +168,7 @@ def _split_rows(work: Work, zone: ZoneInfo, storage_options: dict, ceiling: floa
     parser = file_parser(work.name, parse_hour_key(work.ingestion_hour), zone, ceiling)
     rows: list[ParsedRow] = []
     with open_landing_file(work.uri, work.root, storage_options) as handle:
-        for index, values in enumerate(document.data_rows(file_reader(handle), work.size), start=1):
+        for index, values in enumerate(document.data_rows(handle_reader(handle), work.size), start=1):
             rows.append(split_row(parser, index, values, work.columns))
             if len(rows) >= BATCH_ROWS:
                 yield rows
@@ -235,7 +235,7 @@ def _survey_work(work: Work, zone: ZoneInfo, storage_options: dict, ceiling: flo
     """The encoded survey of a piece (``piece``) or of a whole text as one document (``split``)."""
     try:
         with open_landing_file(work.uri, work.root, storage_options) as handle:
-            read = file_reader(handle)
+            read = handle_reader(handle)
             if work.kind == "piece":
                 hour = parse_hour_key(work.ingestion_hour)
                 found = survey_piece(read, work.start, work.end, work.size, zone, hour, ceiling)
@@ -323,7 +323,7 @@ def _text(name: str) -> str:
 def _works(files: Sequence[LandingFile], piece_bytes: int, run_surveys: Callable[[list[Work]], list]) -> list[Work]:
     """The parse work of ``files``: each file within one piece read whole, larger ones planned piece by piece."""
     works = [
-        Work("whole", f.ingestion_hour, f.uri, f.root, _text(f.name), f.size, reason=f.rejected_reason, detail=f.rejected)
+        Work("whole", f.ingestion_hour, f.uri, f.root, _text(f.name), reason=f.rejected_reason, detail=f.rejected)
         for f in files
         if f.rejected is not None or f.size <= piece_bytes
     ]
@@ -357,9 +357,7 @@ def parse_landing_files(
     # parallelism is the width this pipeline is configured for.
     tasks = _tasks(works, int(spark.conf.get("spark.sql.shuffle.partitions")) * 2)
     indexes = spark.range(len(tasks), numPartitions=len(tasks))
-    return indexes.mapInArrow(
-        _task_parser(tasks, timezone, storage_options, ceiling), from_arrow_schema(PARSED_SCHEMA)
-    )
+    return indexes.mapInArrow(_task_parser(tasks, timezone, storage_options, ceiling), from_arrow_schema(PARSED_SCHEMA))
 
 
 def read_locally(

@@ -64,6 +64,24 @@ def max_reading_kwh() -> float:
     return value
 
 
+#: Default size of the pieces a large landing file is read in (``BILLING_LANDING_PIECE_MIB``).
+DEFAULT_LANDING_PIECE_MIB = 64
+
+
+def landing_piece_bytes() -> int:
+    """Bytes of a landing file one Spark task reads at most (``BILLING_LANDING_PIECE_MIB``, MiB, default 64)."""
+    raw = env("BILLING_LANDING_PIECE_MIB", str(DEFAULT_LANDING_PIECE_MIB))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    # Below a few KiB a piece would hold less than one reading's line; above 1 GiB one task's
+    # share of memory no longer holds a piece's batches.
+    if not 1 / 256 <= value <= 1024:
+        raise ValueError(f"BILLING_LANDING_PIECE_MIB must be a number of MiB from 1/256 to 1024, got {raw!r}")
+    return int(value * (1 << 20))
+
+
 #: Spark log levels ``BILLING_SPARK_LOG_LEVEL`` accepts (log4j's names).
 SPARK_LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
 

@@ -8,7 +8,10 @@ escape its folder or smuggle text into a predicate) is quarantined unread with i
 import os
 import re
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import fsspec
 
@@ -111,8 +114,8 @@ def rejection(relative: str, info: dict) -> tuple[str, str] | None:
     return None
 
 
-def _read_local(path: str, root: str) -> bytes:
-    """A local file's bytes, refusing symlinks anywhere below ``root`` and anything but a regular file."""
+def _open_local(path: str, root: str) -> BinaryIO:
+    """A local file opened for reading, refusing symlinks anywhere below ``root`` and anything but a regular file."""
     real_root = os.path.realpath(root)
     # The listing saw a regular file, but it may have been swapped since: re-check at open time.
     if os.path.realpath(os.path.dirname(path)) != os.path.join(real_root, os.path.relpath(os.path.dirname(path), root)):
@@ -124,16 +127,30 @@ def _read_local(path: str, root: str) -> bytes:
         if os.path.islink(path):
             raise NotARegularFile(f"{path!r} became a symlink after it was listed") from exc
         raise
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotARegularFile(f"{path!r} is no longer a regular file")
-        return handle.read()
+    handle = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        raise NotARegularFile(f"{path!r} is no longer a regular file")
+    return handle
+
+
+def _is_local(file_uri: str) -> bool:
+    return file_uri.startswith("file://") or "://" not in file_uri
+
+
+@contextmanager
+def open_landing_file(file_uri: str, root_uri: str, storage_options: dict) -> Iterator[BinaryIO]:
+    """One landing file open for random reads; local files are opened without following links."""
+    if _is_local(file_uri):
+        with _open_local(file_uri.removeprefix("file://"), root_uri.removeprefix("file://")) as handle:
+            yield handle
+        return
+    # Object stores have no links: a key is the object; names were checked when listed.
+    with fsspec.open(file_uri, "rb", **storage_options) as handle:
+        yield handle
 
 
 def read_landing_file(file_uri: str, root_uri: str, storage_options: dict) -> bytes:
     """The bytes of one landing file; local files are opened without following links."""
-    if file_uri.startswith("file://") or "://" not in file_uri:
-        return _read_local(file_uri.removeprefix("file://"), root_uri.removeprefix("file://"))
-    # Object stores have no links: a key is the object; names were checked when listed.
-    with fsspec.open(file_uri, "rb", **storage_options) as handle:
+    with open_landing_file(file_uri, root_uri, storage_options) as handle:
         return handle.read()

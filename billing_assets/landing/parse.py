@@ -136,12 +136,20 @@ def _text_field(record: dict, name: str) -> str:
 class _FileParser:
     """Turns the records of one file into rows; remembers repeated local times per meter."""
 
-    def __init__(self, source_file: str, ingestion_hour: datetime, zone: ZoneInfo, ceiling: float) -> None:
+    def __init__(
+        self,
+        source_file: str,
+        ingestion_hour: datetime,
+        zone: ZoneInfo,
+        ceiling: float,
+        seen_local: Counter | None = None,
+    ) -> None:
         self.source_file = source_file
         self.ingestion_hour = ingestion_hour
         self.zone = zone
         self.ceiling = ceiling
-        self._seen_local: Counter[tuple[str, datetime]] = Counter()
+        #: (meterpoint, naive local time) -> readings seen at that repeated time, earlier in the file.
+        self.seen_local: Counter[tuple[str, datetime]] = Counter(seen_local or ())
 
     def _to_utc(self, meterpoint_id: str, value: object) -> datetime:
         parsed = parse_naive_or_aware(value)
@@ -153,8 +161,8 @@ class _FileParser:
         fold = 0
         if is_ambiguous(parsed, self.zone):
             key = (meterpoint_id, parsed)
-            seen = self._seen_local[key]
-            self._seen_local[key] += 1
+            seen = self.seen_local[key]
+            self.seen_local[key] += 1
             if seen >= 2:
                 raise TimestampError(
                     "ambiguous_local_time",
@@ -212,22 +220,22 @@ def _split_columns(doc: dict) -> list[str]:
     return columns
 
 
+def split_row(parser: _FileParser, index: int, values: object, columns: list[str]) -> ParsedRow:
+    """The row of the ``index``-th (from 1) element of a split document's ``data``, given its checked columns."""
+    raw = json.dumps(values, default=str)
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    if repeated:
+        return parser.reject(index, "malformed_record", f"columns named more than once: {repeated}", raw)
+    if not isinstance(values, list) or len(values) != len(columns):
+        return parser.reject(index, "malformed_record", f"row does not match {len(columns)} columns", raw)
+    fields = dict(zip(columns, values, strict=True))
+    fields["consumption"] = fields.pop("consumption_delta")
+    return parser.reading(index, raw, None, fields)
+
+
 def _parse_split(parser: _FileParser, doc: dict) -> list[ParsedRow]:
     columns = _split_columns(doc)
-    repeated = sorted({name for name in columns if columns.count(name) > 1})
-    rows = []
-    for index, values in enumerate(doc["data"], start=1):
-        raw = json.dumps(values, default=str)
-        if repeated:
-            rows.append(parser.reject(index, "malformed_record", f"columns named more than once: {repeated}", raw))
-            continue
-        if not isinstance(values, list) or len(values) != len(columns):
-            rows.append(parser.reject(index, "malformed_record", f"row does not match {len(columns)} columns", raw))
-            continue
-        fields = dict(zip(columns, values, strict=True))
-        fields["consumption"] = fields.pop("consumption_delta")
-        rows.append(parser.reading(index, raw, None, fields))
-    return rows
+    return [split_row(parser, index, values, columns) for index, values in enumerate(doc["data"], start=1)]
 
 
 def _decode_line(line: str) -> object:
@@ -260,6 +268,35 @@ def json_lines(text: str) -> list[tuple[int, str]]:
     return [(n, line) for n, line in numbered if line.strip()]
 
 
+def line_rows(parser: _FileParser, first_number: int, text: str) -> list[ParsedRow]:
+    """The rows of a run of whole JSON lines (as ``json_lines`` splits them) whose first is line ``first_number``."""
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()  # not a line of this run: what follows its last ``\n`` belongs to the next
+    numbered = ((n, line.removesuffix("\r")) for n, line in enumerate(lines, start=first_number))
+    return [_parse_json_line(parser, n, line, _decode_line(line)) for n, line in numbered if line.strip()]
+
+
+def long_line_row(parser: _FileParser, number: int, head: str, chars: int) -> ParsedRow:
+    """The quarantine row of a line over ``MAX_LINE_CHARS`` known by its first characters and its length."""
+    detail = f"line of {chars} chars exceeds {MAX_LINE_CHARS}"
+    # The text ``_clip`` would keep of the whole line.
+    raw = head[:RAW_TEXT_LIMIT] + f"... [{chars} chars]"
+    return ParsedRow(parser.source_file, number, reason="line_too_long", detail=detail, raw=raw)
+
+
+def file_parser(
+    source_file: str, ingestion_hour: datetime, zone: ZoneInfo, ceiling: float, seen_local: Counter | None = None
+) -> _FileParser:
+    """A parser for the records of one file (or of a piece of it, continuing from ``seen_local``)."""
+    return _FileParser(source_file, ingestion_hour, zone, ceiling, seen_local)
+
+
+def reject_file(parser: _FileParser, reason: str, detail: str, preview: bytes) -> ParsedRow:
+    """The one quarantine row of a whole file, with its first bytes as the raw text."""
+    return parser.reject(0, reason, detail, preview[:RAW_TEXT_LIMIT].decode("utf-8", errors="replace"))
+
+
 def parse_landing_file(
     data: bytes,
     source_file: str,
@@ -285,5 +322,4 @@ def parse_landing_file(
             raise _Reject("unreadable_file", "neither JSON lines nor a complete split-form document")
         return [_parse_json_line(parser, n, line, value) for n, line, value in lines]
     except _Reject as rej:
-        preview = data[:RAW_TEXT_LIMIT].decode("utf-8", errors="replace")
-        return [parser.reject(0, rej.reason, str(rej), preview)]
+        return [reject_file(parser, rej.reason, str(rej), data)]

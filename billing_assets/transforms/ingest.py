@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from billing_assets import settings
-from billing_assets.domain.timestamps import hour_key, parse_hour_key
+from billing_assets.domain.timestamps import parse_hour_key, recording_hour_key
 from billing_assets.landing.files import LandingFile, NotARegularFile, read_landing_file
 from billing_assets.landing.parse import ParsedRow, parse_landing_file
 from billing_assets.tables.schemas import UTC_TIMESTAMP
@@ -36,7 +36,8 @@ PARSED_SCHEMA = pa.schema(
 _FILES_SCHEMA = "ingestion_hour string, uri string, root string, name string, rejected string, rejected_reason string"
 
 
-def rows_to_batch(ingestion_hour: str, rows: list[ParsedRow]) -> pa.RecordBatch:
+def rows_to_batch(ingestion_hour: str, rows: list[ParsedRow], timezone: str = "UTC") -> pa.RecordBatch:
+    """Parsed rows as a batch of ``PARSED_SCHEMA``, each reading keyed by its local hour in ``timezone``."""
     columns = {
         "ingestion_hour": [ingestion_hour] * len(rows),
         "source_file": [r.source_file for r in rows],
@@ -45,7 +46,7 @@ def rows_to_batch(ingestion_hour: str, rows: list[ParsedRow]) -> pa.RecordBatch:
         "meterpoint_id": [r.meterpoint_id for r in rows],
         "interval_start": [r.interval_start for r in rows],
         "consumption": [r.consumption for r in rows],
-        "recording_hour": [hour_key(r.interval_start) if r.interval_start else None for r in rows],
+        "recording_hour": [recording_hour_key(r.interval_start, timezone) if r.interval_start else None for r in rows],
         "reason": [r.reason for r in rows],
         "detail": [r.detail for r in rows],
         "raw": [r.raw for r in rows],
@@ -86,7 +87,8 @@ def _file_parser(timezone: str, storage_options: dict, max_reading_kwh: float):
         zone = ZoneInfo(timezone)
         for batch in batches:
             for row in batch.to_pylist():
-                yield rows_to_batch(row["ingestion_hour"], _file_rows(row, zone, storage_options, max_reading_kwh))
+                rows = _file_rows(row, zone, storage_options, max_reading_kwh)
+                yield rows_to_batch(row["ingestion_hour"], rows, timezone)
 
     return parse_files
 

@@ -93,14 +93,21 @@ def transition_days(zone: ZoneInfo) -> list[date]:
     return days
 
 
-def month_end(zone: ZoneInfo) -> list[date]:
-    """Two ordinary local days across a month end (away from any clock change)."""
-    return [date(2026, 6, 30), date(2026, 7, 1)] if transition_days(zone) else [date(2026, 3, 31), date(2026, 4, 1)]
+#: The late batch: read at 12:00 local on 1 July, it holds 00:00 and 12:00 that day and 23:30 on
+#: 30 June, a reading into an earlier local day and month (no zone here changes its clock then).
+LATE_DAY = date(2026, 7, 1)
 
 
 def segments(zone: ZoneInfo) -> list[list[date]]:
-    """The runs of consecutive local days with readings: each clock-change day, and a month end."""
-    return sorted([[day] for day in transition_days(zone)] + [month_end(zone)])
+    """The runs of consecutive local days with readings, in time order.
+
+    Each clock-change day (with the day before when it is the 1st: a month end too), or two
+    ordinary days across a month end in a zone without clock changes.
+    """
+    changes = transition_days(zone)
+    if not changes:
+        return [[date(2026, 3, 31), date(2026, 4, 1)]]
+    return [[day - timedelta(days=1), day] if day.day == 1 else [day] for day in changes]
 
 
 def consumption(instant: datetime, meterpoint: str) -> Decimal:
@@ -109,7 +116,7 @@ def consumption(instant: datetime, meterpoint: str) -> Decimal:
 
 
 def readings(zone_name: str) -> tuple[list[dict], list[dict]]:
-    """(readings of the day runs, the late batch: one reading into an earlier local day, one for the next day)."""
+    """(readings of the day runs, the late batch: readings on ``LATE_DAY`` and one into the day before)."""
     zone = ZoneInfo(zone_name)
     out = []
     for run in segments(zone):
@@ -123,10 +130,9 @@ def readings(zone_name: str) -> tuple[list[dict], list[dict]]:
                     if instant >= start:
                         out.append(reading(UTC_GRID_ZONES[zone_name], instant))
                     instant += timedelta(minutes=30)
-    first, last = month_end(zone)
-    late_instant = local_midnight(first + timedelta(days=1), zone) - timedelta(minutes=30)  # 23:30 local
-    next_day = local_midnight(last + timedelta(days=1), zone) + timedelta(hours=12)
-    return out, [reading(LATE, late_instant), reading(LATE, next_day)]
+    midnight = local_midnight(LATE_DAY, zone)
+    late = [midnight - timedelta(minutes=30), midnight, midnight + timedelta(hours=12)]
+    return out, [reading(LATE, instant) for instant in late]
 
 
 def reading(meterpoint: str, instant: datetime) -> dict:
@@ -353,7 +359,7 @@ def run_zone(root: Path, zone_name: str) -> tuple[list[dict], subprocess.Complet
     land(root, late, arrival)
     write_source(root / "source.db")
     runs = [*process_runs(zone_name), ["--start", _hour_arg(arrival), "--end", _hour_arg(arrival + timedelta(hours=1))]]
-    assert instant_of(late[0]) < local_midnight(instant_of(late[-1]).astimezone(zone).date() - timedelta(days=1), zone)
+    assert instant_of(late[0]).astimezone(zone).date() < LATE_DAY == instant_of(late[-1]).astimezone(zone).date()
     env = {
         **os.environ,
         "BILLING_TIMEZONE": zone_name,

@@ -79,8 +79,13 @@ def _offset_text(seconds: int) -> str:
 def recording_hour_start(instant: datetime, timezone: str) -> datetime:
     """The UTC start of the local clock hour holding ``instant`` (a reading belongs to the hour of its start)."""
     phase = timedelta(seconds=clock_phase(timezone))
-    shifted = instant.astimezone(UTC) - phase
-    return shifted.replace(minute=0, second=0, microsecond=0) + phase
+    utc = instant.astimezone(UTC)
+    try:
+        return (utc - phase).replace(minute=0, second=0, microsecond=0) + phase
+    except OverflowError:
+        # The first minutes of year 1: no such reading is inside any watermark (it is quarantined
+        # as too late), but parsing must not fail on it, so it gets its UTC hour.
+        return utc.replace(minute=0, second=0, microsecond=0)
 
 
 def recording_hour_key(instant: datetime, timezone: str) -> str:

@@ -47,7 +47,10 @@ HOUR = KeyFormat("hour (YYYY-MM-DD-HH)", HOUR_KEY_PATTERN, HOUR_KEY_FORMAT)
 #: The UTC start of a local hour: ``YYYY-MM-DD-HHMM`` only in a zone whose hours start off the
 #: UTC hour, and one width throughout a warehouse (the zone is fixed), so string order is time order.
 RECORDING_HOUR = KeyFormat(
-    "hour (YYYY-MM-DD-HH, or YYYY-MM-DD-HHMM when local hours start off the UTC hour)", RECORDING_HOUR_KEY_PATTERN, HOUR_KEY_FORMAT, MINUTE_KEY_FORMAT
+    "hour (YYYY-MM-DD-HH, or YYYY-MM-DD-HHMM when local hours start off the UTC hour)",
+    RECORDING_HOUR_KEY_PATTERN,
+    HOUR_KEY_FORMAT,
+    MINUTE_KEY_FORMAT,
 )
 MONTH = KeyFormat("month (YYYY-MM)", r"[0-9]{4}-[0-9]{2}", "%Y-%m")
 ISO_DATE = KeyFormat("ISO date (YYYY-MM-DD)", r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "%Y-%m-%d")

@@ -121,6 +121,12 @@ def test_recording_hours_start_on_the_local_clock() -> None:
     assert recording_hour_key(datetime(2026, 4, 1, 18, 0, tzinfo=UTC), "Asia/Kathmandu") == "2026-04-01-1715"
 
 
+def test_recording_hour_keys_are_total_at_the_edges_of_time() -> None:
+    # Such readings are quarantined as too late; computing their key must not fail the batch.
+    assert recording_hour_key(datetime(1, 1, 1, 0, 10, tzinfo=UTC), "Asia/Kolkata").endswith("-01-01-0000")
+    assert recording_hour_key(datetime(9999, 12, 31, 23, 59, tzinfo=UTC), "Asia/Kolkata") == "9999-12-31-2330"
+
+
 def test_recording_hour_key_arithmetic_keeps_the_format() -> None:
     assert parse_recording_hour_key("2026-04-01-1730") == datetime(2026, 4, 1, 17, 30, tzinfo=UTC)
     assert parse_recording_hour_key("2026-04-01-17") == datetime(2026, 4, 1, 17, tzinfo=UTC)

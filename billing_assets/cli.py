@@ -42,6 +42,11 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
+    try:
+        billing_timezone()  # before anything imports the partitions, which are built in that zone
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from billing_assets.partitions import DEFAULT_BATCH_HOURS
     from billing_assets.process import ProcessError, check_request
     from billing_assets.resources.spark import JavaMissingError, require_java

@@ -5,8 +5,11 @@
 * Recording hours, and everything computed from them, live in the billing time zone:
   Dagster maps hours onto months only within one time zone, and billing months are local
   calendar months. Their keys carry the UTC offset (``2026-10-25-01+0100`` and
-  ``2026-10-25-01+0000`` are the two distinct hours of the autumn change). The tables keep
-  the UTC key (``recording_hour`` column); ``table_hour_key`` converts.
+  ``2026-10-25-01+0000`` are the two distinct hours of the autumn change). The tables key
+  the same hour by the UTC instant it starts (``recording_hour`` column: ``YYYY-MM-DD-HH``,
+  or ``YYYY-MM-DD-HHMM`` in a zone whose hours start at :15, :30 or :45 UTC, such as
+  Kolkata's ``2026-04-01-1730`` for ``2026-04-01-23+0530``); ``table_hour_key`` and
+  ``recording_partition_key`` convert, one partition to exactly one table hour and back.
 
 This module owns partition keys and how runs cover them: the range tags of a run over many
 partitions, contiguous ranges of keys, and how many hours one run may take.
@@ -19,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from billing_assets.domain.timestamps import HOUR_KEY_FORMAT, hour_key, parse_hour_key
+from billing_assets.domain.timestamps import HOUR_KEY_FORMAT, parse_recording_hour_key, recording_hour_key
 from billing_assets.domain.watermark import CLOCK_DRIFT, HOUR, LATE_DATA_WINDOW
 from billing_assets.settings import billing_timezone, start_date
 from billing_assets.tables.selection import RunWindow, partition_range
@@ -141,13 +144,13 @@ TO_HOURS_SO_FAR = dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_parti
 
 
 def table_hour_key(instant: datetime) -> str:
-    """The UTC ``recording_hour`` value of the hour starting at ``instant``."""
-    return hour_key(instant)
+    """The ``recording_hour`` value of the local hour holding ``instant`` (its UTC start)."""
+    return recording_hour_key(instant, BILLING_TZ)
 
 
 def recording_partition_key(table_key: str) -> str:
-    """The Dagster recording-hour partition key of a UTC ``recording_hour`` value."""
-    return parse_hour_key(table_key).astimezone(ZoneInfo(BILLING_TZ)).strftime(RECORDING_HOUR_FORMAT)
+    """The Dagster recording-hour partition key of a ``recording_hour`` value."""
+    return parse_recording_hour_key(table_key).astimezone(ZoneInfo(BILLING_TZ)).strftime(RECORDING_HOUR_FORMAT)
 
 
 def _last_hour(window: dg.TimeWindow) -> datetime:
@@ -167,7 +170,7 @@ def in_time_order(keys: Iterable[str]) -> list[str]:
 
 
 def hour_range(window: dg.TimeWindow) -> tuple[str, str]:
-    """First and last UTC hour keys inside a partition time window."""
+    """First and last ``recording_hour`` keys inside a partition time window."""
     return table_hour_key(window.start), table_hour_key(_last_hour(window))
 
 

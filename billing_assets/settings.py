@@ -12,6 +12,8 @@ from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from billing_assets.domain.timestamps import clock_phase
+
 DEFAULT_LANDING_URI = "data/landing"
 DEFAULT_WAREHOUSE_URI = "data/warehouse"
 DEFAULT_SOURCE_DB = "data/source.db"
@@ -29,6 +31,7 @@ def billing_timezone() -> str:
     """The IANA zone whose calendar months are billing months (``BILLING_TIMEZONE``)."""
     name = env("BILLING_TIMEZONE", DEFAULT_TIMEZONE)
     ZoneInfo(name)  # fail at load time on a misspelt zone, not mid-run
+    clock_phase(name)  # and on a zone whose local hours are not all an hour long (UnsupportedTimeZone)
     return name
 
 

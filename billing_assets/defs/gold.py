@@ -34,7 +34,11 @@ _READINGS_GOLD = {
         "One row per half hour (UTC interval_start, local settlement date and period 1..46/48/50): "
         "meterpoints with readings and their total consumption, every reading included.",
         [READINGS],
-        {"half_hours_sum_to_hours": "Per UTC hour: the half-hourly totals add up to the deduplicated readings' total."},
+        {
+            "half_hours_sum_to_hours": (
+                "Per recording hour: the half-hourly totals add up to the deduplicated readings' total."
+            )
+        },
     ),
     PRODUCT_DAILY_CONSUMPTION: (
         "One row per product display name per local day: meterpoints with readings and their consumption.",

@@ -8,8 +8,7 @@ from billing_assets.defs.announced import DEDUPLICATED, recorded_digests
 from billing_assets.defs.checks import blocking_specs, check_results
 from billing_assets.defs.metadata import landing_kinds, materialized, table_metadata
 from billing_assets.defs.window import window_asset
-from billing_assets.domain.timestamps import hour_keys_between, parse_hour_key
-from billing_assets.domain.watermark import HOUR
+from billing_assets.domain.timestamps import recording_hour_keys
 from billing_assets.partitions import BILLING_TZ, ingestion_hours, recording_hours, recording_partition_key
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import SparkResource
@@ -35,7 +34,8 @@ INGESTION = {
         "or within 7 days + 1 h 5 min of them."
     ),
     "deduplicated_raw_recording_hour": (
-        "Every deduplicated_raw row this run touched has recording_hour = the UTC hour of interval_start."
+        "Every deduplicated_raw row this run touched has recording_hour = the start of the local hour "
+        "of interval_start."
     ),
 }
 
@@ -85,7 +85,9 @@ def raw_readings(
     checks = {
         "records_conserved": lambda: ingest_checks.records_conserved(session, tables, report.counts, report.versions),
         "deduplicated_raw_unique_record_id": lambda: ingest_checks.unique_record_ids(session, tables, hours),
-        "deduplicated_raw_recording_hour": lambda: ingest_checks.recording_hours_match(session, tables, hours),
+        "deduplicated_raw_recording_hour": lambda: ingest_checks.recording_hours_match(
+            session, tables, hours, BILLING_TZ
+        ),
     }
     return materialized(
         tables,
@@ -160,8 +162,8 @@ def _quiet_result(context: dg.AssetExecutionContext, report: IngestReport) -> dg
 
 
 def _hours_of(hours: PartitionSelection) -> list[str]:
-    """Every UTC hour key of a range of hours."""
-    return hour_keys_between(parse_hour_key(hours.first), parse_hour_key(hours.last) + HOUR)
+    """Every ``recording_hour`` key of a range of hours."""
+    return recording_hour_keys(hours.first, hours.last)
 
 
 deduplicated_raw = window_asset(
@@ -182,9 +184,9 @@ deduplicated_raw = window_asset(
             lambda spark, tables, window, _: ingest_checks.unique_record_ids(spark, tables, _hours_of(window.hours)),
         ),
         "recording_hour_matches_interval_start": (
-            "Every rebuilt row has recording_hour = the UTC hour of interval_start.",
+            "Every rebuilt row has recording_hour = the start of the local hour of interval_start.",
             lambda spark, tables, window, _: ingest_checks.recording_hours_match(
-                spark, tables, _hours_of(window.hours)
+                spark, tables, _hours_of(window.hours), BILLING_TZ
             ),
         ),
     },

@@ -16,7 +16,10 @@ hourly_usage = window_asset(
     deps=["deduplicated_raw"],
     automation_condition=UPSTREAM_CHANGED_SPAN,
     group_name="usage",
-    description="One row per meterpoint per UTC hour: total consumption and number of readings.",
+    description=(
+        "One row per meterpoint per recording hour (a local clock hour, keyed by the UTC instant it starts): "
+        "total consumption and number of readings."
+    ),
     checks={
         "matches_deduplicated_readings": (
             "Per recording hour: total consumption and reading count equal those of the deduplicated readings.",

@@ -2,6 +2,7 @@
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 #: Partition keys and landing folder names share this format (e.g. ``2026-01-15-08``).
@@ -9,6 +10,13 @@ HOUR_KEY_FORMAT = "%Y-%m-%d-%H"
 #: ASCII digits only: ``re``'s ``\d`` and ``strptime`` also accept other scripts' digits.
 HOUR_KEY_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}"
 _HOUR_KEY = re.compile(HOUR_KEY_PATTERN)
+#: Recording-hour keys in a zone whose local hours start off the UTC hour (``2026-04-01-1730``
+#: is 23:00 in Kolkata): still fixed-width, so string order stays time order.
+MINUTE_KEY_FORMAT = "%Y-%m-%d-%H%M"
+RECORDING_HOUR_KEY_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}(?:[0-9]{2})?"
+_RECORDING_HOUR_KEY = re.compile(RECORDING_HOUR_KEY_PATTERN)
+#: The years whose UTC offsets decide a zone's clock phase: data older than this is not billed here.
+_PHASE_YEARS = (2000, 2100)
 #: A timestamp names a time of day: a date alone would silently mean local midnight.
 _HAS_TIME = re.compile(r"[0-9][Tt ][0-9]")
 
@@ -31,6 +39,94 @@ def parse_hour_key(key: str) -> datetime:
     if not isinstance(key, str) or not _HOUR_KEY.fullmatch(key):
         raise ValueError(f"not an hour key (YYYY-MM-DD-HH): {key!r}")
     return datetime.strptime(key, HOUR_KEY_FORMAT).replace(tzinfo=UTC)
+
+
+class UnsupportedTimeZone(ValueError):
+    """A zone whose local clock hours are not all one hour of real time long."""
+
+
+@lru_cache(maxsize=64)
+def clock_phase(timezone: str) -> int:
+    """Seconds past each UTC hour at which the zone's local clock hours start (0 in whole-hour zones).
+
+    Kolkata (+05:30) gives 1800, Kathmandu (+05:45) and Chatham (+12:45/+13:45) 900. A zone
+    whose offsets differ by a part of an hour (Lord Howe's 30-minute summer time) has no single
+    phase: some of its local hours last 30 or 90 minutes, which hourly partitions cannot hold.
+    """
+    zone = ZoneInfo(timezone)
+    instant, end = datetime(_PHASE_YEARS[0], 1, 1, tzinfo=UTC), datetime(_PHASE_YEARS[1], 1, 1, tzinfo=UTC)
+    offsets = set()
+    # Weekly samples see every offset a zone keeps for more than a week (all of them in the tz database).
+    while instant < end:
+        offsets.add(int(instant.astimezone(zone).utcoffset().total_seconds()))
+        instant += timedelta(days=7)
+    phases = {-offset % 3600 for offset in offsets}
+    if len(phases) != 1 or any(offset % 60 for offset in offsets):
+        shown = ", ".join(_offset_text(o) for o in sorted(offsets))
+        raise UnsupportedTimeZone(
+            f"BILLING_TIMEZONE={timezone} is not supported: its UTC offsets ({shown}) differ by part of an hour, "
+            "so some of its local hours are not one hour long"
+        )
+    return phases.pop()
+
+
+def _offset_text(seconds: int) -> str:
+    sign = "-" if seconds < 0 else "+"
+    hours, minutes = divmod(abs(seconds) // 60, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}"
+
+
+def recording_hour_start(instant: datetime, timezone: str) -> datetime:
+    """The UTC start of the local clock hour holding ``instant`` (a reading belongs to the hour of its start)."""
+    phase = timedelta(seconds=clock_phase(timezone))
+    utc = instant.astimezone(UTC)
+    try:
+        return (utc - phase).replace(minute=0, second=0, microsecond=0) + phase
+    except OverflowError:
+        # The first minutes of year 1: no such reading is inside any watermark (it is quarantined
+        # as too late), but parsing must not fail on it, so it gets its UTC hour.
+        return utc.replace(minute=0, second=0, microsecond=0)
+
+
+def recording_hour_key(instant: datetime, timezone: str) -> str:
+    """The tables' ``recording_hour`` of ``instant``: the UTC start of its local hour.
+
+    ``YYYY-MM-DD-HH`` in whole-hour zones (the UTC hour, as always), ``YYYY-MM-DD-HHMM`` in
+    zones whose hours start at :15, :30 or :45 UTC.
+    """
+    start = recording_hour_start(instant, timezone)
+    return start.strftime(MINUTE_KEY_FORMAT if clock_phase(timezone) else HOUR_KEY_FORMAT)
+
+
+def parse_recording_hour_key(key: str) -> datetime:
+    """The UTC start of a ``recording_hour`` key (``YYYY-MM-DD-HH`` or ``YYYY-MM-DD-HHMM``)."""
+    if not isinstance(key, str) or not _RECORDING_HOUR_KEY.fullmatch(key):
+        raise ValueError(f"not a recording hour key (YYYY-MM-DD-HH or YYYY-MM-DD-HHMM): {key!r}")
+    return datetime.strptime(key, _recording_key_format(key)).replace(tzinfo=UTC)
+
+
+def _recording_key_format(key: str) -> str:
+    return MINUTE_KEY_FORMAT if len(key) == len("2026-01-01-0000") else HOUR_KEY_FORMAT
+
+
+def shift_recording_hour(key: str, delta: timedelta) -> str:
+    """The ``recording_hour`` key ``delta`` after ``key``, in the same format."""
+    return (parse_recording_hour_key(key) + delta).strftime(_recording_key_format(key))
+
+
+def recording_hour_keys(first: str, last: str) -> list[str]:
+    """Every ``recording_hour`` key from ``first`` to ``last`` inclusive (both of one zone), one hour apart."""
+    start, end, fmt = parse_recording_hour_key(first), parse_recording_hour_key(last), _recording_key_format(first)
+    keys = []
+    while start <= end:
+        keys.append(start.strftime(fmt))
+        start += timedelta(hours=1)
+    return keys
+
+
+def half_hour_phase(timezone: str) -> int:
+    """Seconds past each UTC half hour at which the zone's local half hours start."""
+    return clock_phase(timezone) % 1800
 
 
 def hour_keys_between(start: datetime, end: datetime) -> list[str]:

@@ -2,12 +2,12 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from pyspark.sql import SparkSession
 
-from billing_assets.domain.timestamps import parse_hour_key
+from billing_assets.domain.timestamps import parse_recording_hour_key
 from billing_assets.steps.invariants import count_each
 from billing_assets.steps.recompute import StepResult, recompute, selected
 from billing_assets.tables.delta_io import PinnedTable, read_table, retry_on_conflict, write_partitions
@@ -49,7 +49,7 @@ class GoldReport:
 
 
 def build_consumption_gold(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> GoldReport:
-    """Recompute the readings-based gold tables for the window's local days (from its UTC hours)."""
+    """Recompute the readings-based gold tables for the window's local days (from their recording hours)."""
 
     def step() -> GoldReport:
         targets = {spec: warehouse.open(spec) for spec in READINGS_GOLD}
@@ -93,9 +93,8 @@ def days_with_data(readings: PinnedTable, targets: Mapping[TableSpec, PinnedTabl
     """
     zone, days = ZoneInfo(window.timezone), set()
     for partition in readings.delta.partitions(file_pruning_predicate=selected(readings.spec, window.hours)):
-        start = parse_hour_key(partition["recording_hour"])
-        # An hour can straddle two local days in a zone with a half-hour offset.
-        days.update(instant.astimezone(zone).date() for instant in (start, start + timedelta(minutes=59)))
+        # A recording hour is a local clock hour: it lies inside the local day it starts in.
+        days.add(parse_recording_hour_key(partition["recording_hour"]).astimezone(zone).date())
     for spec, table in targets.items():
         column = spec.partition_by
         days.update(

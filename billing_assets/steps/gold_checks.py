@@ -8,12 +8,13 @@ from billing_assets.tables import schemas
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, HALF_HOURLY_CONSUMPTION, TableSpec
 from billing_assets.tables.selection import RunWindow
 from billing_assets.tables.store import TableStore
+from billing_assets.transforms.clock import recording_hour_key
 
 
 def half_hours_sum_to_hours(
     spark: SparkSession, warehouse: TableStore, window: RunWindow, readings_version: int | None = None
 ) -> CheckOutcome:
-    """The half-hourly totals of each UTC hour add up to that hour's total of the deduplicated readings.
+    """The half-hourly totals of each recording hour add up to that hour's total of the deduplicated readings.
 
     ``hourly_usage`` is checked against the same readings, so this ties the gold table to it
     without depending on whether ``hourly_usage`` has caught up yet.
@@ -25,7 +26,7 @@ def half_hours_sum_to_hours(
     )
     actual = (
         read_at(spark, warehouse, HALF_HOURLY_CONSUMPTION, window.days)
-        .groupBy(F.date_format("interval_start", "yyyy-MM-dd-HH").alias("recording_hour"))
+        .groupBy(recording_hour_key(F.col("interval_start"), window.timezone).alias("recording_hour"))
         .agg(exact_sum("consumption", "consumption_actual"))
     )
     return compare_totals(expected, actual, ["recording_hour"], ["consumption"], "hours")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from billing_assets.domain.timestamps import hour_key, parse_hour_key
+from billing_assets.domain.timestamps import hour_key, parse_recording_hour_key, shift_recording_hour
 from billing_assets.domain.watermark import CLOCK_DRIFT, HOUR, LATE_DATA_WINDOW, RESEND_REACH
 from billing_assets.landing.files import LandingFile
 from billing_assets.steps.recompute import StepResult, recompute, replace
@@ -80,8 +80,8 @@ def _hours_to_rank_against(
     """The batch's recording hours plus those within reach that hold another copy of one of its records."""
     if not reading_hours:
         return []
-    first = hour_key(parse_hour_key(reading_hours[0]) - RESEND_REACH)
-    last = hour_key(parse_hour_key(reading_hours[-1]) + RESEND_REACH)
+    first = shift_recording_hour(reading_hours[0], -RESEND_REACH)
+    last = shift_recording_hour(reading_hours[-1], RESEND_REACH)
     nearby = read_table(spark, table, partition_range(first, last).filters("recording_hour"))
     elsewhere = {r[0] for r in resent_elsewhere(readings, nearby).distinct().collect()}
     return sorted(elsewhere.union(reading_hours))
@@ -196,10 +196,10 @@ def rebuild_deduplicated(spark: SparkSession, warehouse: TableStore, window: Run
     """
     first_hour, last_hour = window.hours.first, window.hours.last
     # Copies of a record within reach of these hours compete with theirs (a moved re-send).
-    reach_first = hour_key(parse_hour_key(first_hour) - RESEND_REACH)
-    reach_last = hour_key(parse_hour_key(last_hour) + RESEND_REACH)
-    earliest = parse_hour_key(reach_first) - HOUR - CLOCK_DRIFT
-    latest = parse_hour_key(reach_last) + HOUR + LATE_DATA_WINDOW
+    reach_first = shift_recording_hour(first_hour, -RESEND_REACH)
+    reach_last = shift_recording_hour(last_hour, RESEND_REACH)
+    earliest = parse_recording_hour_key(reach_first) - HOUR - CLOCK_DRIFT
+    latest = parse_recording_hour_key(reach_last) + HOUR + LATE_DATA_WINDOW
 
     def winners(raw: DataFrame) -> DataFrame:
         nearby = raw.filter(F.col("recording_hour").between(reach_first, reach_last))

@@ -6,7 +6,7 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from billing_assets.domain.timestamps import hour_key, parse_hour_key
+from billing_assets.domain.timestamps import shift_recording_hour
 from billing_assets.domain.watermark import RESEND_REACH
 from billing_assets.steps.ingest import OUTCOMES, HourCounts
 from billing_assets.steps.invariants import EXAMPLES, CheckOutcome, examples, read_at, tally
@@ -14,6 +14,7 @@ from billing_assets.tables.delta_io import read_table
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, QUARANTINED_READINGS, RAW_READINGS
 from billing_assets.tables.selection import partition_range, partitions
 from billing_assets.tables.store import TableStore
+from billing_assets.transforms.clock import recording_hour_key
 
 #: Deduplication matches copies this far apart, so the uniqueness check looks as far either
 #: side of the recording hours written.
@@ -24,8 +25,8 @@ def unique_record_ids(spark: SparkSession, warehouse: TableStore, hours: Sequenc
     """No ``record_id`` of the recording hours written appears twice in them or within reach of them."""
     if not hours:
         return CheckOutcome(True, {"recording_hours_written": 0, "rows_checked": 0, "duplicated_record_ids": 0})
-    first = hour_key(parse_hour_key(min(hours)) - UNIQUENESS_REACH)
-    last = hour_key(parse_hour_key(max(hours)) + UNIQUENESS_REACH)
+    first = shift_recording_hour(min(hours), -UNIQUENESS_REACH)
+    last = shift_recording_hour(max(hours), UNIQUENESS_REACH)
     scope = read_at(spark, warehouse, DEDUPLICATED_RAW, partition_range(first, last)).select(
         "record_id", "recording_hour", F.col("recording_hour").isin(list(hours)).alias("written")
     )
@@ -57,12 +58,14 @@ def unique_record_ids(spark: SparkSession, warehouse: TableStore, hours: Sequenc
     )
 
 
-def recording_hours_match(spark: SparkSession, warehouse: TableStore, hours: Sequence[str]) -> CheckOutcome:
-    """Every row's ``recording_hour`` is the UTC hour of its ``interval_start`` (the session zone is UTC)."""
+def recording_hours_match(
+    spark: SparkSession, warehouse: TableStore, hours: Sequence[str], timezone: str = "UTC"
+) -> CheckOutcome:
+    """Every row's ``recording_hour`` is the start of the local hour (in ``timezone``) of its ``interval_start``."""
     rows = read_at(spark, warehouse, DEDUPLICATED_RAW, partitions(hours) if hours else None)
     if not hours:
         rows = rows.limit(0)
-    in_wrong_hour = ~F.col("recording_hour").eqNullSafe(F.date_format("interval_start", "yyyy-MM-dd-HH"))
+    in_wrong_hour = ~F.col("recording_hour").eqNullSafe(recording_hour_key(F.col("interval_start"), timezone))
     checked, figures = tally(rows, wrong=in_wrong_hour)
     failures = figures["wrong"]
     wrong = rows.filter(in_wrong_hour).select("record_id", "interval_start", "recording_hour")

@@ -13,34 +13,50 @@ from datetime import date, datetime
 
 import pyarrow as pa
 
-from billing_assets.domain.timestamps import HOUR_KEY_FORMAT, HOUR_KEY_PATTERN
+from billing_assets.domain.timestamps import (
+    HOUR_KEY_FORMAT,
+    HOUR_KEY_PATTERN,
+    MINUTE_KEY_FORMAT,
+    RECORDING_HOUR_KEY_PATTERN,
+)
 
 
 @dataclass(frozen=True)
 class KeyFormat:
-    """A partition value format: an ASCII pattern and the ``strptime`` format that must round-trip."""
+    """A partition value format: an ASCII pattern and the ``strptime`` format(s) one of which must round-trip."""
 
     name: str
     pattern: str
     strptime: str
+    #: Another ``strptime`` format of the same column (recording hours with minutes).
+    alternative: str | None = None
 
     def check(self, value: object) -> str:
         """``value`` if it is a well-formed key of this format, else a ValueError naming it."""
         if isinstance(value, str) and re.fullmatch(self.pattern, value):
-            try:
-                if datetime.strptime(value, self.strptime).strftime(self.strptime) == value:
-                    return value
-            except ValueError:
-                pass
+            for fmt in filter(None, (self.strptime, self.alternative)):
+                try:
+                    if datetime.strptime(value, fmt).strftime(fmt) == value:
+                        return value
+                except ValueError:
+                    pass
         raise ValueError(f"not a valid {self.name} partition value: {value!r}")
 
 
 HOUR = KeyFormat("hour (YYYY-MM-DD-HH)", HOUR_KEY_PATTERN, HOUR_KEY_FORMAT)
+#: The UTC start of a local hour: ``YYYY-MM-DD-HHMM`` only in a zone whose hours start off the
+#: UTC hour, and one width throughout a warehouse (the zone is fixed), so string order is time order.
+RECORDING_HOUR = KeyFormat(
+    "hour (YYYY-MM-DD-HH, or YYYY-MM-DD-HHMM when local hours start off the UTC hour)",
+    RECORDING_HOUR_KEY_PATTERN,
+    HOUR_KEY_FORMAT,
+    MINUTE_KEY_FORMAT,
+)
 MONTH = KeyFormat("month (YYYY-MM)", r"[0-9]{4}-[0-9]{2}", "%Y-%m")
 ISO_DATE = KeyFormat("ISO date (YYYY-MM-DD)", r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "%Y-%m-%d")
 
 #: String partition columns and their formats; date-typed columns are always ISO dates.
-STRING_KEY_FORMATS = {"ingestion_hour": HOUR, "recording_hour": HOUR, "billing_month": MONTH}
+STRING_KEY_FORMATS = {"ingestion_hour": HOUR, "recording_hour": RECORDING_HOUR, "billing_month": MONTH}
 
 
 def key_format(column: str, data_type: pa.DataType) -> KeyFormat:
@@ -110,9 +126,9 @@ def partition_range(first: str, last: str) -> PartitionSelection:
 class RunWindow:
     """The partitions one run covers, in each key the tables use; derived once from the run's time window.
 
-    ``hours`` are UTC ``recording_hour`` keys, ``days`` local ISO dates and ``months`` billing
-    months, all in ``timezone`` and all spanning the same instants: a run over local days reads
-    exactly the UTC hours of those days.
+    ``hours`` are ``recording_hour`` keys (the UTC starts of local hours), ``days`` local ISO dates
+    and ``months`` billing months, all in ``timezone`` and all spanning the same instants: a run over local days reads
+    exactly the recording hours of those days.
     """
 
     hours: PartitionSelection
@@ -123,7 +139,7 @@ class RunWindow:
     def of(self, column: str, data_type: pa.DataType) -> PartitionSelection:
         """The window's partitions of a table partitioned by ``column`` (hours, days or months, by its format)."""
         fmt = key_format(column, data_type)
-        return {HOUR: self.hours, MONTH: self.months, ISO_DATE: self.days}[fmt]
+        return {HOUR: self.hours, RECORDING_HOUR: self.hours, MONTH: self.months, ISO_DATE: self.days}[fmt]
 
     @property
     def first_day(self) -> date:

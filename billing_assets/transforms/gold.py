@@ -1,22 +1,22 @@
 """The analysts' gold tables, from deduplicated readings and agreement coverage.
 
-A reading's half hour is its ``interval_start`` floored to 30 minutes (meter clocks drift a
-few minutes, never across a half-hour boundary they did not cross); its settlement date is
-that half hour's local date, and its settlement period the half hour's number in the local
-day: 1..48, 46 on the spring clock change, 50 on the autumn one.
+A reading's half hour is its ``interval_start`` floored to the local clock's half hour (meter
+clocks drift a few minutes, never across a half-hour boundary they did not cross; in Kathmandu
+local half hours start at :15 and :45 UTC); its settlement date is that half hour's local date,
+and its settlement period the half hour's number in the local day: 1..48, 46 on the spring
+clock change, 50 on the autumn one.
 """
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from billing_assets.transforms.clock import HALF_HOUR_SECONDS, half_hour_start
 from billing_assets.transforms.usage import EXACT
-
-HALF_HOUR_SECONDS = 1800
 
 
 def settle(readings: DataFrame, timezone: str) -> DataFrame:
-    """Add ``slot`` (UTC half-hour start), ``settlement_date`` and ``settlement_period``."""
-    slot = F.timestamp_seconds(F.floor(F.unix_seconds("interval_start") / HALF_HOUR_SECONDS) * HALF_HOUR_SECONDS)
+    """Add ``slot`` (UTC start of the local half hour), ``settlement_date`` and ``settlement_period``."""
+    slot = half_hour_start(F.col("interval_start"), timezone)
     local_midnight = F.to_utc_timestamp(F.col("settlement_date").cast("timestamp"), timezone)
     return (
         readings.withColumn("slot", slot)

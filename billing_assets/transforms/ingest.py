@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from billing_assets import settings
-from billing_assets.domain.timestamps import hour_key, parse_hour_key
+from billing_assets.domain.timestamps import parse_hour_key, recording_hour_key
 from billing_assets.landing import document
 from billing_assets.landing.files import LandingFile, NotARegularFile, open_landing_file, read_landing_file
 from billing_assets.landing.parse import (
@@ -68,8 +68,8 @@ _SURVEY_SCHEMA = pa.schema([("index", pa.int64()), ("survey", pa.string())])
 _BOM = b"\xef\xbb\xbf"
 
 
-def rows_to_batch(ingestion_hour: str, rows: list[ParsedRow]) -> pa.RecordBatch:
-    """Parsed rows of one ingestion hour as an Arrow batch of ``PARSED_SCHEMA``."""
+def rows_to_batch(ingestion_hour: str, rows: list[ParsedRow], timezone: str = "UTC") -> pa.RecordBatch:
+    """Parsed rows as a batch of ``PARSED_SCHEMA``, each reading keyed by its local hour in ``timezone``."""
     columns = {
         "ingestion_hour": [ingestion_hour] * len(rows),
         "source_file": [r.source_file for r in rows],
@@ -78,7 +78,7 @@ def rows_to_batch(ingestion_hour: str, rows: list[ParsedRow]) -> pa.RecordBatch:
         "meterpoint_id": [r.meterpoint_id for r in rows],
         "interval_start": [r.interval_start for r in rows],
         "consumption": [r.consumption for r in rows],
-        "recording_hour": [hour_key(r.interval_start) if r.interval_start else None for r in rows],
+        "recording_hour": [recording_hour_key(r.interval_start, timezone) if r.interval_start else None for r in rows],
         "reason": [r.reason for r in rows],
         "detail": [r.detail for r in rows],
         "raw": [r.raw for r in rows],
@@ -207,7 +207,7 @@ def _task_parser(tasks: list[list[Work]], timezone: str, storage_options: dict, 
                 for work in tasks[index]:
                     for rows in _work_rows(work, zone, storage_options, ceiling):
                         for first in range(0, len(rows), BATCH_ROWS):
-                            yield rows_to_batch(work.ingestion_hour, rows[first : first + BATCH_ROWS])
+                            yield rows_to_batch(work.ingestion_hour, rows[first : first + BATCH_ROWS], timezone)
 
     return parse_works
 

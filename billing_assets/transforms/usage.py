@@ -8,11 +8,16 @@ the same readings. Results are stored as doubles, converted once from the exact 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from billing_assets.transforms.clock import hour_key_start
+
 EXACT = "decimal(38,9)"
 
 
 def hourly_usage(readings: DataFrame) -> DataFrame:
-    """Per meterpoint per recording hour: total consumption and number of readings."""
+    """Per meterpoint per recording hour: total consumption and number of readings.
+
+    ``usage_hour`` is the UTC instant the local hour starts (23:00 in Kolkata is 17:30 UTC).
+    """
     return (
         readings.groupBy("meterpoint_id", "recording_hour")
         .agg(
@@ -21,7 +26,7 @@ def hourly_usage(readings: DataFrame) -> DataFrame:
         )
         .select(
             "meterpoint_id",
-            F.to_timestamp("recording_hour", "yyyy-MM-dd-HH").alias("usage_hour"),
+            hour_key_start(F.col("recording_hour")).alias("usage_hour"),
             F.col("_exact").cast("double").alias("consumption"),
             "reading_count",
             "recording_hour",
@@ -30,7 +35,10 @@ def hourly_usage(readings: DataFrame) -> DataFrame:
 
 
 def billing_month(usage_hour: str, timezone: str) -> F.Column:
-    """The ``YYYY-MM`` calendar month, in the billing time zone, of a UTC hour."""
+    """The ``YYYY-MM`` calendar month, in the billing time zone, of a local hour's UTC start.
+
+    Local hours never straddle local midnight, so the month of an hour's start is its month.
+    """
     return F.date_format(F.from_utc_timestamp(F.col(usage_hour), timezone), "yyyy-MM")
 
 

@@ -3,7 +3,15 @@
 import pyarrow as pa
 import pytest
 
-from billing_assets.tables.selection import HOUR, ISO_DATE, MONTH, key_format, partition_range, partitions
+from billing_assets.tables.selection import (
+    HOUR,
+    ISO_DATE,
+    MONTH,
+    RECORDING_HOUR,
+    key_format,
+    partition_range,
+    partitions,
+)
 
 HOSTILE = [
     "2026-01-01-00' OR '1'='1",
@@ -22,19 +30,28 @@ HOSTILE = [
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_hour_keys_are_refused(value) -> None:
-    with pytest.raises(ValueError, match="not a valid hour"):
-        partitions([value]).validated(HOUR)
-    with pytest.raises(ValueError, match="not a valid hour|a range"):
-        partition_range("2026-01-01-00", value).validated(HOUR)
+    for fmt in (HOUR, RECORDING_HOUR):
+        with pytest.raises(ValueError, match="not a valid hour"):
+            partitions([value]).validated(fmt)
+        with pytest.raises(ValueError, match="not a valid hour|a range"):
+            partition_range("2026-01-01-00", value).validated(fmt)
 
 
 def test_each_column_has_its_format() -> None:
-    assert key_format("recording_hour", pa.string()) is HOUR
+    assert key_format("recording_hour", pa.string()) is RECORDING_HOUR
     assert key_format("ingestion_hour", pa.string()) is HOUR
     assert key_format("billing_month", pa.string()) is MONTH
     assert key_format("settlement_date", pa.date32()) is ISO_DATE
     with pytest.raises(ValueError, match="no partition value format"):
         key_format("region", pa.string())
+    # A recording hour carries minutes in a zone whose local hours start off the UTC hour (Kolkata: :30).
+    assert RECORDING_HOUR.check("2026-04-01-1730") == "2026-04-01-1730"
+    assert RECORDING_HOUR.check("2026-04-01-17") == "2026-04-01-17"
+    for bad in ("2026-04-01-1760", "2026-04-01-173", "2026-04-01-17:30", "2026-04-01-2400"):
+        with pytest.raises(ValueError, match="not a valid hour"):
+            RECORDING_HOUR.check(bad)
+    with pytest.raises(ValueError, match="not a valid hour"):
+        HOUR.check("2026-04-01-1730")  # landing folders stay whole UTC hours
     assert MONTH.check("2026-02") == "2026-02"
     for bad in ("2026-13", "2026-02-01", "2026-2"):
         with pytest.raises(ValueError):

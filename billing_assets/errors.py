@@ -80,9 +80,19 @@ _UNREACHABLE = re.compile(
     re.IGNORECASE,
 )
 _NO_BUCKET = re.compile(r"NoSuchBucket|The specified bucket does not exist|Bucket '?([\w.-]+)'? does not exist")
-_CREDENTIALS = re.compile(
-    r"InvalidAccessKeyId|SignatureDoesNotMatch|InvalidToken|ExpiredToken|AccessDenied|\b403\b|Forbidden"
-)
+#: How S3 refuses credentials, most specific first (a HEAD request's refusal has no body: just 403 Forbidden).
+_CREDENTIALS = [
+    re.compile(pattern)
+    for pattern in (
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidToken",
+        "ExpiredToken",
+        "AccessDenied",
+        "Forbidden",
+        r"\b403\b",
+    )
+]
 _NOT_A_DATABASE = re.compile(r"file is not a database|not a readable SQLite database")
 
 
@@ -130,7 +140,7 @@ def explain(exc: BaseException, setting: Setting) -> str:
             f"the bucket of {_named_bucket(setting, words)} does not exist on {endpoint}: create it, or correct "
             "BILLING_LANDING_URI / BILLING_WAREHOUSE_URI"
         )
-    if found := _CREDENTIALS.search(words):
+    if found := next(filter(None, (pattern.search(words) for pattern in _CREDENTIALS)), None):
         return (
             f"S3 at {endpoint} refused the credentials for {_named_bucket(setting, words)} ({found.group(0)}): "
             "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"

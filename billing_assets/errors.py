@@ -127,8 +127,7 @@ def explain(exc: BaseException, setting: Setting) -> str:
     if any(_errno(e) == errno.ENOSPC for e in exceptions) or _NO_SPACE.search(words):
         where = _path_of(exceptions) or f"the warehouse {setting.warehouse} or {os.environ.get('DAGSTER_HOME', '')}"
         return (
-            f"no space left on the device holding {where}: free space there, then run the same command again "
-            "(a re-run carries on where this one stopped)"
+            f"no space left on the device holding {where}: free space there, then run the same command again"
         )
     if any(_errno(e) == errno.ECONNREFUSED for e in exceptions) or _UNREACHABLE.search(words):
         return (

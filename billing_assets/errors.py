@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -126,9 +127,7 @@ def explain(exc: BaseException, setting: Setting) -> str:
             return _one_line(str(known))
     if any(_errno(e) == errno.ENOSPC for e in exceptions) or _NO_SPACE.search(words):
         where = _path_of(exceptions) or f"the warehouse {setting.warehouse} or {os.environ.get('DAGSTER_HOME', '')}"
-        return (
-            f"no space left on the device holding {where}: free space there, then run the same command again"
-        )
+        return f"no space left on the device holding {where}: free space there, then run the same command again"
     if any(_errno(e) == errno.ECONNREFUSED for e in exceptions) or _UNREACHABLE.search(words):
         return (
             f"cannot reach the S3 endpoint {endpoint} (connection refused or no answer): check that the server is up "
@@ -263,15 +262,18 @@ def process_log(home: str) -> Iterator[ProcessLog]:
     os.set_blocking(wake_write, False)
     os.set_blocking(wake_read, False)
     log = ProcessLog(path, terminal, file, wake_read)
-    previous_wakeup = signal.set_wakeup_fd(wake_write)
-    previous_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Signal handlers belong to the main thread; elsewhere (a caller's thread) an interruption is not told apart.
+    main = threading.current_thread() is threading.main_thread()
+    previous_wakeup = signal.set_wakeup_fd(wake_write) if main else -1
+    previous_term = signal.signal(signal.SIGTERM, signal.default_int_handler) if main else None
     os.dup2(file.fileno(), 2)
     sys.stderr = _Redacting(file)
     try:
         yield log
     finally:
-        signal.set_wakeup_fd(previous_wakeup)
-        signal.signal(signal.SIGTERM, previous_term)
+        if main:
+            signal.set_wakeup_fd(previous_wakeup)
+            signal.signal(signal.SIGTERM, previous_term)
         for fd in (wake_read, wake_write):
             os.close(fd)
         sys.stderr = original

@@ -23,9 +23,8 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from billing_assets.cli import main
-from billing_assets.connect_server import free_port
+from billing_assets.local_processes import free_port, stop_process_group, wait_for_http
 from billing_assets.tables.schemas import DEDUPLICATED_RAW
-from billing_assets_tests.conftest import stop_process_group, wait_for_http
 
 START, END = "2026-03-28T00", "2026-03-28T02"
 #: Lines ``process`` may print besides the one error: progress, warnings and its summary.

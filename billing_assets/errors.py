@@ -127,7 +127,7 @@ def explain(exc: BaseException, setting: Setting) -> str:
             return _one_line(str(known))
     if any(_errno(e) == errno.ENOSPC for e in exceptions) or _NO_SPACE.search(words):
         where = _path_of(exceptions) or f"the warehouse {setting.warehouse} or {os.environ.get('DAGSTER_HOME', '')}"
-        return f"no space left on the device holding {where}: free space there, then run the same command again"
+        return f"No space left on device (the one holding {where}): free space there, then run the same command again"
     if any(_errno(e) == errno.ECONNREFUSED for e in exceptions) or _UNREACHABLE.search(words):
         return (
             f"cannot reach the S3 endpoint {endpoint} (connection refused or no answer): check that the server is up "

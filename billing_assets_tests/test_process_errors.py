@@ -233,7 +233,9 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 def test_a_full_disk_is_one_line(tmp_path: Path, tiny_disk: Path) -> None:
     sample(tmp_path)
     warehouse = tiny_disk / "warehouse"
-    message, _ = one_error(run_process(base_env(tmp_path, BILLING_WAREHOUSE_URI=str(warehouse))), "no space left")
+    message, _ = one_error(
+        run_process(base_env(tmp_path, BILLING_WAREHOUSE_URI=str(warehouse))), "No space left on device"
+    )
     assert str(tiny_disk) in message
 
 

@@ -84,13 +84,15 @@ def _process(args: argparse.Namespace) -> int:
                 batch_hours=args.batch_hours,
                 load_source=not args.no_source,
             )
-        except Exception as exc:
-            log.fail(exc, explain(exc, setting))
-            return EXIT_FAILED
-        except BaseException as exc:  # KeyboardInterrupt, or Dagster's interruption of a run: SIGINT or SIGTERM
+        except BaseException as exc:
             if isinstance(exc, SystemExit):
                 raise
-            number = log.received() or signal.SIGINT
+            number = log.received()
+            if number is None and isinstance(exc, Exception):
+                log.fail(exc, explain(exc, setting))
+                return EXIT_FAILED
+            # KeyboardInterrupt, Dagster's interruption of a run, or whatever a library made of the signal.
+            number = number or signal.SIGINT
             log.fail(
                 exc,
                 f"stopped by {signal.Signals(number).name}; the runs in progress are marked failed: "

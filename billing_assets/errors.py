@@ -221,9 +221,7 @@ class ProcessLog:
             self.signals += list(os.read(self.wakeup, 64))
         except (BlockingIOError, OSError):
             pass
-        if signal.SIGTERM in self.signals:
-            return signal.SIGTERM
-        return self.signals[0] if self.signals else None
+        return next((number for number in (signal.SIGTERM, signal.SIGINT) if number in self.signals), None)
 
 
 def log_path(home: str, now: Callable[[], float] = time.time) -> Path:

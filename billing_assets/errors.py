@@ -200,7 +200,13 @@ class ProcessLog:
     signals: list[int] = field(default_factory=list)
 
     def echo(self, line: str) -> None:
-        """A progress line: on the terminal and in the log."""
+        """A progress line: on the terminal and in the log; or the stop, when a signal arrived and was swallowed.
+
+        Dagster defers a SIGTERM or SIGINT that arrives in some stretches of a run (its start,
+        between steps) and may drop it when the run ends; the next progress line acts on it.
+        """
+        if self.received() is not None:
+            raise KeyboardInterrupt
         print(line, file=self.terminal, flush=True)
         print(line, file=self.file, flush=True)
 

@@ -1,6 +1,7 @@
 """``billing-assets``: the command line for scripts and scheduled jobs outside the UI."""
 
 import argparse
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,28 +65,50 @@ def _process(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
-    from billing_assets.instance import get_instance
+    from billing_assets.errors import EXIT_BY_SIGNAL, EXIT_FAILED, Setting, explain, process_log
+    from billing_assets.instance import ensure_dagster_home, get_instance
     from billing_assets.process import process
     from billing_assets.resources import build_resources
-    from billing_assets.tables.delta_io import TableSchemaMismatch
-    from billing_assets.tables.log_check import DamagedTableLog
 
-    instance = get_instance()
-    try:
-        report = process(
-            args.start,
-            args.end,
-            build_resources(),
-            instance,
-            batch_hours=args.batch_hours,
-            load_source=not args.no_source,
-        )
-    except (DamagedTableLog, TableSchemaMismatch) as exc:
-        # A damaged or outdated table needs a person (restore or rebuild), not a traceback.
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for step, seconds in report.seconds.items():
-        print(f"{step}: {seconds:.1f}s")
+    resources = build_resources()
+    setting = Setting(
+        landing=resources["landing"].uri,
+        warehouse=resources["warehouse"].uri,
+        source=resources["source"].path,
+        endpoint=env("BILLING_S3_ENDPOINT_URL", "") or None,
+    )
+    # Tracebacks and Dagster's and Spark's own logs go to the file; the terminal gets progress and one error line.
+    with process_log(ensure_dagster_home()) as log:
+        try:
+            report = process(
+                args.start,
+                args.end,
+                resources,
+                get_instance(),
+                echo=log.echo,
+                batch_hours=args.batch_hours,
+                load_source=not args.no_source,
+            )
+        except BaseException as exc:
+            if isinstance(exc, SystemExit):
+                raise
+            number = log.received()
+            if number is None and isinstance(exc, Exception):
+                log.fail(exc, explain(exc, setting))
+                return EXIT_FAILED
+            # KeyboardInterrupt, Dagster's interruption of a run, or whatever a library made of the signal.
+            number = number or signal.SIGINT
+            log.fail(
+                exc,
+                f"stopped by {signal.Signals(number).name}; the runs in progress are marked failed: "
+                "run the same command again to finish",
+            )
+            return EXIT_BY_SIGNAL.get(number, EXIT_FAILED)
+        for step, seconds in report.seconds.items():
+            print(f"{step}: {seconds:.1f}s")
+        if report.source_error:
+            log.error(report.source_error)
+            return EXIT_FAILED
     return 0
 
 

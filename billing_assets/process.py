@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from graphlib import TopologicalSorter
 
@@ -48,6 +48,8 @@ class ProcessReport:
     seconds: dict[str, float] = field(default_factory=dict)
     #: Asset name -> the partitions an earlier, interrupted run had left stale (refreshed by this one).
     repaired: dict[str, list[str]] = field(default_factory=dict)
+    #: Why the source load failed (one line), if it did: what needs the dimensions waited.
+    source_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,40 @@ def stale_now(instance: dg.DagsterInstance) -> dict[str, list[str]]:
                 keys = asset.partitions_def.get_partition_keys_in_range(run.partitions)
                 out.setdefault(asset.node_def.name, []).extend(keys)
     return out
+
+
+def _needs(root: dg.AssetsDefinition) -> set[str]:
+    """The names of the assets downstream of ``root`` (transitively): those that need what it writes."""
+    found, names = set(root.keys), set()
+    grew = True
+    while grew:
+        grew = False
+        for asset in ASSETS:
+            if asset.node_def.name not in names and any(
+                dep.asset_key in found for spec in asset.specs for dep in spec.deps
+            ):
+                names.add(asset.node_def.name)
+                found |= set(asset.keys)
+                grew = True
+    return names
+
+
+def _source_failure(result: dg.ExecuteInProcessResult, path: str) -> str:
+    """One line for a failed source load: the database, the cause at the bottom of the error, and what to do."""
+    causes = []
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        while error is not None and error.cause is not None:
+            error = error.cause
+        if error is not None:
+            causes.append(error.message.strip().splitlines()[0].split(": ", 1)[-1])
+    cause = causes[0] if causes else "the run failed"
+    if path not in cause:
+        cause = f"{path}: {cause}"
+    return (
+        f"the source database did not load ({cause}); what needs the dimensions waits: "
+        "fix or replace the file (BILLING_SOURCE_DB), then run the same command again"
+    )
 
 
 class ProcessError(ValueError):
@@ -232,8 +268,12 @@ def process(
         today = local_days.get_last_partition_key()
         echo(f"[dimensions] loading the source database for {today}")
         began = time.monotonic()
-        run(source_dimensions, partition_key=today)
+        loaded = run(source_dimensions, partition_key=today, raise_on_error=False)
         report.seconds["source_dimensions"] = time.monotonic() - began
+        if not loaded.success:
+            # Readings do not depend on the source: ingestion and usage go on, what needs the dimensions waits.
+            report.source_error = _source_failure(loaded, resources["source"].path)
+            echo(f"warning: {report.source_error}; ingestion and usage go on without it")
 
     began = time.monotonic()
     done = 0
@@ -244,10 +284,18 @@ def process(
         run(raw_readings, **run_partitions(batch[0], batch[-1]))
     report.seconds["raw_readings"] = time.monotonic() - began
 
+    waiting = _needs(source_dimensions) if report.source_error else set()
+    waited: dict[str, list[str]] = {}
     # Level by level, so each level's staleness is read after the runs it depends on committed.
     for level in _refreshed_assets():
         for step in stale_runs(instance, level):
             first, last = step.partitions.start, step.partitions.end
+            for asset in step.assets:
+                if asset.node_def.name in waiting:
+                    waited.setdefault(asset.node_def.name, []).append(f"{first} .. {last}")
+            step = replace(step, assets=tuple(asset for asset in step.assets if asset.node_def.name not in waiting))
+            if not step.assets:
+                continue
             echo(f"[{step.label}] partitions {first} .. {last}")
             began = time.monotonic()
             run(*step.assets, **run_partitions(first, last))
@@ -255,6 +303,12 @@ def process(
             for asset in step.assets:
                 keys = asset.partitions_def.get_partition_keys_in_range(step.partitions)
                 report.partitions.setdefault(asset.node_def.name, []).extend(keys)
+    if waited:
+        echo(
+            "[waiting] "
+            + ", ".join(f"{name} ({', '.join(spans)})" for name, spans in waited.items())
+            + ": they need the dimensions, which did not load; run the same command once the source database is fixed"
+        )
     echo(
         f"processed {len(hours)} ingestion hours ({hour_key(start)} .. {hours[-1] if hours else '-'}): "
         + ", ".join(f"{len(keys)} partitions of {name}" for name, keys in report.partitions.items())

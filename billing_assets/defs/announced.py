@@ -19,6 +19,7 @@ from billing_assets.partitions import hour_range, recording_hours
 from billing_assets.partitions import recording_partition_key as recording_key_of
 from billing_assets.staleness import latest_ids
 from billing_assets.tables.delta_io import PinnedTable, partition_digests
+from billing_assets.tables.log_check import log_exists
 from billing_assets.tables.schemas import AGREEMENT_DAYS, DEDUPLICATED_RAW, TableSpec
 from billing_assets.tables.store import TableStore
 
@@ -104,6 +105,8 @@ def announce_unrecorded(instance: dg.DagsterInstance, tables: TableStore) -> dic
     """Announce every partition of the announced tables whose files the instance has not recorded; asset -> keys."""
     out: dict[str, list[str]] = {}
     for announced in ANNOUNCED:
+        if not log_exists(tables.uri(announced.spec), tables.storage):
+            continue  # no table, nothing unannounced; opening it would create it empty
         table = tables.open(announced.spec)
         for value, digest in sorted(unannounced(instance, table, announced).items()):
             key = announced.key_of(value)

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import pyarrow as pa
+from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -29,6 +30,9 @@ class DimensionReport:
 
 
 def _has_snapshot(warehouse: TableStore, spec: TableSpec, day: date) -> bool:
+    # Only look: opening a table creates it, and nothing may be written before the source was read.
+    if not DeltaTable.is_deltatable(warehouse.uri(spec), storage_options=warehouse.storage.delta_options()):
+        return False
     table = warehouse.open(spec)
     return bool(table.delta.file_uris(partition_filters=[("snapshot_date", "=", day.isoformat())]))
 

@@ -110,12 +110,16 @@ def stop_process_group(process: int | subprocess.Popen, timeout: float = 20) -> 
         process.wait(timeout=timeout)
 
 
-def start_s3_server(port: int, log: Path | None = None) -> subprocess.Popen:
-    """An S3-compatible server (moto in server mode) on 127.0.0.1:``port``, in its own process group, answering."""
+def start_s3_server(port: int, log: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """An S3-compatible server (moto in server mode) on 127.0.0.1:``port``, in its own process group, answering.
+
+    ``env`` adds variables to the server's environment (moto's own settings).
+    """
     out = open(log, "wb") if log is not None else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            env={**os.environ, **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -23,7 +23,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from billing_assets.cli import main
-from billing_assets.local_processes import free_port, stop_process_group, wait_for_http
+from billing_assets.local_processes import free_port, start_s3_server, stop_process_group
 from billing_assets.tables.schemas import DEDUPLICATED_RAW
 
 START, END = "2026-03-28T00", "2026-03-28T02"
@@ -121,7 +121,9 @@ def test_an_unreachable_endpoint_is_one_line(tmp_path: Path) -> None:
     assert message.startswith("cannot reach the S3 endpoint")
 
 
-def test_a_missing_warehouse_bucket_is_one_line(tmp_path: Path, s3_server: str) -> None:
+@pytest.mark.parametrize("setting", ["BILLING_WAREHOUSE_URI", "BILLING_LANDING_URI"])
+def test_a_missing_bucket_is_one_line(tmp_path: Path, s3_server: str, setting: str) -> None:
+    """The warehouse's bucket, or the landing zone's: a landing zone that is gone is no empty zone."""
     sample(tmp_path)
     uri = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/lake"
     env = base_env(
@@ -130,7 +132,7 @@ def test_a_missing_warehouse_bucket_is_one_line(tmp_path: Path, s3_server: str) 
         AWS_ACCESS_KEY_ID="AKIABILLINGTEST0001",
         AWS_SECRET_ACCESS_KEY=SECRET,
         AWS_REGION="us-east-1",
-        BILLING_WAREHOUSE_URI=uri,
+        **{setting: uri},
     )
     one_error(run_process(env), uri, "does not exist")
 
@@ -144,18 +146,9 @@ def signing_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     """
     port = free_port()
     log = tmp_path_factory.mktemp("signing_s3") / "server.log"
-    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_s3_server(port, log, env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"})
     try:
         endpoint = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{endpoint}/moto-api/", 30, proc)
         iam = boto3.client(
             "iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
         )

@@ -56,6 +56,10 @@ class LandingZone(dg.ConfigurableResource):
         """
         fs, root = self._fs()
         if not fs.exists(root):
+            bucket = root.split("/", 1)[0]
+            if self.uri.startswith("s3://") and not fs.exists(bucket):
+                # An empty zone is normal; a zone whose bucket is gone would silently ingest nothing.
+                raise FileNotFoundError(f"Bucket '{bucket}' does not exist (the landing zone {self.uri})")
             return {}, []
         by_hour: dict[str, list[LandingFile]] = {}
         rejected: set[str] = set()

@@ -229,10 +229,9 @@ def write_partitions(df: DataFrame, table: PinnedTable, selection: PartitionSele
             ),
         )
     except BaseException:
-        _delete_files_of_write(target, committed=set())
-        write_intents.end(table.uri, intent, table.storage)
+        _clean_up_failed_write(table, target, intent)
         raise
-    _delete_files_of_write(target, committed={action.path for action in actions})
+    _delete_files_of_write(target, committed={action.path.rsplit("/", 1)[-1] for action in actions})
     write_intents.end(table.uri, intent, table.storage)
     table.delta.update_incremental()
     record_commit(table.uri, table.delta.version(), table.storage)
@@ -301,8 +300,27 @@ def _claims(table: PinnedTable, target: FileTarget, actions: list[AddAction]) ->
     return [Transaction(app_id=app_id, version=version) for app_id in sorted(touched)]
 
 
+def _clean_up_failed_write(table: PinnedTable, target: FileTarget, intent: str) -> None:
+    """After a write failed, delete its files that no version of the log holds, then its intent.
+
+    The failure may have come after the commit succeeded (a signal handled right after it, an
+    error while the high-water mark is written): what committed is read from the log again,
+    never assumed, so a committed file is never deleted. If the log cannot be read (the store
+    is gone), the files and the intent stay for the next writer's sweep.
+    """
+    try:
+        latest = DeltaTable(table.uri, storage_options=table.storage.delta_options())
+        committed = {uri.rsplit("/", 1)[-1] for uri in latest.file_uris()}
+        _delete_files_of_write(target, committed)
+        write_intents.end(table.uri, intent, table.storage)
+    except Exception as exc:  # noqa: BLE001 - the write's own error is what the caller must see
+        log.warning(
+            "could not clean up the files of a failed write to %s (left for the next writer): %s", table.uri, exc
+        )
+
+
 def _delete_files_of_write(target: FileTarget, committed: set[str]) -> None:
-    """Delete this write's files that are not in the log: refused commits, failed or speculative attempts.
+    """Delete this write's files whose names are not in ``committed``: refused commits, failed or speculative attempts.
 
     Only the folders of the selected partitions can hold them (the tasks write nowhere else).
     Files of a driver that died before this point are never referenced by the log either: the
@@ -323,8 +341,7 @@ def _delete_files_of_write(target: FileTarget, committed: set[str]) -> None:
     for folder in folders:
         path = f"{root}/{folder}" if folder else root
         for info in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
-            relative = f"{folder}/{info.base_name}" if folder else info.base_name
-            if info.base_name.startswith(target.file_prefix()) and relative not in committed:
+            if info.base_name.startswith(target.file_prefix()) and info.base_name not in committed:
                 doomed.append(info.path)
     target.storage.delete_files(target.table_uri, doomed)
 

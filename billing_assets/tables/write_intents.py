@@ -60,7 +60,8 @@ def begin(uri: str, file_prefix: str, storage: TableStorage = LOCAL) -> str:
     """Record the intent of a write whose files start with ``file_prefix``; its path, for ``end``."""
     fs, _, log = _log_folder(storage, uri)
     path = f"{log}/{PREFIX}{file_prefix.rstrip('-')}"
-    fs.create_dir(log, recursive=True)
+    # The table exists (its log holds version 0): no folder to create, and on S3 creating one
+    # would leave folder marker objects.
     with fs.open_output_stream(path) as out:
         out.write(json.dumps(WriteIntent.mine(file_prefix).__dict__).encode())
     return path

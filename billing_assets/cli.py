@@ -113,11 +113,16 @@ def _process(args: argparse.Namespace) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    from billing_assets.analyst import sql_command
-    from billing_assets.analyst.sandbox import Limits
+    try:
+        from billing_assets.analyst import sql_command
+        from billing_assets.analyst.sandbox import Limits
 
-    limits = Limits(timeout=args.timeout, memory=args.memory_limit)
-    return sql_command(args.query, args.warehouse, args.out, landing=args.landing, limits=limits, force=args.force)
+        limits = Limits(timeout=args.timeout, memory=args.memory_limit)
+        return sql_command(args.query, args.warehouse, args.out, landing=args.landing, limits=limits, force=args.force)
+    except KeyboardInterrupt:
+        # Ctrl-C while the command still loads its libraries: the same one line as during a query.
+        print("error: stopped by Ctrl-C", file=sys.stderr)
+        return 130
 
 
 def _seconds(text: str) -> float:

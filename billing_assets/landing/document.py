@@ -23,7 +23,6 @@ from billing_assets.landing.pieces import READ_BLOCK, Reader
 
 #: A value longer than this (in characters) is not decoded: the document is treated as unreadable.
 VALUE_LIMIT = 4 << 20
-_DECODER = json.JSONDecoder(parse_int=_json_int, parse_constant=_NonFinite, object_pairs_hook=_json_object)
 #: JSON's whitespace, as ``json.loads`` skips it.
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 #: Characters a decoded value must leave before the window's end: a number cut at the window's
@@ -44,6 +43,9 @@ class _Window:
         # Invalid bytes make the file unreadable anyway (a survey of its pieces says so first).
         self.decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
         self.text, self.pos, self.eof = "", 0, False
+        # Made here, not as a module global: a global would hold a C scanner, which cannot be
+        # pickled when a cluster or Spark Connect ships this module by value.
+        self.json = json.JSONDecoder(parse_int=_json_int, parse_constant=_NonFinite, object_pairs_hook=_json_object)
 
     def more(self) -> None:
         data = self.read(self.offset, self.block) if self.offset < self.size else b""
@@ -73,7 +75,7 @@ class _Window:
         self.peek()
         while True:
             try:
-                value, end = _DECODER.raw_decode(self.text, self.pos)
+                value, end = self.json.raw_decode(self.text, self.pos)
             except (ValueError, RecursionError) as exc:
                 failure = exc
             else:

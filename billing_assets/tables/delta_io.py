@@ -229,7 +229,7 @@ def write_partitions(df: DataFrame, table: PinnedTable, selection: PartitionSele
             ),
         )
     except BaseException:
-        _clean_up_failed_write(table, target, intent)
+        _clean_up_failed_write(table, target)
         raise
     _delete_files_of_write(target, committed={action.path.rsplit("/", 1)[-1] for action in actions})
     write_intents.end(table.uri, intent, table.storage)
@@ -300,23 +300,20 @@ def _claims(table: PinnedTable, target: FileTarget, actions: list[AddAction]) ->
     return [Transaction(app_id=app_id, version=version) for app_id in sorted(touched)]
 
 
-def _clean_up_failed_write(table: PinnedTable, target: FileTarget, intent: str) -> None:
-    """After a write failed, delete its files that no version of the log holds, then its intent.
+def _clean_up_failed_write(table: PinnedTable, target: FileTarget) -> None:
+    """After a write failed, delete its files that the log does not hold; its intent stays.
 
     The failure may have come after the commit succeeded (a signal handled right after it, an
     error while the high-water mark is written): what committed is read from the log again,
-    never assumed, so a committed file is never deleted. If the log cannot be read (the store
-    is gone), the files and the intent stay for the next writer's sweep.
+    never assumed, so a committed file is never deleted. Tasks of a failed job may still be
+    finishing their files, so the intent stays: once this process has ended, the next writer's
+    sweep deletes whatever they left (and so it does if the log cannot be read now).
     """
     try:
         latest = DeltaTable(table.uri, storage_options=table.storage.delta_options())
-        committed = {uri.rsplit("/", 1)[-1] for uri in latest.file_uris()}
-        _delete_files_of_write(target, committed)
-        write_intents.end(table.uri, intent, table.storage)
+        _delete_files_of_write(target, {uri.rsplit("/", 1)[-1] for uri in latest.file_uris()})
     except Exception as exc:  # noqa: BLE001 - the write's own error is what the caller must see
-        log.warning(
-            "could not clean up the files of a failed write to %s (left for the next writer): %s", table.uri, exc
-        )
+        log.warning("could not clean up a failed write to %s (left for the next writer): %s", table.uri, exc)
 
 
 def _delete_files_of_write(target: FileTarget, committed: set[str]) -> None:

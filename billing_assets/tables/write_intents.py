@@ -2,10 +2,10 @@
 
 A write announces itself before its tasks create any file: a small intent file in the table's
 ``_delta_log`` folder names the write (its files' name prefix) and the process that commits it.
-The intent is removed once the write has committed or cleaned up after a refused commit. An
-intent left behind means the committing process died (SIGKILL, power loss, a full disk while
-cleaning up); its files that the Delta log does not hold are then deleted by the next write to
-the table, or by ``process`` at start. Files of a live writer are never touched, so concurrent
+The intent is removed once the write has committed. A failed write keeps it (tasks of the failed
+job may still be finishing files), and so does a process that died (SIGKILL, power loss): once
+the committing process has ended, the files of the write that the Delta log does not hold are
+deleted by the next write to the table, or by ``process`` at start. Files of a live writer are never touched, so concurrent
 writers stay safe; a writer on another host is presumed dead only after ``FOREIGN_GRACE``.
 Files the log holds are kept whatever the intent says (the commit made it).
 """

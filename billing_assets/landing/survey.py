@@ -18,7 +18,16 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from billing_assets.landing import document, parse
+from billing_assets.landing.document import Survey
+from billing_assets.landing.parse import (
+    RAW_TEXT_LIMIT,
+    _decode_line,
+    _parse_json_line,
+    _Reject,
+    _split_columns,
+    _split_form,
+    file_parser,
+)
 from billing_assets.landing.pieces import LongLine, Reader, piece_runs
 
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
@@ -69,10 +78,10 @@ def _clock_change_dates(zone_key: str) -> re.Pattern:
 
 
 def _line_status(line: str) -> str:
-    value = parse._decode_line(line)
-    if isinstance(value, parse._Reject):
+    value = _decode_line(line)
+    if isinstance(value, _Reject):
         return "no"
-    return "split" if parse._split_form(value) else "value"
+    return "split" if _split_form(value) else "value"
 
 
 def survey_piece(
@@ -82,13 +91,13 @@ def survey_piece(
     survey = PieceSurvey()
     bom = False
     if start == 0:
-        survey.head = read(0, parse.RAW_TEXT_LIMIT)
+        survey.head = read(0, RAW_TEXT_LIMIT)
         survey.utf16 = survey.head.startswith(_UTF16_BOMS)
         if survey.utf16:
             return survey
         bom = survey.head.startswith(codecs.BOM_UTF8)
     candidate = _clock_change_dates(zone.key)
-    counter = parse.file_parser("", ingestion_hour, zone, ceiling)
+    counter = file_parser("", ingestion_hour, zone, ceiling)
     for run in piece_runs(read, start, end, size):
         if isinstance(run, LongLine):
             _long_line(survey, run)
@@ -119,9 +128,9 @@ def survey_piece(
                 continue
             survey.text_lines += 1
             if not survey.has_object:
-                survey.has_object = isinstance(parse._decode_line(line), dict)
+                survey.has_object = isinstance(_decode_line(line), dict)
             if candidate.search(line):
-                parse._parse_json_line(counter, 0, line, parse._decode_line(line))
+                _parse_json_line(counter, 0, line, _decode_line(line))
     survey.repeated_times = [[meter, local.isoformat(), n] for (meter, local), n in counter.seen_local.items()]
     return survey
 
@@ -173,16 +182,16 @@ class DocumentOutcome:
     reject: list[str] | None = None
 
 
-def document_outcome(top: "document.Survey | None") -> DocumentOutcome:
+def document_outcome(top: "Survey | None") -> DocumentOutcome:
     """The outcome of a streamed document survey (``None``: not one JSON value)."""
     if top is None:
         return DocumentOutcome(False)
     doc = top.doc()
-    if not parse._split_form(doc):
+    if not _split_form(doc):
         return DocumentOutcome(True)
     try:
-        return DocumentOutcome(True, columns=parse._split_columns(doc))
-    except parse._Reject as rej:
+        return DocumentOutcome(True, columns=_split_columns(doc))
+    except _Reject as rej:
         return DocumentOutcome(True, reject=[rej.reason, str(rej)])
 
 

@@ -24,7 +24,11 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from billing_assets import settings
 from billing_assets.domain.timestamps import parse_hour_key, recording_hour_key
-from billing_assets.landing import document
+
+# Names, not the module: a module global is pickled by reference, which a cluster or Spark
+# Connect server without this project installed cannot import.
+from billing_assets.landing.document import data_rows
+from billing_assets.landing.document import survey as survey_document
 from billing_assets.landing.files import LandingFile, NotARegularFile, open_landing_file, read_landing_file
 from billing_assets.landing.parse import (
     ParsedRow,
@@ -168,7 +172,7 @@ def _split_rows(work: Work, zone: ZoneInfo, storage_options: dict, ceiling: floa
     parser = file_parser(work.name, parse_hour_key(work.ingestion_hour), zone, ceiling)
     rows: list[ParsedRow] = []
     with open_landing_file(work.uri, work.root, storage_options) as handle:
-        for index, values in enumerate(document.data_rows(handle_reader(handle), work.size), start=1):
+        for index, values in enumerate(data_rows(handle_reader(handle), work.size), start=1):
             rows.append(split_row(parser, index, values, work.columns))
             if len(rows) >= BATCH_ROWS:
                 yield rows
@@ -240,7 +244,7 @@ def _survey_work(work: Work, zone: ZoneInfo, storage_options: dict, ceiling: flo
                 hour = parse_hour_key(work.ingestion_hour)
                 found = survey_piece(read, work.start, work.end, work.size, zone, hour, ceiling)
             else:
-                found = document_outcome(document.survey(read, work.size))
+                found = document_outcome(survey_document(read, work.size))
     except OSError as exc:
         found = _read_failure(exc)
     return _encode_survey(found)

@@ -2,7 +2,6 @@
 
 import re
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 #: Partition keys and landing folder names share this format (e.g. ``2026-01-15-08``).
@@ -45,8 +44,7 @@ class UnsupportedTimeZone(ValueError):
     """A zone whose local clock hours are not all one hour of real time long."""
 
 
-@lru_cache(maxsize=64)
-def clock_phase(timezone: str) -> int:
+def _clock_phase_computed(timezone: str) -> int:
     """Seconds past each UTC hour at which the zone's local clock hours start (0 in whole-hour zones).
 
     Kolkata (+05:30) gives 1800, Kathmandu (+05:45) and Chatham (+12:45/+13:45) 900. A zone
@@ -68,6 +66,18 @@ def clock_phase(timezone: str) -> int:
             "so some of its local hours are not one hour long"
         )
     return phases.pop()
+
+
+#: Computed once per zone. A plain dict, not ``functools.lru_cache``: executors get this module
+#: pickled by value on a cluster or Spark Connect, and an lru_cache wrapper is pickled by name.
+_CLOCK_PHASE_KNOWN: dict = {}
+
+
+def clock_phase(timezone: str) -> int:
+    """``_clock_phase_computed``, once per zone."""
+    if timezone not in _CLOCK_PHASE_KNOWN:
+        _CLOCK_PHASE_KNOWN[timezone] = _clock_phase_computed(timezone)
+    return _CLOCK_PHASE_KNOWN[timezone]
 
 
 def _offset_text(seconds: int) -> str:

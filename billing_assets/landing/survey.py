@@ -15,7 +15,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from billing_assets.landing.document import Survey
@@ -56,8 +55,7 @@ class PieceSurvey:
     utf16: bool = False
 
 
-@lru_cache(maxsize=8)
-def _clock_change_dates(zone_key: str) -> re.Pattern:
+def _clock_change_dates_computed(zone_key: str) -> re.Pattern:
     """A pattern for dates (any year) near a change of ``zone_key``'s UTC offset, in ISO forms.
 
     Only a naive time in a repeated hour touches the parser's per-file memory; such a time's
@@ -75,6 +73,18 @@ def _clock_change_dates(zone_key: str) -> re.Pattern:
         last, day = offset, day + timedelta(days=1)
     dates = "|".join(f"{month:02d}-?{dom:02d}" for month, dom in sorted(days))
     return re.compile(rf"\\|W|[0-9]{{4}}-?(?:{dates or 'x^'})")
+
+
+#: Computed once per zone. A plain dict, not ``functools.lru_cache``: executors get this module
+#: pickled by value on a cluster or Spark Connect, and an lru_cache wrapper is pickled by name.
+_CLOCK_CHANGE_DATES_KNOWN: dict = {}
+
+
+def _clock_change_dates(zone_key: str) -> re.Pattern:
+    """``_clock_change_dates_computed``, once per zone."""
+    if zone_key not in _CLOCK_CHANGE_DATES_KNOWN:
+        _CLOCK_CHANGE_DATES_KNOWN[zone_key] = _clock_change_dates_computed(zone_key)
+    return _CLOCK_CHANGE_DATES_KNOWN[zone_key]
 
 
 def _line_status(line: str) -> str:

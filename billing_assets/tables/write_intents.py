@@ -5,8 +5,8 @@ A write announces itself before its tasks create any file: a small intent file i
 The intent is removed once the write has committed. A failed write keeps it (tasks of the failed
 job may still be finishing files), and so does a process that died (SIGKILL, power loss): once
 the committing process has ended, the files of the write that the Delta log does not hold are
-deleted by the next write to the table, or by ``process`` at start. Files of a live writer are never touched, so concurrent
-writers stay safe; a writer on another host is presumed dead only after ``FOREIGN_GRACE``.
+deleted by the next write to the table, or by ``process`` at start. Files of a live writer are
+never touched, so concurrent writers stay safe; a writer on another host is presumed dead only after ``FOREIGN_GRACE``.
 Files the log holds are kept whatever the intent says (the commit made it).
 """
 

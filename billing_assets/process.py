@@ -22,7 +22,7 @@ from billing_assets.definitions import ASSETS
 from billing_assets.defs.announced import announce_unrecorded
 from billing_assets.defs.dimensions import source_dimensions
 from billing_assets.defs.ingestion import raw_readings
-from billing_assets.domain.timestamps import hour_key, hour_keys_between
+from billing_assets.domain.keys import hour_key, hour_keys_between
 from billing_assets.instance import fail_abandoned_runs, process_run_tags
 from billing_assets.partitions import (
     DEFAULT_BATCH_HOURS,

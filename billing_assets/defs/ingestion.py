@@ -8,7 +8,7 @@ from billing_assets.defs.announced import DEDUPLICATED, recorded_digests
 from billing_assets.defs.checks import blocking_specs, check_results
 from billing_assets.defs.metadata import landing_kinds, materialized, table_metadata
 from billing_assets.defs.window import window_asset
-from billing_assets.domain.timestamps import recording_hour_keys
+from billing_assets.domain.keys import recording_hour_keys
 from billing_assets.partitions import BILLING_TZ, ingestion_hours, recording_hours, recording_partition_key
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import SparkResource

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from pyspark.sql import SparkSession
 
-from billing_assets.domain.timestamps import parse_recording_hour_key
+from billing_assets.domain.keys import parse_recording_hour_key
 from billing_assets.steps.invariants import count_each
 from billing_assets.steps.recompute import StepResult, recompute, selected
 from billing_assets.tables.delta_io import PinnedTable, read_table, retry_on_conflict, write_partitions

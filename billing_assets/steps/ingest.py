@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from billing_assets.domain.timestamps import hour_key, parse_recording_hour_key, shift_recording_hour
+from billing_assets.domain.keys import hour_key, parse_recording_hour_key, shift_recording_hour
 from billing_assets.domain.watermark import CLOCK_DRIFT, HOUR, LATE_DATA_WINDOW, RESEND_REACH
 from billing_assets.landing.files import LandingFile
 from billing_assets.steps.recompute import StepResult, recompute, replace

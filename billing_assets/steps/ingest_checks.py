@@ -6,7 +6,7 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from billing_assets.domain.timestamps import shift_recording_hour
+from billing_assets.domain.keys import shift_recording_hour
 from billing_assets.domain.watermark import RESEND_REACH
 from billing_assets.steps.ingest import OUTCOMES, HourCounts
 from billing_assets.steps.invariants import EXAMPLES, CheckOutcome, examples, read_at, tally

@@ -11,7 +11,7 @@ from deltalake import DeltaTable, write_deltalake
 from billing_assets.definitions import ASSETS
 from billing_assets.defs.freshness import landing_freshness_job, newest_landing_hour_ingested
 from billing_assets.defs.ingestion import raw_readings
-from billing_assets.domain.timestamps import hour_key
+from billing_assets.domain.keys import hour_key
 from billing_assets.partitions import billing_months, local_days, recording_hours, run_window
 from billing_assets.process import process
 from billing_assets.resources.warehouse import Warehouse

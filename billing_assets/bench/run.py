@@ -208,8 +208,8 @@ def _warehouse_location(kind: str, root: Path) -> Iterator[str]:
 def _copy_warehouse(source: str, destination: str) -> None:
     """Copy a warehouse (a local folder or an S3 prefix) to a new location on the same store."""
     origin, copy = resolved_warehouse(source), resolved_warehouse(destination)
-    fs, path = origin.table_storage().filesystem(origin.root_uri())
-    target = copy.table_storage().filesystem(copy.root_uri())[1]
+    fs, path = origin.storage.filesystem(origin.root)
+    target = copy.storage.filesystem(copy.root)[1]
     pafs.copy_files(path, target, source_filesystem=fs, destination_filesystem=fs)
 
 
@@ -295,7 +295,7 @@ def _bench(
     files = sum(len(os.listdir(folder)) for folder in folders)
 
     resources = build_resources(str(landing), warehouse, None, str(source_db))
-    options = resolved_warehouse(warehouse).storage_options()
+    options = resolved_warehouse(warehouse).storage.delta_options()
     # As the project's instance configuration: no DEBUG line per engine event on the terminal.
     instance = dg.DagsterInstance.ephemeral(settings={"python_logs": {"python_log_level": "INFO"}})
     with PeakMemory() as memory:

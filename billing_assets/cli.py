@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from billing_assets import ignore_chosen_betas
+from billing_assets.domain.keys import command_hour, parse_command_hour
 from billing_assets.settings import DEFAULT_LANDING_URI, DEFAULT_SOURCE_DB, DEFAULT_WAREHOUSE_URI, billing_timezone, env
 
 
 def _hour(text: str) -> datetime:
     """``YYYY-MM-DDTHH`` (UTC) as an aware datetime."""
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+        return parse_command_hour(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected YYYY-MM-DDTHH (UTC), got {text!r}") from None
 
@@ -32,7 +33,9 @@ def _generate(args: argparse.Namespace) -> int:
         timezone=billing_timezone(),
     )
     kinds = ", ".join(f"{kind}={count}" for kind, count in sorted(summary.kinds.items()))
-    print(f"wrote {summary.files} files to {args.out} ({hours} ingestion hours from {start:%Y-%m-%dT%H} UTC): {kinds}")
+    print(
+        f"wrote {summary.files} files to {args.out} ({hours} ingestion hours from {command_hour(start)} UTC): {kinds}"
+    )
     if args.source_db:
         write_sample_source(args.source_db, summary.meterpoints, start.date(), seed=args.seed)
         print(f"wrote the source database {args.source_db} ({len(summary.meterpoints)} meterpoints)")

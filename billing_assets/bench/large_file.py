@@ -17,13 +17,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import psutil
 from deltalake import DeltaTable
 
 from billing_assets.bench.memory import MIB, Sampler
+from billing_assets.domain.keys import parse_hour_key
 
 HOUR = "2026-03-10-08"
 #: Half hours a meter has in the file: six days' worth, all inside the watermark of ``HOUR``.
@@ -32,7 +33,7 @@ SLOTS = 6 * 48
 
 def write_readings(folder: Path, megabytes: float, name: str = "big.json") -> dict[str, int]:
     """One JSON-lines file of about ``megabytes`` MB in ``folder``; its readings count, total (Wh) and size."""
-    hour = datetime.strptime(HOUR, "%Y-%m-%d-%H").replace(tzinfo=UTC)
+    hour = parse_hour_key(HOUR)
     folder.mkdir(parents=True, exist_ok=True)
     target, written, count, watt_hours = int(megabytes * 1e6), 0, 0, 0
     with open(folder / name, "w") as out:

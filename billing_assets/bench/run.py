@@ -30,6 +30,7 @@ import pyarrow.fs as pafs
 
 from billing_assets.bench.compare import differences, hourly_totals, monthly_running_totals, read_output
 from billing_assets.bench.memory import MIB, Peak, PeakMemory, driver_jvm
+from billing_assets.domain.keys import command_hour
 from billing_assets.local_processes import free_port, start_s3_server, stop_process_group
 from billing_assets.resources import resolved_warehouse
 
@@ -91,7 +92,7 @@ def bench_command(meterpoints: int, hours: int, start: datetime, latency: bool, 
     """The command line that repeats a bench run (defaults left out)."""
     parts = ["bench", "--meterpoints", str(meterpoints), "--hours", str(hours)]
     if start != DEFAULT_START:
-        parts += ["--start", start.strftime("%Y-%m-%dT%H")]
+        parts += ["--start", command_hour(start)]
     if latency:
         parts.append("--latency")
     if warehouse_kind != "local":
@@ -162,7 +163,7 @@ def _timed(action: Callable[[], T]) -> tuple[T, float]:
 def _cold_latency(hour: datetime, env: dict[str, str]) -> tuple[float, str]:
     """Wall time of ``billing-assets process`` for one hour in a fresh process, and its per-asset lines."""
     command = [sys.executable, "-m", "billing_assets.cli", "process"]
-    command += ["--start", hour.strftime("%Y-%m-%dT%H"), "--end", (hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H")]
+    command += ["--start", command_hour(hour), "--end", command_hour(hour + timedelta(hours=1))]
     command += ["--no-source"]  # the daily dimension load is not part of an hour's latency
     began = time.monotonic()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
@@ -207,8 +208,8 @@ def _warehouse_location(kind: str, root: Path) -> Iterator[str]:
 def _copy_warehouse(source: str, destination: str) -> None:
     """Copy a warehouse (a local folder or an S3 prefix) to a new location on the same store."""
     origin, copy = resolved_warehouse(source), resolved_warehouse(destination)
-    fs, path = origin.table_storage().filesystem(origin.root_uri())
-    target = copy.table_storage().filesystem(copy.root_uri())[1]
+    fs, path = origin.storage.filesystem(origin.root)
+    target = copy.storage.filesystem(copy.root)[1]
     pafs.copy_files(path, target, source_filesystem=fs, destination_filesystem=fs)
 
 
@@ -262,7 +263,7 @@ def _bench(
 
     from billing_assets.bench.plain_duckdb import run_duckdb
     from billing_assets.bench.plain_spark import run_plain_spark
-    from billing_assets.domain.timestamps import hour_keys_between
+    from billing_assets.domain.keys import hour_keys_between
     from billing_assets.landing.sample import generate_sample
     from billing_assets.process import process
     from billing_assets.resources import build_resources
@@ -294,7 +295,7 @@ def _bench(
     files = sum(len(os.listdir(folder)) for folder in folders)
 
     resources = build_resources(str(landing), warehouse, None, str(source_db))
-    options = resolved_warehouse(warehouse).storage_options()
+    options = resolved_warehouse(warehouse).storage.delta_options()
     # As the project's instance configuration: no DEBUG line per engine event on the terminal.
     instance = dg.DagsterInstance.ephemeral(settings={"python_logs": {"python_log_level": "INFO"}})
     with PeakMemory() as memory:

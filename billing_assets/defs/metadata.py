@@ -14,7 +14,7 @@ from billing_assets.settings import DEFAULT_LANDING_URI, env
 from billing_assets.steps.recompute import selected
 from billing_assets.tables.schemas import TableSpec
 from billing_assets.tables.selection import PartitionSelection
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 
 PREVIEW_ROWS = 5
 
@@ -54,7 +54,7 @@ def preview_markdown(table: pa.Table) -> str:
 
 
 def materialized(
-    warehouse: TableStore,
+    warehouse: Warehouse,
     spec: TableSpec,
     rows: int,
     partitions: int,

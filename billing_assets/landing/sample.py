@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 
 import fsspec
 
+from billing_assets.domain.keys import hour_key
 from billing_assets.domain.record_ids import derive_record_id
-from billing_assets.domain.timestamps import hour_key, is_ambiguous
+from billing_assets.domain.timestamps import is_ambiguous
 from billing_assets.domain.watermark import HOUR, latest_complete_hour
 from billing_assets.landing.files import HOUR_FOLDER
 

@@ -9,8 +9,9 @@ from dagster_deltalake.config import ClientConfig
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.source import SourceDatabase
 from billing_assets.resources.spark import SparkResource, spark_config
-from billing_assets.resources.warehouse import Warehouse
+from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.settings import DEFAULT_LANDING_URI, DEFAULT_SOURCE_DB, DEFAULT_WAREHOUSE_URI, env
+from billing_assets.tables.warehouse import Warehouse
 
 
 def _secret(name: str) -> dg.EnvVar | None:
@@ -18,10 +19,10 @@ def _secret(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
-def build_warehouse(uri: str) -> Warehouse:
+def build_warehouse(uri: str) -> WarehouseResource:
     """The warehouse at ``uri``; an ``s3://`` one takes the same endpoint and credentials as the landing zone."""
     if not uri.startswith("s3://"):
-        return Warehouse(uri=uri)
+        return WarehouseResource(uri=uri)
     endpoint = env("BILLING_S3_ENDPOINT_URL", "") or None
     storage = S3Config(
         access_key_id=_secret("AWS_ACCESS_KEY_ID"),
@@ -32,13 +33,13 @@ def build_warehouse(uri: str) -> Warehouse:
     )
     # delta-rs refuses plain-HTTP endpoints unless told (a local MinIO or test server).
     client = ClientConfig(allow_http=True) if endpoint and endpoint.startswith("http://") else None
-    return Warehouse(uri=uri, storage=storage, client=client)
+    return WarehouseResource(uri=uri, storage=storage, client=client)
 
 
-def resolved(warehouse: Warehouse) -> Warehouse:
-    """``warehouse`` with its ``dg.EnvVar`` credentials resolved, as a run sees it (outside a run)."""
+def resolved(warehouse: WarehouseResource) -> Warehouse:
+    """The warehouse that ``warehouse`` describes, credentials resolved, as a run sees it (outside a run)."""
     with dg.build_resources({"warehouse": warehouse}) as built:
-        return built.warehouse
+        return built.warehouse.get_warehouse()
 
 
 def resolved_warehouse(uri: str) -> Warehouse:

@@ -12,7 +12,7 @@ import fsspec
 from fsspec.core import url_to_fs
 from pydantic import Field
 
-from billing_assets.domain.timestamps import parse_hour_key
+from billing_assets.domain.keys import parse_hour_key
 from billing_assets.landing.files import HOUR_FOLDER, LandingFile, folder_hour, listed_file, relative_path
 
 #: Up to this many hours a run lists their folders one by one; beyond it, the zone in one listing.

@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from billing_assets import settings
-from billing_assets.domain.timestamps import parse_hour_key, recording_hour_key
+from billing_assets.domain.keys import parse_hour_key, recording_hour_key
 
 # Names, not the module: a module global is pickled by reference, which a cluster or Spark
 # Connect server without this project installed cannot import.

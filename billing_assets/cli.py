@@ -8,7 +8,7 @@ from pathlib import Path
 
 from billing_assets import ignore_chosen_betas
 from billing_assets.domain.keys import command_hour, parse_command_hour
-from billing_assets.settings import DEFAULT_LANDING_URI, DEFAULT_SOURCE_DB, DEFAULT_WAREHOUSE_URI, billing_timezone, env
+from billing_assets.settings import Settings, SettingsError, load_settings
 
 
 def _hour(text: str) -> datetime:
@@ -30,7 +30,7 @@ def _generate(args: argparse.Namespace) -> int:
         start=start,
         hours=hours,
         seed=args.seed,
-        timezone=billing_timezone(),
+        timezone=args.settings.timezone,
     )
     kinds = ", ".join(f"{kind}={count}" for kind, count in sorted(summary.kinds.items()))
     print(
@@ -46,11 +46,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
-    try:
-        billing_timezone()  # before anything imports the partitions, which are built in that zone
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    settings: Settings = args.settings
     from billing_assets.partitions import DEFAULT_BATCH_HOURS
     from billing_assets.process import ProcessError, check_request
     from billing_assets.resources.spark import JavaMissingError, require_java
@@ -73,12 +69,12 @@ def _process(args: argparse.Namespace) -> int:
     from billing_assets.process import process
     from billing_assets.resources import build_resources
 
-    resources = build_resources()
+    resources = build_resources(settings=settings)
     setting = Setting(
-        landing=resources["landing"].uri,
-        warehouse=resources["warehouse"].uri,
-        source=resources["source"].path,
-        endpoint=env("BILLING_S3_ENDPOINT_URL", "") or None,
+        landing=settings.landing_uri,
+        warehouse=settings.warehouse_uri,
+        source=settings.source_db,
+        endpoint=settings.s3_endpoint_url,
     )
     # Tracebacks and Dagster's and Spark's own logs go to the file; the terminal gets progress and one error line.
     with process_log(ensure_dagster_home()) as log:
@@ -121,7 +117,15 @@ def _sql(args: argparse.Namespace) -> int:
         from billing_assets.analyst.sandbox import Limits
 
         limits = Limits(timeout=args.timeout, memory=args.memory_limit)
-        return sql_command(args.query, args.warehouse, args.out, landing=args.landing, limits=limits, force=args.force)
+        return sql_command(
+            args.query,
+            args.warehouse,
+            args.out,
+            landing=args.landing,
+            endpoint=args.settings.s3_endpoint_url,
+            limits=limits,
+            force=args.force,
+        )
     except KeyboardInterrupt:
         # Ctrl-C while the command still loads its libraries: the same one line as during a query.
         print("error: stopped by Ctrl-C", file=sys.stderr)
@@ -156,13 +160,13 @@ def _bench(args: argparse.Namespace) -> int:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for tests and --help)."""
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    """The argument parser, its defaults from ``settings`` (exposed for tests and --help)."""
     parser = argparse.ArgumentParser(prog="billing-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     gen = commands.add_parser("generate-sample", help="write a deterministic sample landing zone")
-    gen.add_argument("--out", default=env("BILLING_LANDING_URI", DEFAULT_LANDING_URI))
+    gen.add_argument("--out", default=settings.landing_uri)
     gen.add_argument("--meterpoints", type=int, default=50)
     gen.add_argument(
         "--start",
@@ -175,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument(
         "--source-db",
-        default=env("BILLING_SOURCE_DB", DEFAULT_SOURCE_DB),
+        default=settings.source_db,
         help="also write a matching SQLite source database here ('' to skip)",
     )
     gen.set_defaults(func=_generate)
@@ -203,10 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(never inside the warehouse or the landing zone)",
     )
     sql.add_argument("--force", action="store_true", help="let --out replace an existing file")
-    sql.add_argument("--warehouse", default=env("BILLING_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI))
+    sql.add_argument("--warehouse", default=settings.warehouse_uri)
     sql.add_argument(
         "--landing",
-        default=env("BILLING_LANDING_URI", DEFAULT_LANDING_URI),
+        default=settings.landing_uri,
         help="the landing zone, which --out may not write into",
     )
     sql.add_argument("--timeout", type=_seconds, default=300.0, help="stop the query after SECONDS (default 300)")
@@ -241,7 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``billing-assets`` command."""
-    args = build_parser().parse_args(argv)
+    try:
+        # Before anything imports the partitions, which are built from the settings.
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args = build_parser(settings).parse_args(argv)
+    args.settings = settings
     ignore_chosen_betas()  # a caller (a test runner) may have reset the filters since import
     return args.func(args)
 

@@ -35,13 +35,15 @@ from billing_assets.domain.keys import (
     recording_hour_key,
 )
 from billing_assets.domain.watermark import CLOCK_DRIFT, HOUR, LATE_DATA_WINDOW
-from billing_assets.settings import billing_timezone, start_date
+from billing_assets.settings import load_settings
 from billing_assets.tables.selection import RunWindow, partition_range
 
-BILLING_TZ = billing_timezone()
+#: Read when the code location loads: the partitions are built from them.
+_SETTINGS = load_settings()
+BILLING_TZ = _SETTINGS.timezone
 T = TypeVar("T")
 
-_FIRST_INGESTION = datetime.combine(start_date(), datetime.min.time(), tzinfo=UTC)
+_FIRST_INGESTION = datetime.combine(_SETTINGS.start_date, datetime.min.time(), tzinfo=UTC)
 # Readings in the first ingestion hour may be up to 7 days (+ drift) old, so recording
 # hours start a whole day earlier than that.
 _FIRST_RECORDING = (_FIRST_INGESTION - LATE_DATA_WINDOW - timedelta(days=1)).astimezone(ZoneInfo(BILLING_TZ))

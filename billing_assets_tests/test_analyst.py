@@ -234,7 +234,7 @@ def test_as_a_command_a_runtime_error_is_one_line(notes_warehouse: Path) -> None
 
 def test_only_the_tables_a_query_names_are_registered(in_root: Path) -> None:
     """Each registered table costs a log read and a file listing: a query pays for the ones it names."""
-    store = resolved_warehouse("data/warehouse")
+    store = resolved_warehouse("data/warehouse", None)
     con, names = open_sandbox(store, "SELECT SUM(consumption) FROM HOURLY_USAGE h JOIN dim_agreement", Limits())
     try:
         assert names == ["dim_agreement", "hourly_usage"]

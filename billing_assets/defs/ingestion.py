@@ -14,6 +14,7 @@ from billing_assets.partitions import BILLING_TZ, ingestion_hours, recording_hou
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import SparkResource
 from billing_assets.resources.warehouse import WarehouseResource
+from billing_assets.settings import load_settings
 from billing_assets.steps import ingest_checks
 from billing_assets.steps.ingest import OUTCOMES, IngestReport, ingest, quiet_hours_report, rebuild_deduplicated
 from billing_assets.steps.invariants import CheckOutcome
@@ -46,7 +47,8 @@ INGESTION = {
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=DEDUPLICATED_RAW.name,
     group_name="raw",
-    kinds={"spark", "delta", *landing_kinds()},
+    # The landing zone the settings name when the code location loads.
+    kinds={"spark", "delta", *landing_kinds(load_settings().landing_uri)},
     description=(
         "One row per parsed reading of an ingestion hour's landing files (duplicates included). "
         "Rejected records go to quarantined_readings; accepted ones are merged into deduplicated_raw."
@@ -70,7 +72,16 @@ def _raw_readings(
     report = quiet_hours_report(warehouse, hour_keys, files)
     if report is not None:
         return _quiet_result(context, report)
-    report = ingest(session, warehouse, hour_keys, files, BILLING_TZ, landing.storage_options())
+    report = ingest(
+        session,
+        warehouse,
+        hour_keys,
+        files,
+        BILLING_TZ,
+        landing.storage_options(),
+        max_reading_kwh=landing.max_reading_kwh,
+        piece_bytes=landing.piece_bytes,
+    )
 
     # Only after the Delta commit: downstream automation trusts these events.
     announced = _hours_to_announce(context.instance, warehouse, report)

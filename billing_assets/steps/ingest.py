@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from billing_assets.domain.keys import hour_key, parse_recording_hour_key, shift_recording_hour
+from billing_assets.domain.limits import DEFAULT_MAX_READING_KWH, DEFAULT_PIECE_BYTES
 from billing_assets.domain.watermark import CLOCK_DRIFT, HOUR, LATE_DATA_WINDOW, RESEND_REACH
 from billing_assets.landing.files import LandingFile
 from billing_assets.steps.recompute import StepResult, recompute, replace
@@ -110,9 +111,17 @@ def ingest(
     files: Sequence[LandingFile],
     timezone: str,
     storage_options: dict,
+    *,
+    max_reading_kwh: float = DEFAULT_MAX_READING_KWH,
+    piece_bytes: int = DEFAULT_PIECE_BYTES,
 ) -> IngestReport:
-    """Parse, quarantine, deduplicate and commit the landing files of ``hour_keys``."""
-    parsed = parse_landing_files(spark, files, timezone, storage_options).persist()
+    """Parse, quarantine, deduplicate and commit the landing files of ``hour_keys``.
+
+    ``max_reading_kwh`` and ``piece_bytes`` are the settings' (``LandingZone`` carries them).
+    """
+    parsed = parse_landing_files(
+        spark, files, timezone, storage_options, max_reading_kwh=max_reading_kwh, piece_bytes=piece_bytes
+    ).persist()
     try:
         readings = parsed.filter("reason IS NULL")
         rejected = parsed.filter("reason IS NOT NULL")

@@ -19,6 +19,7 @@ from billing_assets.landing.files import read_landing_file
 from billing_assets.resources import build_resources, resolved_warehouse
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.warehouse import WarehouseResource
+from billing_assets.settings import load_settings
 from billing_assets.tables.delta_io import read_table, replace_partitions
 from billing_assets.tables.schemas import HOURLY_USAGE
 from billing_assets.tables.selection import partitions
@@ -96,7 +97,7 @@ def test_the_warehouse_writes_and_reads_with_temporary_credentials(
     temporary_credentials, s3_warehouse: WarehouseResource, spark: SparkSession
 ) -> None:
     """delta-rs commits, and the executors' pyarrow writes and reads the files, all with the token."""
-    warehouse = resolved_warehouse(s3_warehouse.uri)
+    warehouse = resolved_warehouse(s3_warehouse.uri, load_settings().s3_endpoint_url)
     replace_partitions(
         usage(spark, [("m1", "2026-01-01-00", 1.5)]), warehouse.open(HOURLY_USAGE), partitions(["2026-01-01-00"])
     )

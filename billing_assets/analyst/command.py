@@ -44,7 +44,12 @@ def sql_command(
 
             result = run_bounded(con, work, limits.timeout)
         finally:
-            con.close()
+            try:
+                con.close()
+            except duckdb.ResourceInUseException:
+                # An interrupted query's result stream can still hold the connection. The sandbox
+                # lives in memory and the command ends here: nothing is left to close cleanly.
+                pass
     except (KeyboardInterrupt, duckdb.InterruptException):
         # Ctrl-C before or after the query itself (opening the tables, judging it, printing).
         exc = Stopped("stopped by Ctrl-C")

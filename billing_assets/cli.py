@@ -3,7 +3,7 @@
 import argparse
 import signal
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from billing_assets import ignore_chosen_betas
@@ -20,10 +20,14 @@ def _hour(text: str) -> datetime:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from billing_assets.domain.watermark import LATE_DATA_WINDOW
     from billing_assets.landing.sample import generate_sample, recent_start
     from billing_assets.source.sample_db import write_sample_source
 
     start, hours = (args.start, args.hours) if args.start else recent_start(datetime.now(UTC), args.hours)
+    if args.backlog_days is None:
+        # A sample that sets the start date is a new installation: its first delivery holds the backlog.
+        args.backlog_days = LATE_DATA_WINDOW.days if args.start_date_file else 0
     summary = generate_sample(
         args.out,
         meterpoints=args.meterpoints,
@@ -31,10 +35,13 @@ def _generate(args: argparse.Namespace) -> int:
         hours=hours,
         seed=args.seed,
         timezone=args.settings.timezone,
+        backlog=timedelta(days=args.backlog_days),
     )
     kinds = ", ".join(f"{kind}={count}" for kind, count in sorted(summary.kinds.items()))
+    backlog = f", with the readings of the {args.backlog_days} days before" if args.backlog_days else ""
     print(
-        f"wrote {summary.files} files to {args.out} ({hours} ingestion hours from {command_hour(start)} UTC): {kinds}"
+        f"wrote {summary.files} files to {args.out} ({hours} ingestion hours from {command_hour(start)} UTC{backlog}): "
+        f"{kinds}"
     )
     if args.source_db:
         write_sample_source(args.source_db, summary.meterpoints, start.date(), seed=args.seed)
@@ -176,6 +183,14 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     )
     gen.add_argument("--hours", type=int, default=96)
     gen.add_argument("--start-date-file", help="also write the sample's first day (an ISO date) to this file")
+    gen.add_argument(
+        "--backlog-days",
+        type=int,
+        choices=range(8),
+        metavar="{0..7}",
+        help="the first ingestion hour also brings the readings of this many days before it, as a new "
+        "installation's first delivery does (default: 7 with --start-date-file, else 0)",
+    )
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument(
         "--source-db",

@@ -71,18 +71,12 @@ def _process(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
-    from billing_assets.errors import EXIT_BY_SIGNAL, EXIT_FAILED, Setting, explain, process_log
+    from billing_assets.errors import EXIT_BY_SIGNAL, EXIT_FAILED, explain, process_log
     from billing_assets.instance import ensure_dagster_home, get_instance
     from billing_assets.process import process
     from billing_assets.resources import build_resources
 
     resources = build_resources(settings=settings)
-    setting = Setting(
-        landing=settings.landing_uri,
-        warehouse=settings.warehouse_uri,
-        source=settings.source_db,
-        endpoint=settings.s3_endpoint_url,
-    )
     # Tracebacks and Dagster's and Spark's own logs go to the file; the terminal gets progress and one error line.
     with process_log(ensure_dagster_home()) as log:
         try:
@@ -100,7 +94,7 @@ def _process(args: argparse.Namespace) -> int:
                 raise
             number = log.received()
             if number is None and isinstance(exc, Exception):
-                log.fail(exc, explain(exc, setting))
+                log.fail(exc, explain(exc, settings))
                 return EXIT_FAILED
             # KeyboardInterrupt, Dagster's interruption of a run, or whatever a library made of the signal.
             number = number or signal.SIGINT

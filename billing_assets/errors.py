@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from billing_assets.settings import Settings
+
 #: Where ``process`` logs go, under ``DAGSTER_HOME``; the newest ``KEEP_LOGS`` are kept.
 LOG_FOLDER = "logs"
 KEEP_LOGS = 100
@@ -29,20 +31,6 @@ EXIT_FAILED, EXIT_BAD_REQUEST = 1, 2
 EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 #: Environment variables whose values are never written to the terminal or the log.
 SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-
-
-@dataclass(frozen=True)
-class Setting:
-    """What ``process`` was pointed at, to name in a message: URIs, the S3 endpoint and the source database."""
-
-    landing: str
-    warehouse: str
-    source: str
-    endpoint: str | None = None
-
-    def on_s3(self) -> list[str]:
-        """The landing zone and warehouse URIs that are on S3."""
-        return [uri for uri in (self.landing, self.warehouse) if uri.startswith("s3://")]
 
 
 def chain(exc: BaseException) -> list[BaseException]:
@@ -101,17 +89,22 @@ def _bucket(uri: str) -> str:
     return uri.removeprefix("s3://").split("/", 1)[0]
 
 
-def _named_bucket(setting: Setting, words: str) -> str:
+def _on_s3(settings: Settings) -> list[str]:
+    """The landing zone and warehouse URIs that are on S3."""
+    return [uri for uri in (settings.landing_uri, settings.warehouse_uri) if uri.startswith("s3://")]
+
+
+def _named_bucket(settings: Settings, words: str) -> str:
     """The S3 location the text is about, else every S3 location ``process`` uses."""
-    named = [uri for uri in setting.on_s3() if _bucket(uri) in words]
-    return " or ".join(named or setting.on_s3() or ["the S3 store"])
+    named = [uri for uri in _on_s3(settings) if _bucket(uri) in words]
+    return " or ".join(named or _on_s3(settings) or ["the S3 store"])
 
 
 def _path_of(exceptions: list[BaseException]) -> str | None:
     return next((str(e.filename) for e in exceptions if isinstance(e, OSError) and e.filename), None)
 
 
-def explain(exc: BaseException, setting: Setting) -> str:
+def explain(exc: BaseException, settings: Settings) -> str:
     """One line: what failed, naming the table, bucket, file or database, and what to do."""
     from billing_assets.process import ProcessError
     from billing_assets.source.sqlite import SourceError
@@ -120,13 +113,14 @@ def explain(exc: BaseException, setting: Setting) -> str:
 
     exceptions = chain(exc)
     words = "\n".join(_text(e) for e in exceptions)
-    endpoint = setting.endpoint or "the default AWS endpoint"
+    endpoint = settings.s3_endpoint_url or "the default AWS endpoint"
     # Ours first: they already speak to the user.
     for known in exceptions:
         if isinstance(known, (DamagedTableLog, TableSchemaMismatch, ProcessError)):
             return _one_line(str(known))
     if any(_errno(e) == errno.ENOSPC for e in exceptions) or _NO_SPACE.search(words):
-        where = _path_of(exceptions) or f"the warehouse {setting.warehouse} or {os.environ.get('DAGSTER_HOME', '')}"
+        home = os.environ.get("DAGSTER_HOME", "")
+        where = _path_of(exceptions) or f"the warehouse {settings.warehouse_uri} or {home}"
         return f"No space left on device (the one holding {where}): free space there, then run the same command again"
     if any(_errno(e) == errno.ECONNREFUSED for e in exceptions) or _UNREACHABLE.search(words):
         return (
@@ -135,18 +129,18 @@ def explain(exc: BaseException, setting: Setting) -> str:
         )
     if _NO_BUCKET.search(words):
         return (
-            f"the bucket of {_named_bucket(setting, words)} does not exist on {endpoint}: create it, or correct "
+            f"the bucket of {_named_bucket(settings, words)} does not exist on {endpoint}: create it, or correct "
             "BILLING_LANDING_URI / BILLING_WAREHOUSE_URI"
         )
     if found := next(filter(None, (pattern.search(words) for pattern in _CREDENTIALS)), None):
         return (
-            f"S3 at {endpoint} refused the credentials for {_named_bucket(setting, words)} ({found.group(0)}): "
+            f"S3 at {endpoint} refused the credentials for {_named_bucket(settings, words)} ({found.group(0)}): "
             "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
         )
     for known in exceptions:
         if isinstance(known, SourceError) or _NOT_A_DATABASE.search(_text(known)):
             return _one_line(
-                f"the source database {setting.source} cannot be read ({_one_line(str(known))}): "
+                f"the source database {settings.source_db} cannot be read ({_one_line(str(known))}): "
                 "fix or replace the file (BILLING_SOURCE_DB), then run the same command again"
             )
     root = exceptions[-1] if len(exceptions) > 1 else exc

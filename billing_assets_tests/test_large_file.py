@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 from billing_assets.bench.large_file import HOUR, SLOTS, run_ingestion, write_readings
 from billing_assets.domain.keys import hour_key
 from billing_assets.landing import parse
-from billing_assets.transforms.ingest import parse_landing_files, read_locally
+from billing_assets.transforms.ingest import ParseOptions, parse_landing_files, read_locally
 
 MIB = 1 << 20
 #: The run's JVM heap, Spark's fixed reservation in it, and the task slots sharing the rest.
@@ -112,7 +112,7 @@ def test_spark_reads_a_file_in_one_task_per_piece_with_the_rows_of_a_whole_read(
     options = zone.storage_options()
     piece = 16 * 1024
 
-    frame = parse_landing_files(spark, [listed], "Europe/London", options, piece_bytes=piece)
+    frame = parse_landing_files(spark, [listed], ParseOptions("Europe/London", options, piece_bytes=piece))
 
     assert frame.rdd.getNumPartitions() == -(-len(data) // piece)  # one task per piece
     rows = sorted(frame.collect(), key=lambda row: row["line_number"])

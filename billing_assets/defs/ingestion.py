@@ -22,6 +22,7 @@ from billing_assets.tables.delta_io import partition_digests
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, RAW_READINGS
 from billing_assets.tables.selection import PartitionSelection, partitions
 from billing_assets.tables.warehouse import Warehouse
+from billing_assets.transforms.ingest import ParseOptions
 
 DEDUPLICATED_KEY = DEDUPLICATED.asset_key
 #: Check name -> description. Dagster takes check specs only for the assets an op outputs, so
@@ -72,16 +73,8 @@ def _raw_readings(
     report = quiet_hours_report(warehouse, hour_keys, files)
     if report is not None:
         return _quiet_result(context, report)
-    report = ingest(
-        session,
-        warehouse,
-        hour_keys,
-        files,
-        BILLING_TZ,
-        landing.storage_options(),
-        max_reading_kwh=landing.max_reading_kwh,
-        piece_bytes=landing.piece_bytes,
-    )
+    options = ParseOptions(BILLING_TZ, landing.storage_options(), landing.max_reading_kwh, landing.piece_bytes)
+    report = ingest(session, warehouse, hour_keys, files, options)
 
     # Only after the Delta commit: downstream automation trusts these events.
     announced = _hours_to_announce(context.instance, warehouse, report)

@@ -12,7 +12,6 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from billing_assets.domain.keys import hour_key, parse_recording_hour_key, shift_recording_hour
-from billing_assets.domain.limits import DEFAULT_MAX_READING_KWH, DEFAULT_PIECE_BYTES
 from billing_assets.domain.watermark import CLOCK_DRIFT, HOUR, LATE_DATA_WINDOW, RESEND_REACH
 from billing_assets.landing.files import LandingFile
 from billing_assets.steps.recompute import StepResult, recompute, replace
@@ -21,7 +20,7 @@ from billing_assets.tables.schemas import DEDUPLICATED_RAW, QUARANTINED_READINGS
 from billing_assets.tables.selection import RunWindow, partition_range, partitions
 from billing_assets.tables.warehouse import Warehouse
 from billing_assets.transforms.dedup import first_arrivals, plan_dedup, resent_elsewhere
-from billing_assets.transforms.ingest import parse_landing_files
+from billing_assets.transforms.ingest import ParseOptions, parse_landing_files
 
 OUTCOMES = ("inserted", "duplicates", "conflicts", "quarantined")
 
@@ -109,19 +108,10 @@ def ingest(
     warehouse: Warehouse,
     hour_keys: Sequence[str],
     files: Sequence[LandingFile],
-    timezone: str,
-    storage_options: dict,
-    *,
-    max_reading_kwh: float = DEFAULT_MAX_READING_KWH,
-    piece_bytes: int = DEFAULT_PIECE_BYTES,
+    options: ParseOptions,
 ) -> IngestReport:
-    """Parse, quarantine, deduplicate and commit the landing files of ``hour_keys``.
-
-    ``max_reading_kwh`` and ``piece_bytes`` are the settings' (``LandingZone`` carries them).
-    """
-    parsed = parse_landing_files(
-        spark, files, timezone, storage_options, max_reading_kwh=max_reading_kwh, piece_bytes=piece_bytes
-    ).persist()
+    """Parse (as ``options`` say), quarantine, deduplicate and commit the landing files of ``hour_keys``."""
+    parsed = parse_landing_files(spark, files, options).persist()
     try:
         readings = parsed.filter("reason IS NULL")
         rejected = parsed.filter("reason IS NOT NULL")

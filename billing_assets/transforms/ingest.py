@@ -332,19 +332,24 @@ def _tasks(works: list[Work], slices: int) -> list[list[Work]]:
     return large + [small[start::count] for start in range(count) if small[start::count]]
 
 
-def parse_landing_files(
-    spark: SparkSession,
-    files: Sequence[LandingFile],
-    timezone: str,
-    storage_options: dict,
-    max_reading_kwh: float = DEFAULT_MAX_READING_KWH,
-    piece_bytes: int = DEFAULT_PIECE_BYTES,
-) -> DataFrame:
-    """Every record of ``files`` as a row of ``PARSED_SCHEMA`` (readings and quarantine rows).
+@dataclass(frozen=True)
+class ParseOptions:
+    """How landing files are read: the billing zone, the store's options, the reading ceiling, the piece size.
 
     Readings above ``max_reading_kwh`` are quarantined; files over ``piece_bytes`` are read in
-    pieces. Both reach the executors inside the tasks, as values.
+    pieces. The fields reach the executors inside the tasks, as plain values (never this object).
     """
+
+    timezone: str
+    storage_options: dict = field(default_factory=dict)
+    max_reading_kwh: float = DEFAULT_MAX_READING_KWH
+    piece_bytes: int = DEFAULT_PIECE_BYTES
+
+
+def parse_landing_files(spark: SparkSession, files: Sequence[LandingFile], options: ParseOptions) -> DataFrame:
+    """Every record of ``files`` as a row of ``PARSED_SCHEMA`` (readings and quarantine rows)."""
+    timezone, storage_options = options.timezone, options.storage_options
+    max_reading_kwh, piece_bytes = options.max_reading_kwh, options.piece_bytes
     if not files:
         return spark.createDataFrame([], from_arrow_schema(PARSED_SCHEMA))
     works = _works(

@@ -84,7 +84,7 @@ def test_symlinks_are_quarantined_unread_and_nothing_outside_the_zone_leaks(quic
 
 
 def test_a_symlink_swapped_in_after_the_listing_is_not_followed(quick_pipeline, spark, tmp_path) -> None:
-    from billing_assets.transforms.ingest import parse_landing_files
+    from billing_assets.transforms.ingest import ParseOptions, parse_landing_files
 
     quick_pipeline.land(HOUR, "good.json", [r("g1", "m1", "2026-03-10T08:00:00Z", 1.0)])
     [listed] = quick_pipeline.resources["landing"].list_files(HOUR)
@@ -92,7 +92,7 @@ def test_a_symlink_swapped_in_after_the_listing_is_not_followed(quick_pipeline, 
     path.unlink()
     path.symlink_to("/etc/passwd")
 
-    rows = parse_landing_files(spark, [listed], "Europe/London", {}).collect()
+    rows = parse_landing_files(spark, [listed], ParseOptions("Europe/London")).collect()
 
     assert [(x["reason"], x["raw"]) for x in rows] == [("not_a_regular_file", "")]
 

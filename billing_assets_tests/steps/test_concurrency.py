@@ -8,6 +8,7 @@ import pytest
 
 from billing_assets.steps import ingest as ingest_step
 from billing_assets.tables.schemas import ALL_TABLES
+from billing_assets.transforms.ingest import ParseOptions
 from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.scenario import r
 
@@ -57,7 +58,7 @@ def test_the_loser_of_a_commit_race_recomputes_and_nothing_is_lost_or_doubled(
 
     def run(hour: str, done: threading.Event | None) -> None:
         try:
-            ingest_step.ingest(spark, warehouse, [hour], landing.list_files(hour), "Europe/London", {})
+            ingest_step.ingest(spark, warehouse, [hour], landing.list_files(hour), ParseOptions("Europe/London"))
         except BaseException as exc:  # reported by the test below
             errors.append(exc)
         finally:

@@ -34,7 +34,8 @@ from billing_assets.domain.keys import (
     month_key,
     recording_hour_key,
 )
-from billing_assets.domain.watermark import CLOCK_DRIFT, HOUR, LATE_DATA_WINDOW
+from billing_assets.domain.timestamps import recording_hour_start
+from billing_assets.domain.watermark import CLOCK_DRIFT, HOUR, LATE_DATA_WINDOW, acceptance_window
 from billing_assets.settings import load_settings
 from billing_assets.tables.selection import RunWindow, partition_range
 
@@ -44,9 +45,14 @@ BILLING_TZ = _SETTINGS.timezone
 T = TypeVar("T")
 
 _FIRST_INGESTION = datetime.combine(_SETTINGS.start_date, datetime.min.time(), tzinfo=UTC)
-# Readings in the first ingestion hour may be up to 7 days (+ drift) old, so recording
-# hours start a whole day earlier than that.
-_FIRST_RECORDING = (_FIRST_INGESTION - LATE_DATA_WINDOW - timedelta(days=1)).astimezone(ZoneInfo(BILLING_TZ))
+# The oldest reading the installation can accept arrives in its first ingestion hour, exactly
+# 7 days before that hour's start (the watermark's inclusive lower bound: no drift allowance
+# below, an older reading is quarantined ``too_late`` in every hour). Recording hours start at
+# the local hour holding it, local days at its local day and billing months at its local month:
+# every acceptable reading has a partition (one outside them all fails its run with
+# ``PartitionSpillError``), and no partition is one no acceptable reading can fall in.
+_OLDEST_ACCEPTABLE = acceptance_window(_FIRST_INGESTION)[0]
+_FIRST_RECORDING = recording_hour_start(_OLDEST_ACCEPTABLE, BILLING_TZ).astimezone(ZoneInfo(BILLING_TZ))
 
 #: Landing folders, one per UTC hour of arrival.
 ingestion_hours = dg.HourlyPartitionsDefinition(
@@ -55,7 +61,7 @@ ingestion_hours = dg.HourlyPartitionsDefinition(
 
 #: Hours of ``interval_start``: what a reading measures, whenever it arrived.
 recording_hours = dg.HourlyPartitionsDefinition(
-    start_date=_FIRST_RECORDING.replace(minute=0).strftime(LOCAL_HOUR_KEY_FORMAT),
+    start_date=_FIRST_RECORDING.strftime(LOCAL_HOUR_KEY_FORMAT),
     fmt=LOCAL_HOUR_KEY_FORMAT,
     timezone=BILLING_TZ,
 )

@@ -97,10 +97,11 @@ def sample_hours(root: Path) -> tuple[str, str]:
 def sample_ranges(root: Path, load_day: str) -> dict[str, tuple[dg.TimeWindowPartitionsDefinition, str, str]]:
     """Asset name -> its partitions and the first and last of them the processed sample holds data for.
 
-    Readings reach back 7 days before the first ingestion hour (the backlog the sample carries;
-    older ones are too late for every ingestion hour of the installation), so the recording
-    hours' first day (they start 8 days before it) holds none; the dimensions are loaded on
-    ``load_day`` only.
+    Readings reach back exactly 7 days before the first ingestion hour (the backlog the sample
+    carries, the oldest reading the watermark accepts), and the recording hours, local days and
+    billing months start with the one holding that instant: every asset but the dimensions holds
+    data from its first partition on (``missing_in_sample`` checks the UI starts them there). The
+    dimensions are loaded on ``load_day`` only.
     """
     first_key, last_key = sample_hours(root)
     first, last = (datetime.strptime(key, "%Y-%m-%d-%H").replace(tzinfo=UTC) for key in (first_key, last_key))
@@ -118,10 +119,11 @@ def sample_ranges(root: Path, load_day: str) -> dict[str, tuple[dg.TimeWindowPar
 
 
 def missing_in_sample(port: int, root: Path, load_day: str) -> dict[str, dict]:
-    """Asset name -> what the UI's GraphQL shows of it, for each asset failed or missing somewhere in the sample."""
+    """Asset name -> what the UI's GraphQL shows of it, for each asset failed, missing or grey before the sample."""
     nodes = graphql(
         port,
         "{ assetNodes { assetKey { path } partitionStats { numMaterialized numPartitions numFailed } "
+        "partitionKeyConnection(limit: 1, ascending: true) { results } "
         "assetPartitionStatuses { ... on TimePartitionStatuses { ranges { status startKey endKey } } } } }",
     )["assetNodes"]
     by_name = {"/".join(node["assetKey"]["path"]): node for node in nodes}
@@ -136,7 +138,10 @@ def missing_in_sample(port: int, root: Path, load_day: str) -> dict[str, dict]:
             and at[end] <= partitions_def.time_window_for_partition_key(r["endKey"]).start
             for r in node["assetPartitionStatuses"]["ranges"]
         )
-        if node["partitionStats"]["numFailed"] or not covered:
+        # The sample's data starts on the asset's first partition: none before it stays grey.
+        first_partition = node["partitionKeyConnection"]["results"][0]
+        starts_first = name.startswith("dim_") or first_partition == start
+        if node["partitionStats"]["numFailed"] or not covered or not starts_first:
             wrong[name] = {"sample": (start, end), **node}
     return wrong
 

@@ -44,9 +44,27 @@ os.environ["SPARK_CONF_DIR"] = str(Path(__file__).with_name("spark_conf"))
 TEST_SPARK = spark_config("local[1]", shuffle_partitions=1)
 
 
+#: Fixtures that start a server process: the S3-compatible server (``s3_server``, and
+#: ``signing_s3`` in test_process_errors.py), ``scripts/run``'s UI (``dagster_dev``, and
+#: ``run_script`` in test_run_script.py), a standalone Spark cluster or Connect server
+#: (test_cluster.py), the browser (test_browser.py). A test that uses one, itself or through
+#: another fixture (``s3_landing``, ``s3_warehouse``), is ``slow``.
+SERVER_FIXTURES = frozenset(
+    {"s3_server", "signing_s3", "dagster_dev", "run_script", "standalone_master", "connect_server", "browser"}
+)
+#: Fixtures that drive the pipeline end to end: ``pipeline`` (a fresh environment a test runs
+#: through several assets) and ``end_to_end`` (what a test or module fixture does itself). A
+#: test that uses one is ``scenario``.
+SCENARIO_FIXTURES = frozenset({"pipeline", "end_to_end"})
+
+
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that start the S3 server are ``slow``; test files by their share of ``slow`` tests, largest first.
+    """Tiers from fixtures (above); test files by their share of ``slow`` tests, largest first.
+
+    ``item.fixturenames`` holds every fixture a test uses, those its fixtures use included. A
+    parameter that reaches a server (``pytest.param("s3", marks=pytest.mark.slow)``) is the one
+    hand-written mark: a fixture fetched with ``request.getfixturevalue`` is not in that list.
 
     The server test files are the longest: started first, they overlap the rest of the suite
     on the other worker instead of trailing alone at its end (``--no-loadscope-reorder`` in
@@ -54,8 +72,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     Files with one S3 test among quick ones follow those that are servers throughout.
     """
     for item in items:
-        if "s3_server" in getattr(item, "fixturenames", ()):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SERVER_FIXTURES:
             item.add_marker(pytest.mark.slow)
+        if fixtures & SCENARIO_FIXTURES:
+            item.add_marker(pytest.mark.scenario)
     slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
     tests = Counter(item.path for item in items)
     items.sort(key=lambda item: -slow[item.path] / tests[item.path])  # stable: collection order otherwise
@@ -143,8 +164,24 @@ def read_delta(warehouse: Warehouse, table: str) -> pa.Table | None:
 
 @pytest.fixture
 def pipeline(tmp_path: Path, spark: SparkSession) -> Pipeline:
-    """A fresh pipeline environment."""
+    """A fresh pipeline environment for a scenario: runs through several assets (``scenario``)."""
     return Pipeline(tmp_path, spark)
+
+
+@pytest.fixture
+def quick_pipeline(tmp_path: Path, spark: SparkSession) -> Pipeline:
+    """A fresh pipeline environment for the inner loop: a run or two of one asset, a sensor's evaluation."""
+    return Pipeline(tmp_path, spark)
+
+
+@pytest.fixture(scope="session")
+def end_to_end() -> None:
+    """Requested by a test, or a module fixture, that drives the pipeline end to end by itself (``scenario``).
+
+    ``process`` or ``bench`` in-process, a ``billing-assets`` command or a JVM of its own in a
+    subprocess over a sample, or a whole pipeline built on a ``Pipeline`` it makes. Nothing to
+    set up: the name is the tier (see ``SCENARIO_FIXTURES``).
+    """
 
 
 def post_graphql(port: int, query: str, variables: dict | None = None) -> dict:

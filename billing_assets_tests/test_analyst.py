@@ -80,7 +80,7 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def analyst_root(tmp_path_factory, spark) -> Path:
+def analyst_root(tmp_path_factory, spark, end_to_end) -> Path:
     """A folder whose ``data/warehouse`` holds every table of the gold scenario, usage included."""
     root = tmp_path_factory.mktemp("analyst")
     (root / "data").mkdir()
@@ -112,7 +112,6 @@ def test_the_analyst_doc_has_three_questions_each_in_sql_and_polars() -> None:
     assert all(start < m.start() < (end if end > 0 else len(text)) for m in BLOCK.finditer(text))
 
 
-@pytest.mark.scenario
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_documented_query_gives_the_same_answer_in_sql_and_polars(name: str, in_root: Path, capsys) -> None:
     command = shlex.split(QUERIES[name]["bash"])
@@ -130,7 +129,6 @@ def test_documented_query_gives_the_same_answer_in_sql_and_polars(name: str, in_
     capsys.readouterr()
 
 
-@pytest.mark.scenario
 def test_sql_prints_an_aligned_table_and_the_row_count(in_root: Path, capsys) -> None:
     query = "SELECT meterpoint_id, region FROM dim_meterpoint WHERE is_current ORDER BY meterpoint_id"
     assert main(["sql", query]) == 0
@@ -141,7 +139,6 @@ def test_sql_prints_an_aligned_table_and_the_row_count(in_root: Path, capsys) ->
     assert len({len(line) for line in lines[:-1]}) == 1  # aligned: every line of the table equally wide
 
 
-@pytest.mark.scenario
 def test_out_writes_csv_or_parquet_and_refuses_other_formats(in_root: Path, capsys) -> None:
     query = "SELECT settlement_date, SUM(consumption) AS consumption FROM half_hourly_consumption GROUP BY 1 ORDER BY 1"
     for out in ("out/daily.csv", "out/daily.parquet"):
@@ -171,7 +168,6 @@ def test_out_writes_csv_or_parquet_and_refuses_other_formats(in_root: Path, caps
     assert not (in_root / "out/daily.xlsx").exists()
 
 
-@pytest.mark.scenario
 @pytest.mark.parametrize(
     ("query", "code", "message"),
     [
@@ -236,7 +232,6 @@ def test_as_a_command_a_runtime_error_is_one_line(notes_warehouse: Path) -> None
     assert line.startswith("error: Conversion Error: Could not convert string 'x' to INT32"), err
 
 
-@pytest.mark.scenario
 def test_only_the_tables_a_query_names_are_registered(in_root: Path) -> None:
     """Each registered table costs a log read and a file listing: a query pays for the ones it names."""
     store = resolved_warehouse("data/warehouse")
@@ -268,8 +263,7 @@ def test_queries_and_statements_that_only_show_run(query: str, last_line: str, n
     assert capsys.readouterr().out.splitlines()[-1] == last_line
 
 
-@pytest.mark.scenario
-def test_as_a_command_it_creates_no_file_but_out(notes_warehouse: Path, tmp_path_factory) -> None:
+def test_as_a_command_it_creates_no_file_but_out(end_to_end, notes_warehouse: Path, tmp_path_factory) -> None:
     """A real process in an empty folder: neither a refused statement nor DuckDB leaves a file there."""
     folder = tmp_path_factory.mktemp("analyst_cwd")
     for query, extra, expected in [

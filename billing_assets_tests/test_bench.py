@@ -19,12 +19,11 @@ ROW = re.compile(
 )
 
 
-@pytest.mark.scenario
 @pytest.mark.parametrize(
     ("warehouse", "markdown"), [("local", True), pytest.param("s3", False, marks=pytest.mark.slow)]
 )  # s3: starts a server
 def test_bench_prints_the_table_and_the_engines_agree(
-    warehouse: str, markdown: bool, tmp_path: Path, spark, capsys
+    end_to_end, warehouse: str, markdown: bool, tmp_path: Path, spark, capsys
 ) -> None:
     # Summer time, across the London month boundary (April starts 23:00 UTC on 31 March), so
     # naive local times and billing months both matter. Without --latency: its cold run starts

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-import pytest
 from deltalake import DeltaTable
 
 from billing_assets.cli import main
@@ -33,8 +32,9 @@ def test_generate_sample_is_deterministic_and_has_both_formats(tmp_path: Path) -
     assert tree(tmp_path / "c") != a
 
 
-@pytest.mark.scenario
-def test_process_runs_every_asset_and_records_runs_in_the_instance(tmp_path: Path, spark, monkeypatch, capsys) -> None:
+def test_process_runs_every_asset_and_records_runs_in_the_instance(
+    end_to_end, tmp_path: Path, spark, monkeypatch, capsys
+) -> None:
     landing, warehouse, home = tmp_path / "landing", tmp_path / "warehouse", tmp_path / "home"
     monkeypatch.setenv("BILLING_LANDING_URI", str(landing))
     monkeypatch.setenv("BILLING_WAREHOUSE_URI", str(warehouse))

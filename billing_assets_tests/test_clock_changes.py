@@ -150,8 +150,7 @@ def _check(root: Path, zone: str) -> None:
     assert {key for _, _, keys in E2E[zone] for key in keys} <= materialised
 
 
-@pytest.mark.scenario
-def test_process_on_both_change_days_in_london(tmp_path: Path, monkeypatch, spark, capsys) -> None:
+def test_process_on_both_change_days_in_london(end_to_end, tmp_path: Path, monkeypatch, spark, capsys) -> None:
     for name, folder in (("BILLING_LANDING_URI", "landing"), ("BILLING_WAREHOUSE_URI", "warehouse")):
         monkeypatch.setenv(name, str(tmp_path / folder))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
@@ -160,9 +159,8 @@ def test_process_on_both_change_days_in_london(tmp_path: Path, monkeypatch, spar
     capsys.readouterr()
 
 
-@pytest.mark.scenario
 @pytest.mark.parametrize("seed", ["2", "7"])
-def test_process_on_both_change_days_in_new_york(tmp_path: Path, seed: str) -> None:
+def test_process_on_both_change_days_in_new_york(end_to_end, tmp_path: Path, seed: str) -> None:
     """A fresh interpreter: the zone is read at import, and the hash seed is the point."""
     env = {
         **os.environ,

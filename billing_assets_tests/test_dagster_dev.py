@@ -9,14 +9,12 @@ import re
 import time
 
 import dagster as dg
-import pytest
 from deltalake import DeltaTable
 
 from billing_assets.definitions import defs
 from billing_assets_tests.conftest import post_graphql, without_colours
 
 #: Starts real servers: deselected by the inner loop (-m "not slow").
-pytestmark = pytest.mark.slow
 
 SAMPLE_HOURS = ("2026-03-28-00", "2026-03-28-05")
 

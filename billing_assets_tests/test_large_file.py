@@ -41,8 +41,7 @@ def _expected_by_hour(readings: int) -> dict[str, int]:
     return dict(totals)
 
 
-@pytest.mark.scenario
-def test_a_file_ten_times_a_tasks_memory_share_is_ingested_once_with_flat_memory(tmp_path: Path) -> None:
+def test_a_file_ten_times_a_tasks_memory_share_is_ingested_once_with_flat_memory(end_to_end, tmp_path: Path) -> None:
     """A 56 MB JSON-lines file (about 470,000 readings) into ``raw_readings``, in a JVM of its own.
 
     Arithmetic: the JVM has a 512 MiB heap; Spark reserves 300 MiB of it and gives tasks
@@ -93,7 +92,7 @@ def _hostile_file(readings: int) -> bytes:
     return ("\r\n".join(lines)).encode()
 
 
-@pytest.mark.parametrize("where", ["local", "s3"])
+@pytest.mark.parametrize("where", ["local", pytest.param("s3", marks=pytest.mark.slow)])  # s3: starts a server
 def test_spark_reads_a_file_in_one_task_per_piece_with_the_rows_of_a_whole_read(
     where, tmp_path, spark, request
 ) -> None:

@@ -43,8 +43,7 @@ def test_what_process_cannot_do_is_one_line_and_exit_2(env, capsys, args, messag
     assert not (env / "warehouse").exists()
 
 
-@pytest.mark.scenario
-def test_process_says_what_it_skipped(env, capsys) -> None:
+def test_process_says_what_it_skipped(end_to_end, env, capsys) -> None:
     hour = "2026-04-01-03"
     _land(env, f"ingestion_hour={hour}", "good.json", [r("g1", "m1", "2026-04-01T03:00:00Z", 1.0)])
     _land(env, f"ingestion_hour={hour} ", "stray.json", [r("s1", "m1", "2026-04-01T03:00:00Z", 1.0)])
@@ -61,8 +60,7 @@ def test_process_says_what_it_skipped(env, capsys) -> None:
     assert raw == ["g1"]
 
 
-@pytest.mark.scenario
-def test_empty_hours_are_recorded_without_spark_work(env, spark, capsys) -> None:
+def test_empty_hours_are_recorded_without_spark_work(end_to_end, env, spark, capsys) -> None:
     _land(env, "ingestion_hour=2026-04-01-03", "good.json", [r("g1", "m1", "2026-04-01T03:00:00Z", 1.0)])
     _land(env, "ingestion_hour=2026-04-06-10", "good.json", [r("g2", "m1", "2026-04-06T10:00:00Z", 2.0)])
     tracker = spark.sparkContext.statusTracker()
@@ -88,9 +86,8 @@ def test_empty_hours_are_recorded_without_spark_work(env, spark, capsys) -> None
     assert len(instance.get_materialized_partitions(dg.AssetKey("raw_readings"))) == 15 * 24
 
 
-@pytest.mark.scenario
 @pytest.mark.parametrize("damage", ["delete version 1", "cut the newest commit at a line boundary"])
-def test_a_damaged_log_stops_process_before_anything_is_written(env, spark, capsys, damage: str) -> None:
+def test_a_damaged_log_stops_process_before_anything_is_written(end_to_end, env, spark, capsys, damage: str) -> None:
     """Deleting or cutting a commit of deduplicated_raw once lost rows with every check passing."""
     log_check._verified.clear()
     for name, hour in (("a", "03"), ("b", "04")):
@@ -129,8 +126,9 @@ def test_a_damaged_log_stops_process_before_anything_is_written(env, spark, caps
 MAX_SPARK_JOBS_PER_HOUR = 28
 
 
-@pytest.mark.scenario
-def test_one_more_hour_through_every_asset_costs_four_runs_and_a_bounded_number_of_spark_jobs(env, spark) -> None:
+def test_one_more_hour_through_every_asset_costs_four_runs_and_a_bounded_number_of_spark_jobs(
+    end_to_end, env, spark
+) -> None:
     # Readings arrive in the ingestion hour after the hour they measure.
     for hour in ("00", "01", "02"):
         records = [

@@ -35,11 +35,9 @@ from billing_assets_tests.recovery import (
     tables,
 )
 
-pytestmark = pytest.mark.scenario
-
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
+def sample(tmp_path_factory: pytest.TempPathFactory, end_to_end) -> Sample:
     return Sample.recent(tmp_path_factory.mktemp("sample"))
 
 

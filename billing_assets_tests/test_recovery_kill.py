@@ -11,7 +11,6 @@ import pytest
 from billing_assets_tests.recovery import Sample, assert_rerun_converges, process
 
 #: Each case runs the command twice: deselected by the inner loop.
-pytestmark = pytest.mark.scenario
 
 #: (table, point): every asset's write, before and after its commit (SIGTERM: test_recovery_faults).
 CASES = [
@@ -29,7 +28,7 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
+def sample(tmp_path_factory: pytest.TempPathFactory, end_to_end) -> Sample:
     return Sample.recent(tmp_path_factory.mktemp("sample"))
 
 

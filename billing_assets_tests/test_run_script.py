@@ -5,6 +5,7 @@ import re
 import shlex
 import subprocess
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,8 +59,9 @@ def first_partition(port: int, asset: str) -> str | None:
     return dimensions[0]["partitionKeys"][0] if dimensions else None
 
 
-@pytest.mark.slow  # starts the real UI
-def test_run_writes_a_sample_up_to_now_and_starts_the_partitions_on_its_first_day(tmp_path: Path) -> None:
+@pytest.fixture
+def run_script(tmp_path: Path) -> Iterator[int]:
+    """``scripts/run`` as it starts by default (no ``BILLING_START_DATE``), sensors stopped, on tmp_path: its port."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "BILLING_START_DATE"}
     env.update(
@@ -76,11 +78,17 @@ def test_run_writes_a_sample_up_to_now_and_starts_the_partitions_on_its_first_da
         )
         try:
             wait_for_http(f"http://127.0.0.1:{port}/server_info", 180, proc)
-            deadline = time.monotonic() + 120
-            while (first := first_partition(port, "raw_readings")) is None and time.monotonic() < deadline:
-                time.sleep(1)
+            yield port
         finally:
             stop_process_group(proc)
+
+
+def test_run_writes_a_sample_up_to_now_and_starts_the_partitions_on_its_first_day(
+    run_script: int, tmp_path: Path
+) -> None:
+    deadline = time.monotonic() + 120
+    while (first := first_partition(run_script, "raw_readings")) is None and time.monotonic() < deadline:
+        time.sleep(1)
     folders = sorted(p.name.removeprefix("ingestion_hour=") for p in (tmp_path / "landing").iterdir())
     assert folders[0].endswith("-00")
     assert datetime.strptime(folders[-1], "%Y-%m-%d-%H").replace(tzinfo=UTC) >= latest_complete_hour(

@@ -380,9 +380,8 @@ def run_zone(root: Path, zone_name: str) -> tuple[list[dict], subprocess.Complet
     return on_time + late, done
 
 
-@pytest.mark.scenario
 @pytest.mark.parametrize("zone_name", ZONES)
-def test_every_table_matches_the_local_clock(tmp_path: Path, zone_name: str) -> None:
+def test_every_table_matches_the_local_clock(end_to_end, tmp_path: Path, zone_name: str) -> None:
     began = time.monotonic()
     records, done = run_zone(tmp_path, zone_name)
     assert done.returncode == 0, done.stderr[-4000:]

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import psutil
 from deltalake import DeltaTable
 
-from billing_assets.bench.memory import MIB
+from billing_assets.bench.memory import MIB, Sampler
 
 HOUR = "2026-03-10-08"
 #: Half hours a meter has in the file: six days' worth, all inside the watermark of ``HOUR``.
@@ -58,44 +57,34 @@ def write_readings(folder: Path, megabytes: float, name: str = "big.json") -> di
     return {"readings": count, "watt_hours": watt_hours, "bytes": written}
 
 
-class TreePeak:
+class TreePeak(Sampler):
     """Peak RSS of a process tree, by kind and in sum, sampled in a thread."""
 
     def __init__(self, root: int, interval: float = 0.2) -> None:
-        self.root, self.interval = root, interval
+        super().__init__(interval)
+        self.root = root
         #: driver, jvm, workers (all Python workers together), total, and the largest single worker.
         self.peaks = {"driver": 0, "jvm": 0, "workers": 0, "total": 0, "one_worker": 0}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "TreePeak":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+    def sample(self) -> None:
+        try:
+            root = psutil.Process(self.root)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        now = {"driver": 0, "jvm": 0, "workers": 0}
+        for proc in tree:
             try:
-                root = psutil.Process(self.root)
-                tree = [root, *root.children(recursive=True)]
+                rss, name = proc.memory_info().rss, proc.name()
             except psutil.NoSuchProcess:
                 continue
-            now = {"driver": 0, "jvm": 0, "workers": 0}
-            for proc in tree:
-                try:
-                    rss, name = proc.memory_info().rss, proc.name()
-                except psutil.NoSuchProcess:
-                    continue
-                kind = "driver" if proc.pid == self.root else "jvm" if name == "java" else "workers"
-                now[kind] += rss
-                if kind == "workers":
-                    self.peaks["one_worker"] = max(self.peaks["one_worker"], rss)
-            now["total"] = sum(now.values())
-            for kind, value in now.items():
-                self.peaks[kind] = max(self.peaks[kind], value)
+            kind = "driver" if proc.pid == self.root else "jvm" if name == "java" else "workers"
+            now[kind] += rss
+            if kind == "workers":
+                self.peaks["one_worker"] = max(self.peaks["one_worker"], rss)
+        now["total"] = sum(now.values())
+        for kind, value in now.items():
+            self.peaks[kind] = max(self.peaks[kind], value)
 
 
 def materialize_raw(root: str, master: str = "local[2]") -> None:

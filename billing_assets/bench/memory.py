@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Self
 
 import psutil
 from pyspark.sql import SparkSession
@@ -35,24 +36,39 @@ def driver_jvm(spark: SparkSession) -> psutil.Process | None:
         return None
 
 
-class PeakMemory:
-    """Samples RSS every ``interval`` seconds while running; ``phase(name)`` attributes the peaks."""
+class Sampler:
+    """Calls ``sample`` every ``interval`` seconds in a daemon thread while its ``with`` block runs."""
 
-    def __init__(self, interval: float = 0.1) -> None:
+    def __init__(self, interval: float, name: str | None = None) -> None:
         self.interval = interval
-        self.peaks: dict[str, Peak] = {}
-        self.jvm: psutil.Process | None = None
-        self._current: Peak | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def sample(self) -> None:
+        """One sample, on the thread."""
+        raise NotImplementedError
+
+
+class PeakMemory(Sampler):
+    """Samples RSS every ``interval`` seconds while running; ``phase(name)`` attributes the peaks."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        super().__init__(interval, "peak-memory")
+        self.peaks: dict[str, Peak] = {}
+        self.jvm: psutil.Process | None = None
+        self._current: Peak | None = None
 
     @contextmanager
     def phase(self, name: str) -> Iterator[Peak]:
@@ -74,8 +90,7 @@ class PeakMemory:
             except psutil.NoSuchProcess:
                 self.jvm = None
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            peak = self._current
-            if peak is not None:
-                self._sample(peak)
+    def sample(self) -> None:
+        peak = self._current
+        if peak is not None:
+            self._sample(peak)

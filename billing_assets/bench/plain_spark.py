@@ -151,20 +151,16 @@ def cumulative_usage(hourly: DataFrame, timezone: str) -> DataFrame:
             F.explode(F.sequence("_first", "_last", F.expr("INTERVAL 1 HOUR"))).alias("usage_hour"),
         )
     )
-    running = (
-        Window.partitionBy("meterpoint_id", "billing_month")
-        .orderBy("usage_hour")
-        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    )
+    # Spark's default frame of an ordered window (every row up to this hour's) rather than the
+    # pipeline's explicit row frame: the same total, as the hours are unique per meterpoint and month.
+    month_so_far = Window.partitionBy("meterpoint_id", "billing_month").orderBy("usage_hour")
     filled = grid.join(months, ["billing_month", "meterpoint_id", "usage_hour"], "left").withColumn(
         "_x", F.coalesce("_exact", F.lit(0).cast(EXACT))
     )
-    return filled.select(
-        "meterpoint_id",
-        "usage_hour",
-        F.col("_x").cast("double").alias("consumption"),
-        F.sum("_x").over(running).cast("double").alias("cumulative_consumption"),
-        "billing_month",
+    return (
+        filled.withColumn("cumulative_consumption", F.sum("_x").over(month_so_far).cast("double"))
+        .withColumn("consumption", F.col("_x").cast("double"))
+        .select("meterpoint_id", "usage_hour", "consumption", "cumulative_consumption", "billing_month")
     )
 
 

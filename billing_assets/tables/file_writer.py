@@ -18,19 +18,13 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from billing_assets.tables.schemas import arrow_schema
 from billing_assets.tables.selection import KeyFormat, PartitionSelection
 from billing_assets.tables.storage import LOCAL, TableStorage
 
 #: One row per file written (``path`` null: rows refused because their partition is not selected).
-MANIFEST_SCHEMA = pa.schema(
-    [
-        ("path", pa.string()),
-        ("size", pa.int64()),
-        ("partition_value", pa.string()),
-        ("num_records", pa.int64()),
-        ("stats", pa.string()),
-        ("modification_time", pa.int64()),
-    ]
+MANIFEST_SCHEMA = arrow_schema(
+    "path string, size bigint, partition_value string, num_records bigint, stats string, modification_time bigint"
 )
 #: A bigger partition is split over several files, so readers can still parallelise over it.
 ROWS_PER_FILE = 2_000_000

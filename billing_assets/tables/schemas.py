@@ -17,110 +17,78 @@ class TableSpec:
     partition_by: str | None
 
 
-RAW_READINGS = TableSpec(
+#: Column types by their Spark DDL names; every column is nullable, without metadata.
+ARROW_TYPES = {
+    "string": pa.string(),
+    "bigint": pa.int64(),
+    "int": pa.int32(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": UTC_TIMESTAMP,
+}
+
+
+def columns(ddl: str) -> list[tuple[str, pa.DataType]]:
+    """Arrow columns from Spark DDL (``"record_id string, line_number bigint"``), in order."""
+    return [(name, ARROW_TYPES[kind]) for name, kind in (column.split() for column in ddl.split(","))]
+
+
+def arrow_schema(ddl: str) -> pa.Schema:
+    """An Arrow schema from Spark DDL (see ``columns``)."""
+    return pa.schema(columns(ddl))
+
+
+def table(name: str, ddl: str, partition_by: str | None) -> TableSpec:
+    """A warehouse table from its columns in Spark DDL."""
+    return TableSpec(name, arrow_schema(ddl), partition_by)
+
+
+RAW_READINGS = table(
     "raw_readings",
-    pa.schema(
-        [
-            ("record_id", pa.string()),
-            ("meterpoint_id", pa.string()),
-            ("interval_start", UTC_TIMESTAMP),
-            ("consumption", pa.float64()),
-            ("recording_hour", pa.string()),
-            ("source_file", pa.string()),
-            ("line_number", pa.int64()),
-            ("ingestion_hour", pa.string()),
-        ]
-    ),
+    "record_id string, meterpoint_id string, interval_start timestamp, consumption double, recording_hour string,"
+    " source_file string, line_number bigint, ingestion_hour string",
     "ingestion_hour",
 )
-
-QUARANTINED_READINGS = TableSpec(
+QUARANTINED_READINGS = table(
     "quarantined_readings",
-    pa.schema(
-        [
-            ("source_file", pa.string()),
-            ("line_number", pa.int64()),
-            ("record_id", pa.string()),
-            ("reason", pa.string()),
-            ("detail", pa.string()),
-            ("raw", pa.string()),
-            ("ingestion_hour", pa.string()),
-        ]
-    ),
+    "source_file string, line_number bigint, record_id string, reason string, detail string, raw string,"
+    " ingestion_hour string",
     "ingestion_hour",
 )
-
-DEDUPLICATED_RAW = TableSpec(
+DEDUPLICATED_RAW = table(
     "deduplicated_raw",
-    pa.schema(
-        [
-            ("record_id", pa.string()),
-            ("meterpoint_id", pa.string()),
-            ("interval_start", UTC_TIMESTAMP),
-            ("consumption", pa.float64()),
-            ("ingestion_hour", pa.string()),
-            ("source_file", pa.string()),
-            ("line_number", pa.int64()),
-            ("recording_hour", pa.string()),
-        ]
-    ),
+    "record_id string, meterpoint_id string, interval_start timestamp, consumption double, ingestion_hour string,"
+    " source_file string, line_number bigint, recording_hour string",
     "recording_hour",
 )
-
-HOURLY_USAGE = TableSpec(
+HOURLY_USAGE = table(
     "hourly_usage",
-    pa.schema(
-        [
-            ("meterpoint_id", pa.string()),
-            ("usage_hour", UTC_TIMESTAMP),
-            ("consumption", pa.float64()),
-            ("reading_count", pa.int64()),
-            ("recording_hour", pa.string()),
-        ]
-    ),
+    "meterpoint_id string, usage_hour timestamp, consumption double, reading_count bigint, recording_hour string",
     "recording_hour",
 )
-
-CUMULATIVE_USAGE = TableSpec(
+CUMULATIVE_USAGE = table(
     "cumulative_usage",
-    pa.schema(
-        [
-            ("meterpoint_id", pa.string()),
-            ("usage_hour", UTC_TIMESTAMP),
-            ("consumption", pa.float64()),
-            ("cumulative_consumption", pa.float64()),
-            ("billing_month", pa.string()),
-        ]
-    ),
+    "meterpoint_id string, usage_hour timestamp, consumption double, cumulative_consumption double,"
+    " billing_month string",
     "billing_month",
 )
 
 # --- Dimensions: daily snapshots of the source database, and their type-2 history ---
 
-_SCD2 = [
-    ("valid_from_date", pa.date32()),  # first load day on which this version was seen
-    ("valid_to_date", pa.date32()),  # first load day on which it was no longer seen; null = current
-    ("is_current", pa.bool_()),
-    ("row_hash", pa.string()),
-]
+#: valid_from_date: the first load day on which this version was seen; valid_to_date: the first
+#: load day on which it was no longer seen (null: current).
+_SCD2 = columns("valid_from_date date, valid_to_date date, is_current boolean, row_hash string")
 
 # Every source id is an opaque string, whatever SQLite type it is stored with: the case study's
 # database holds 10-hex-character text ids beside integer ones, and analysts join on equal strings.
-AGREEMENT_COLUMNS = [
-    ("agreement_id", pa.string()),
-    ("agreement_valid_from", pa.date32()),
-    ("agreement_valid_to", pa.date32()),
-    ("product_id", pa.string()),
-    ("meterpoint_id", pa.string()),
-    ("account_id", pa.string()),
-]
-PRODUCT_COLUMNS = [
-    ("id", pa.string()),  # the source's surrogate; agreements reference product_id
-    ("product_id", pa.string()),
-    ("display_name", pa.string()),
-    ("is_variable", pa.bool_()),
-]
-METERPOINT_COLUMNS = [("meterpoint_id", pa.string()), ("region", pa.string())]
+AGREEMENT_COLUMNS = columns(
+    "agreement_id string, agreement_valid_from date, agreement_valid_to date, product_id string,"
+    " meterpoint_id string, account_id string"
+)
+#: ``id`` is the source's surrogate; agreements reference ``product_id``.
+PRODUCT_COLUMNS = columns("id string, product_id string, display_name string, is_variable boolean")
+METERPOINT_COLUMNS = columns("meterpoint_id string, region string")
 
 
 @dataclass(frozen=True)
@@ -158,96 +126,43 @@ PRODUCT = Dimension("product", "product_id", tuple(PRODUCT_COLUMNS), ("product_i
 METERPOINT = Dimension("meterpoint", "meterpoint_id", tuple(METERPOINT_COLUMNS), ("meterpoint_id",))
 DIMENSIONS = (AGREEMENT, PRODUCT, METERPOINT)
 
-AGREEMENT_DAYS = TableSpec(
+#: unmatched_reason: why the readings it covers cannot be attributed to a product (null: they can).
+AGREEMENT_DAYS = table(
     "agreement_days",
-    pa.schema(
-        [
-            ("agreement_id", pa.string()),
-            ("meterpoint_id", pa.string()),
-            ("account_id", pa.string()),
-            ("product_id", pa.string()),
-            ("product_display_name", pa.string()),
-            ("product_is_variable", pa.bool_()),
-            ("covers_readings", pa.bool_()),
-            ("is_active", pa.bool_()),
-            # Why the readings it covers cannot be attributed to a product (null: they can).
-            ("unmatched_reason", pa.string()),
-            ("date", pa.date32()),
-        ]
-    ),
+    "agreement_id string, meterpoint_id string, account_id string, product_id string, product_display_name string,"
+    " product_is_variable boolean, covers_readings boolean, is_active boolean, unmatched_reason string, date date",
     "date",
 )
 
 # --- Gold tables (the analysts' contract) ---
 
-ACTIVE_AGREEMENTS = TableSpec(
+ACTIVE_AGREEMENTS = table(
     "active_agreements",
-    pa.schema(
-        [
-            ("agreement_id", pa.string()),
-            ("meterpoint_id", pa.string()),
-            ("product_display_name", pa.string()),
-            ("product_is_variable", pa.bool_()),
-            ("as_of_date", pa.date32()),
-        ]
-    ),
+    "agreement_id string, meterpoint_id string, product_display_name string, product_is_variable boolean,"
+    " as_of_date date",
     "as_of_date",
 )
-
-HALF_HOURLY_CONSUMPTION = TableSpec(
+HALF_HOURLY_CONSUMPTION = table(
     "half_hourly_consumption",
-    pa.schema(
-        [
-            ("interval_start", UTC_TIMESTAMP),
-            ("settlement_period", pa.int32()),
-            ("meterpoint_count", pa.int64()),
-            ("consumption", pa.float64()),
-            ("settlement_date", pa.date32()),
-        ]
-    ),
+    "interval_start timestamp, settlement_period int, meterpoint_count bigint, consumption double,"
+    " settlement_date date",
     "settlement_date",
 )
-
-PRODUCT_DAILY_CONSUMPTION = TableSpec(
+PRODUCT_DAILY_CONSUMPTION = table(
     "product_daily_consumption",
-    pa.schema(
-        [
-            ("product_display_name", pa.string()),
-            ("meterpoint_count", pa.int64()),
-            ("consumption", pa.float64()),
-            ("date", pa.date32()),
-        ]
-    ),
+    "product_display_name string, meterpoint_count bigint, consumption double, date date",
     "date",
 )
-
-AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT = TableSpec(
+AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT = table(
     "avg_consumption_per_half_hour_by_product",
-    pa.schema(
-        [
-            ("interval_start", UTC_TIMESTAMP),
-            ("product_display_name", pa.string()),
-            ("meterpoint_count", pa.int64()),
-            ("consumption", pa.float64()),
-            ("avg_consumption", pa.float64()),
-            ("settlement_date", pa.date32()),
-        ]
-    ),
+    "interval_start timestamp, product_display_name string, meterpoint_count bigint, consumption double,"
+    " avg_consumption double, settlement_date date",
     "settlement_date",
 )
-
-UNMATCHED_READINGS = TableSpec(
+UNMATCHED_READINGS = table(
     "unmatched_readings",
-    pa.schema(
-        [
-            ("record_id", pa.string()),
-            ("meterpoint_id", pa.string()),
-            ("interval_start", UTC_TIMESTAMP),
-            ("consumption", pa.float64()),
-            ("reason", pa.string()),
-            ("settlement_date", pa.date32()),
-        ]
-    ),
+    "record_id string, meterpoint_id string, interval_start timestamp, consumption double, reason string,"
+    " settlement_date date",
     "settlement_date",
 )
 

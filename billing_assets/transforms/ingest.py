@@ -49,22 +49,11 @@ from billing_assets.landing.survey import (
     seen_counter,
     survey_piece,
 )
-from billing_assets.tables.schemas import UTC_TIMESTAMP
+from billing_assets.tables.schemas import arrow_schema
 
-PARSED_SCHEMA = pa.schema(
-    [
-        ("ingestion_hour", pa.string()),
-        ("source_file", pa.string()),
-        ("line_number", pa.int64()),
-        ("record_id", pa.string()),
-        ("meterpoint_id", pa.string()),
-        ("interval_start", UTC_TIMESTAMP),
-        ("consumption", pa.float64()),
-        ("recording_hour", pa.string()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("raw", pa.string()),
-    ]
+PARSED_SCHEMA = arrow_schema(
+    "ingestion_hour string, source_file string, line_number bigint, record_id string, meterpoint_id string,"
+    " interval_start timestamp, consumption double, recording_hour string, reason string, detail string, raw string"
 )
 #: Rows per Arrow batch a parse task hands to Spark: a large file never sits in one batch.
 BATCH_ROWS = 32_768

@@ -68,12 +68,11 @@ def build_checked(pipeline: Pipeline) -> list[dg.ExecuteInProcessResult]:
 
 
 @pytest.fixture(scope="module")
-def checked(tmp_path_factory, spark) -> tuple[Pipeline, list[dg.ExecuteInProcessResult]]:
+def checked(tmp_path_factory, spark, end_to_end) -> tuple[Pipeline, list[dg.ExecuteInProcessResult]]:
     pipeline = Pipeline(tmp_path_factory.mktemp("checked"), spark)
     return pipeline, build_checked(pipeline)
 
 
-@pytest.mark.scenario
 def test_every_in_run_check_runs_with_its_asset_and_passes_on_pipeline_output(checked) -> None:
     _, results = checked
     found = evaluations(results)
@@ -83,7 +82,6 @@ def test_every_in_run_check_runs_with_its_asset_and_passes_on_pipeline_output(ch
     assert all(e.blocking and e.severity == dg.AssetCheckSeverity.ERROR for e in ours)
 
 
-@pytest.mark.scenario
 def test_conservation_figures_are_in_the_check_metadata(checked) -> None:
     pipeline, results = checked
     [h1_run] = [res for res in results if res.dagster_run.tags.get("dagster/partition") == H1]
@@ -105,7 +103,6 @@ def test_conservation_figures_are_in_the_check_metadata(checked) -> None:
     assert materialization.materialization.metadata["records_read"].value == 9
 
 
-@pytest.mark.scenario
 def test_a_re_send_moved_to_another_hour_is_a_conflict_not_a_second_reading(pipeline) -> None:
     pipeline.land(H1, "a.json", [r("r1", "m1", "2026-03-10T07:00:00Z", 0.5)])
     pipeline.land(H2, "b.json", [r("r1", "m1", "2026-03-10T08:15:00Z", 0.5)])
@@ -133,12 +130,12 @@ def test_a_re_send_moved_to_another_hour_is_a_conflict_not_a_second_reading(pipe
     assert other.rows("deduplicated_raw") == before
 
 
-def test_a_failing_blocking_check_fails_the_run_and_stops_what_follows(pipeline) -> None:
+def test_a_failing_blocking_check_fails_the_run_and_stops_what_follows(quick_pipeline) -> None:
     # A table damaged outside the pipeline: r9 twice, in two hours. The next run touching one
     # of those hours finds it, fails, and nothing downstream runs on the damaged numbers.
-    pipeline.land(H1, "a.json", [r("r1", "m1", "2026-03-10T07:00:00Z", 0.5)])
-    pipeline.materialize("raw_readings", H1)
-    table = str(pipeline.warehouse / DEDUPLICATED_RAW.name)
+    quick_pipeline.land(H1, "a.json", [r("r1", "m1", "2026-03-10T07:00:00Z", 0.5)])
+    quick_pipeline.materialize("raw_readings", H1)
+    table = str(quick_pipeline.warehouse / DEDUPLICATED_RAW.name)
     damage = DeltaTable(table).to_pyarrow_table()
     damage = pa.concat_tables(
         [
@@ -153,14 +150,16 @@ def test_a_failing_blocking_check_fails_the_run_and_stops_what_follows(pipeline)
         ]
     )
     write_deltalake(table, damage, mode="append")
-    pipeline.land(H2, "b.json", [r("r2", "m1", "2026-03-10T07:30:00Z", 0.25)])
+    quick_pipeline.land(H2, "b.json", [r("r2", "m1", "2026-03-10T07:30:00Z", 0.25)])
     start = datetime.fromisoformat(f"{H2[:10]}T{H2[11:]}:00+00:00")
     with pytest.raises(dg.DagsterError, match="blocking asset check failed"):
-        process(start, start + timedelta(hours=1), pipeline.resources, pipeline.instance, echo=lambda _: None)
+        process(
+            start, start + timedelta(hours=1), quick_pipeline.resources, quick_pipeline.instance, echo=lambda _: None
+        )
 
-    [failed_run] = pipeline.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
+    [failed_run] = quick_pipeline.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
     assert failed_run.tags["dagster/partition"] == H2
-    records = pipeline.instance.get_records_for_run(
+    records = quick_pipeline.instance.get_records_for_run(
         failed_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ).records
     found = {e.check_name: e for e in (x.event_log_entry.dagster_event.event_specific_data for x in records)}
@@ -171,8 +170,8 @@ def test_a_failing_blocking_check_fails_the_run_and_stops_what_follows(pipeline)
     ]
     assert found["records_conserved"].passed and found["deduplicated_raw_recording_hour"].passed
     # The write happened and is recorded (its figures are visible); nothing downstream ran.
-    assert pipeline.instance.get_latest_materialization_event(raw_readings.key) is not None
-    assert pipeline.instance.get_latest_materialization_event(dg.AssetKey("hourly_usage")) is None
+    assert quick_pipeline.instance.get_latest_materialization_event(raw_readings.key) is not None
+    assert quick_pipeline.instance.get_latest_materialization_event(dg.AssetKey("hourly_usage")) is None
 
 
 def run_freshness(pipeline: Pipeline) -> dg.ExecuteInProcessResult:
@@ -185,23 +184,23 @@ def run_freshness(pipeline: Pipeline) -> dg.ExecuteInProcessResult:
     return defs.resolve_job_def("landing_freshness").execute_in_process(instance=pipeline.instance)
 
 
-def test_freshness_check_warns_until_the_newest_complete_hour_is_ingested(pipeline) -> None:
-    assert run_freshness(pipeline).get_asset_check_evaluations()[0].passed  # nothing landed yet
+def test_freshness_check_warns_until_the_newest_complete_hour_is_ingested(quick_pipeline) -> None:
+    assert run_freshness(quick_pipeline).get_asset_check_evaluations()[0].passed  # nothing landed yet
 
-    pipeline.land(H1, "a.json", [r("r1", "m1", "2026-03-10T07:00:00Z", 0.5)])
-    pipeline.land(H2, "b.json", [r("r2", "m1", "2026-03-10T08:00:00Z", 0.5)])
+    quick_pipeline.land(H1, "a.json", [r("r1", "m1", "2026-03-10T07:00:00Z", 0.5)])
+    quick_pipeline.land(H2, "b.json", [r("r2", "m1", "2026-03-10T08:00:00Z", 0.5)])
     # The current hour is still being written: not complete, not expected yet.
-    pipeline.land(hour_key(datetime.now(UTC)), "c.json", [r("r3", "m1", "2026-03-10T08:30:00Z", 0.5)])
-    pipeline.materialize("raw_readings", H1)
-    stale = run_freshness(pipeline)
+    quick_pipeline.land(hour_key(datetime.now(UTC)), "c.json", [r("r3", "m1", "2026-03-10T08:30:00Z", 0.5)])
+    quick_pipeline.materialize("raw_readings", H1)
+    stale = run_freshness(quick_pipeline)
     [evaluation] = stale.get_asset_check_evaluations()
     assert stale.success  # a WARN never fails the run
     assert (evaluation.passed, evaluation.severity) == (False, dg.AssetCheckSeverity.WARN)
     assert evaluation.metadata["newest_complete_hour"].value == H2
     assert evaluation.metadata["minutes_overdue"].value > 0
 
-    pipeline.materialize("raw_readings", H2)
-    [evaluation] = run_freshness(pipeline).get_asset_check_evaluations()
+    quick_pipeline.materialize("raw_readings", H2)
+    [evaluation] = run_freshness(quick_pipeline).get_asset_check_evaluations()
     assert evaluation.passed and evaluation.metadata["newest_complete_hour"].value == H2
 
 
@@ -239,7 +238,6 @@ def append(warehouse: Warehouse, spec, rows: list[dict]) -> None:
     )
 
 
-@pytest.mark.scenario
 def test_unique_record_ids_finds_a_copy_in_a_neighbouring_hour(spark, broken) -> None:
     hours = ["2026-03-10-07"]
     assert ingest_checks.unique_record_ids(spark, broken.tables(), hours).passed
@@ -258,7 +256,6 @@ def test_unique_record_ids_finds_a_copy_in_a_neighbouring_hour(spark, broken) ->
     assert metadata["scope"] == "recording_hour 2026-03-03-05 .. 2026-03-17-08"
 
 
-@pytest.mark.scenario
 def test_recording_hours_match_finds_a_row_filed_under_the_wrong_hour(spark, broken) -> None:
     hours = ["2026-03-10-08"]
     assert ingest_checks.recording_hours_match(spark, broken.tables(), hours).passed
@@ -271,7 +268,6 @@ def test_recording_hours_match_finds_a_row_filed_under_the_wrong_hour(spark, bro
     assert [row["record_id"] for row in metadata["wrong_rows"]] == ["r5"]
 
 
-@pytest.mark.scenario
 def test_records_conserved_needs_the_counts_and_the_tables_to_agree(checked, spark, broken) -> None:
     _, results = checked
     [run] = [res for res in results if res.dagster_run.tags.get("dagster/partition") == H1]
@@ -289,7 +285,6 @@ def test_records_conserved_needs_the_counts_and_the_tables_to_agree(checked, spa
     assert not passed and metadata["per_ingestion_hour"][H1]["raw_rows"] == 5
 
 
-@pytest.mark.scenario
 def test_hourly_matches_readings_finds_a_corrupted_hour(spark, broken) -> None:
     hours = window(recording_hours, "2026-03-10-07+0000", "2026-03-10-10+0000")
     assert usage_checks.hourly_matches_readings(spark, broken.tables(), hours).passed
@@ -306,7 +301,6 @@ def test_hourly_matches_readings_finds_a_corrupted_hour(spark, broken) -> None:
     assert mismatch["readings_actual"] == mismatch["readings_expected"]
 
 
-@pytest.mark.scenario
 def test_cumulative_checks_find_a_broken_running_total(spark, broken) -> None:
     march = window(billing_months, "2026-03", "2026-03")  # UTC hours 2026-02-28-00 .. 2026-03-31-22
     assert usage_checks.cumulative_never_decreases(spark, broken.tables(), march).passed
@@ -326,7 +320,6 @@ def test_cumulative_checks_find_a_broken_running_total(spark, broken) -> None:
     assert not passed and metadata["hourly_rows_missing"] == 1
 
 
-@pytest.mark.scenario
 def test_gold_checks_find_a_total_that_no_longer_adds_up(spark, broken) -> None:
     assert gold_checks.half_hours_sum_to_hours(spark, broken.tables(), MARCH_DAYS).passed
     assert gold_checks.products_plus_unmatched_sum_to_day(spark, broken.tables(), MARCH_DAYS).passed

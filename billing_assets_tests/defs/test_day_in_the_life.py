@@ -9,7 +9,6 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import dagster as dg
-import pytest
 
 from billing_assets.automation import automation_sensor
 from billing_assets.definitions import ASSETS
@@ -21,7 +20,6 @@ from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.test_pipeline import materialized_partitions
 
 #: Several Dagster runs per test: deselected by the inner loop (-m "not slow and not scenario").
-pytestmark = pytest.mark.scenario
 
 START = datetime(2026, 3, 28, tzinfo=UTC)
 HOURS = 48
@@ -73,7 +71,7 @@ def tick_and_settle(pipeline: Pipeline, defs: dg.Definitions, sensor_cursor, aut
             return tick, runs, tick.cursor, automation_cursor
 
 
-def test_sensor_and_automation_alone_build_the_same_tables_as_a_fresh_run(tmp_path, spark) -> None:
+def test_sensor_and_automation_alone_build_the_same_tables_as_a_fresh_run(end_to_end, tmp_path, spark) -> None:
     staging = tmp_path / "staging"
     summary = generate_sample(str(staging), meterpoints=6, start=START, hours=HOURS, seed=11)
     late = {

@@ -4,7 +4,6 @@ import sqlite3
 from pathlib import Path
 
 import dagster as dg
-import pytest
 from deltalake import DeltaTable
 
 from billing_assets.definitions import ASSETS
@@ -45,7 +44,6 @@ def execute(path: Path, *statements: str) -> None:
     conn.close()
 
 
-@pytest.mark.scenario  # a dimension load per fault
 def test_each_source_fault_fails_the_load_names_the_problem_and_writes_nothing(pipeline, monkeypatch) -> None:
     db = pipeline.source_db
     # Missing before anything was ever loaded: the run fails and no table exists, not even an empty one.

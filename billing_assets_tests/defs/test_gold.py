@@ -13,7 +13,6 @@ from billing_assets_tests.defs.scenario import r, ts
 from billing_assets_tests.defs.test_pipeline import requested_partitions
 
 #: Several Dagster runs per test: deselected by the inner loop (-m "not slow and not scenario").
-pytestmark = pytest.mark.scenario
 
 # Shaped like the case study's database: text product ids, an integer ``id`` surrogate that
 # nothing references, integer agreement ids (read as the strings "1", "2", ...), DATE columns.
@@ -102,7 +101,7 @@ def build_gold(pipeline):
 
 
 @pytest.fixture(scope="module")
-def gold(tmp_path_factory, spark):
+def gold(tmp_path_factory, spark, end_to_end):
     """Built once for the read-only tests of this module."""
     return build_gold(Pipeline(tmp_path_factory.mktemp("gold"), spark))
 

@@ -43,7 +43,6 @@ def live_rows(uri: str, column: str | None, written: tuple[str, str] | None) -> 
     return pc.sum(inside).as_py() or 0
 
 
-@pytest.mark.scenario
 def test_every_materialisation_reports_rows_partitions_version_and_a_preview(pipeline) -> None:
     land_readings(pipeline)
     write_source(pipeline.source_db)

@@ -49,7 +49,6 @@ def run_scenario(pipeline) -> dict[str, dg.ExecuteInProcessResult]:
     return results
 
 
-@pytest.mark.scenario
 def test_scenario_every_table_row_by_row(pipeline) -> None:
     results = run_scenario(pipeline)
 
@@ -150,7 +149,6 @@ def test_scenario_every_table_row_by_row(pipeline) -> None:
     assert materialized_partitions(results[H2], "deduplicated_raw") == ["2026-03-10-08+0000", "2026-03-10-10+0000"]
 
 
-@pytest.mark.scenario
 def test_rematerialising_any_partition_leaves_every_table_equal(pipeline) -> None:
     run_scenario(pipeline)
     before = pipeline.snapshot()
@@ -165,7 +163,6 @@ def test_rematerialising_any_partition_leaves_every_table_equal(pipeline) -> Non
     assert pipeline.snapshot() == before
 
 
-@pytest.mark.scenario
 def test_processing_order_does_not_change_the_tables(pipeline, tmp_path, spark) -> None:
     """A backfill of an earlier hour after a later one converges to first-arrival-wins."""
     from billing_assets_tests.conftest import Pipeline
@@ -180,7 +177,6 @@ def test_processing_order_does_not_change_the_tables(pipeline, tmp_path, spark) 
         assert reverse.rows(table) == pipeline.rows(table), table
 
 
-@pytest.mark.scenario
 def test_late_reading_changes_exactly_its_hour_and_the_rest_of_its_month(pipeline) -> None:
     run_scenario(pipeline)
     defs = dg.Definitions(assets=ASSETS, resources=pipeline.resources)
@@ -226,9 +222,9 @@ def test_late_reading_changes_exactly_its_hour_and_the_rest_of_its_month(pipelin
     assert all(m1_after[h] == pytest.approx(m1_before.get(h, 0.0) + 2.0) for h in m1_after)
 
 
-def test_watermark_boundaries_in_the_pipeline(pipeline) -> None:
+def test_watermark_boundaries_in_the_pipeline(quick_pipeline) -> None:
     hour = "2026-03-10-09"
-    pipeline.land(
+    quick_pipeline.land(
         hour,
         "edges.json",
         [
@@ -238,22 +234,22 @@ def test_watermark_boundaries_in_the_pipeline(pipeline) -> None:
             r("over_drift", "m1", "2026-03-10T10:05:00.001Z", 0.1),
         ],
     )
-    pipeline.materialize("raw_readings", hour)
-    assert [x["record_id"] for x in pipeline.rows("deduplicated_raw", ("record_id",))] == [
+    quick_pipeline.materialize("raw_readings", hour)
+    assert [x["record_id"] for x in quick_pipeline.rows("deduplicated_raw", ("record_id",))] == [
         "exactly_7d",
         "exactly_drift",
     ]
-    assert {x["record_id"]: x["reason"] for x in pipeline.rows("quarantined_readings")} == {
+    assert {x["record_id"]: x["reason"] for x in quick_pipeline.rows("quarantined_readings")} == {
         "over_7d": "too_late",
         "over_drift": "from_future",
     }
 
 
-def test_malformed_input_the_batch_survives_and_every_bad_record_has_a_reason(pipeline) -> None:
+def test_malformed_input_the_batch_survives_and_every_bad_record_has_a_reason(quick_pipeline) -> None:
     hour = "2026-03-10-09"
     good = [r(f"g{i}", "m1", f"2026-03-10T08:{i:02d}:00Z", 0.1) for i in range(3)]
-    pipeline.land(hour, "good.json", good)
-    pipeline.land(
+    quick_pipeline.land(hour, "good.json", good)
+    quick_pipeline.land(
         hour,
         "mixed.json",
         "\n".join(
@@ -266,11 +262,11 @@ def test_malformed_input_the_batch_survives_and_every_bad_record_has_a_reason(pi
             ]
         ),
     )
-    pipeline.land(hour, "empty.json", b"")
-    pipeline.land(hour, "binary.json", bytes(range(256)))
-    result = pipeline.materialize("raw_readings", hour)
-    assert [x["record_id"] for x in pipeline.rows("deduplicated_raw", ("record_id",))] == ["g0", "g1", "g2"]
-    quarantine = pipeline.rows("quarantined_readings", ("source_file", "line_number"))
+    quick_pipeline.land(hour, "empty.json", b"")
+    quick_pipeline.land(hour, "binary.json", bytes(range(256)))
+    result = quick_pipeline.materialize("raw_readings", hour)
+    assert [x["record_id"] for x in quick_pipeline.rows("deduplicated_raw", ("record_id",))] == ["g0", "g1", "g2"]
+    quarantine = quick_pipeline.rows("quarantined_readings", ("source_file", "line_number"))
     assert [(x["source_file"].split("/")[1], x["line_number"], x["reason"]) for x in quarantine] == [
         ("binary.json", 0, "unreadable_file"),
         ("empty.json", 0, "unreadable_file"),

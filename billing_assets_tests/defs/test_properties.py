@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +22,6 @@ from billing_assets.domain.timestamps import parse_hour_key
 from billing_assets_tests.conftest import Pipeline
 
 #: Several Dagster runs per test: deselected by the inner loop (-m "not slow and not scenario").
-pytestmark = pytest.mark.scenario
 
 HOURS = ("2026-03-10-08", "2026-03-10-09")
 FILES = ("a.json", "b.json")
@@ -113,7 +111,7 @@ def by_hour(rows: list[dict], key: str = "ingestion_hour") -> Counter:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(batch=batches())
-def test_records_are_conserved_and_reingestion_changes_nothing(tmp_path, spark, batch: Batch) -> None:
+def test_records_are_conserved_and_reingestion_changes_nothing(end_to_end, tmp_path, spark, batch: Batch) -> None:
     pipeline = Pipeline(Path(tempfile.mkdtemp(dir=tmp_path)), spark)
     for (hour, name), lines in batch.lines.items():
         pipeline.land(hour, name, "".join(line + "\n" for line in lines))

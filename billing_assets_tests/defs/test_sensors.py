@@ -41,15 +41,15 @@ def check_sensor_cycle(zone: LandingZone, add_file) -> None:
     assert later.run_requests[0].run_key != first.run_requests[0].run_key
 
 
-def test_sensor_on_a_local_folder(pipeline) -> None:
-    land_scenario(pipeline)
-    zone = pipeline.resources["landing"]
-    check_sensor_cycle(zone, lambda hour, name, text: pipeline.land(hour, name, text))
+def test_sensor_on_a_local_folder(quick_pipeline) -> None:
+    land_scenario(quick_pipeline)
+    zone = quick_pipeline.resources["landing"]
+    check_sensor_cycle(zone, lambda hour, name, text: quick_pipeline.land(hour, name, text))
 
 
-def test_sensor_on_s3(pipeline, s3_landing) -> None:
-    land_scenario(pipeline)
-    upload(s3_landing, pipeline.landing)
+def test_sensor_on_s3(quick_pipeline, s3_landing) -> None:
+    land_scenario(quick_pipeline)
+    upload(s3_landing, quick_pipeline.landing)
     fs = s3fs.S3FileSystem(**s3_landing.storage_options())
 
     def add_file(hour: str, name: str, text: str) -> None:
@@ -58,24 +58,24 @@ def test_sensor_on_s3(pipeline, s3_landing) -> None:
     check_sensor_cycle(s3_landing, add_file)
 
 
-def test_sensor_reports_and_ignores_hostile_folder_names(pipeline) -> None:
-    land_scenario(pipeline)
-    hostile = pipeline.landing / "ingestion_hour=2026-01-01-00' OR '1'='1"
+def test_sensor_reports_and_ignores_hostile_folder_names(quick_pipeline) -> None:
+    land_scenario(quick_pipeline)
+    hostile = quick_pipeline.landing / "ingestion_hour=2026-01-01-00' OR '1'='1"
     hostile.mkdir()
     (hostile / "a.json").write_text("{}")
-    (pipeline.landing / "ingestion_hour=2026-03-10-08" / "..weird").write_text("{}")
-    result = tick(pipeline.resources["landing"])
+    (quick_pipeline.landing / "ingestion_hour=2026-03-10-08" / "..weird").write_text("{}")
+    result = tick(quick_pipeline.resources["landing"])
     assert requested(result) == [(H1, H2)]
-    skip = tick(pipeline.resources["landing"], result.cursor).skip_reason.skip_message
+    skip = tick(quick_pipeline.resources["landing"], result.cursor).skip_reason.skip_message
     assert "rejected folder names" in skip and "OR '1'='1" in skip
 
 
-def test_raw_readings_from_s3_equal_the_local_run(pipeline, s3_landing, tmp_path, spark) -> None:
-    land_scenario(pipeline)
-    upload(s3_landing, pipeline.landing)
+def test_raw_readings_from_s3_equal_the_local_run(quick_pipeline, s3_landing, tmp_path, spark) -> None:
+    land_scenario(quick_pipeline)
+    upload(s3_landing, quick_pipeline.landing)
     (tmp_path / "s3run").mkdir()
     remote = Pipeline(tmp_path / "s3run", spark, landing=s3_landing)
-    for run in (pipeline, remote):
+    for run in (quick_pipeline, remote):
         run.materialize("raw_readings", H1, H2)
-    assert remote.snapshot() == pipeline.snapshot()
+    assert remote.snapshot() == quick_pipeline.snapshot()
     assert remote.rows("deduplicated_raw")

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import pytest
 from deltalake import DeltaTable
 
 from billing_assets.cli import main
@@ -53,16 +52,15 @@ def process(root: Path, landing: Path, source: Path) -> subprocess.CompletedProc
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
-def test_a_load_of_a_garbage_source_writes_no_table(pipeline) -> None:
-    pipeline.source_db.write_bytes(GARBAGE)
-    result = load(pipeline, "2026-03-30")
+def test_a_load_of_a_garbage_source_writes_no_table(quick_pipeline) -> None:
+    quick_pipeline.source_db.write_bytes(GARBAGE)
+    result = load(quick_pipeline, "2026-03-30")
     assert not result.success
     # Not even empty tables: the snapshots' existence is looked at, never created, before the source is read.
-    assert not pipeline.warehouse.exists() or list(pipeline.warehouse.iterdir()) == []
+    assert not quick_pipeline.warehouse.exists() or list(quick_pipeline.warehouse.iterdir()) == []
 
 
-@pytest.mark.scenario  # three process runs
-def test_ingestion_and_usage_go_on_when_the_source_is_not_a_database(tmp_path: Path) -> None:
+def test_ingestion_and_usage_go_on_when_the_source_is_not_a_database(end_to_end, tmp_path: Path) -> None:
     landing, good = tmp_path / "landing", tmp_path / "source.db"
     args = ["generate-sample", "--meterpoints", "3", "--start", START, "--hours", "3", "--out", str(landing)]
     assert main([*args, "--source-db", str(good)]) == 0

@@ -31,7 +31,6 @@ from billing_assets.tables.schemas import ALL_TABLES
 from billing_assets_tests.conftest import read_delta, upload
 
 #: Starts real servers: deselected by the inner loop (-m "not slow").
-pytestmark = pytest.mark.slow
 
 CLI = str(Path(sys.executable).parent / "billing-assets")
 START, END = datetime(2026, 3, 28, 0, tzinfo=UTC), datetime(2026, 3, 28, 2, tzinfo=UTC)

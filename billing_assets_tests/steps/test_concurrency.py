@@ -27,11 +27,10 @@ def readings(hour_index: int) -> list[dict]:
     return out
 
 
-@pytest.mark.scenario
 @pytest.mark.parametrize("where", ["local", pytest.param("s3", marks=pytest.mark.slow)])  # s3: starts a server
 @pytest.mark.parametrize("loser", [0, 1], ids=["earlier_hour_commits_last", "later_hour_commits_last"])
 def test_the_loser_of_a_commit_race_recomputes_and_nothing_is_lost_or_doubled(
-    where, loser, request, tmp_path, spark, monkeypatch, caplog
+    end_to_end, where, loser, request, tmp_path, spark, monkeypatch, caplog
 ) -> None:
     warehouse = request.getfixturevalue("s3_warehouse") if where == "s3" else None
     pipeline = Pipeline(tmp_path, spark, warehouse=warehouse)

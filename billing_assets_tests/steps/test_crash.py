@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-import pytest
 from deltalake import DeltaTable
 
 from billing_assets.instance import INSTANCE_CONFIG, fail_abandoned_runs
@@ -28,7 +27,6 @@ from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.scenario import r
 
 #: Several Dagster runs per test: deselected by the inner loop (-m "not slow and not scenario").
-pytestmark = pytest.mark.scenario
 
 HOUR = "2026-03-10-09"
 #: How long a killed-run attempt may take to reach its commit (JVM start included).
@@ -88,7 +86,7 @@ def finish(pipeline: Pipeline, hours: list[str]) -> None:
     pipeline.materialize("cumulative_usage", "2026-03")
 
 
-def test_killed_between_commits_the_rerun_converges_and_reports_the_hours(tmp_path, spark) -> None:
+def test_killed_between_commits_the_rerun_converges_and_reports_the_hours(end_to_end, tmp_path, spark) -> None:
     (tmp_path / "crash").mkdir()
     crashed = Pipeline(tmp_path / "crash", spark)
     land_hour(crashed)

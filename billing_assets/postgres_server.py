@@ -114,8 +114,10 @@ def initialise(data_dir: Path, connection: PostgresConnection) -> None:
         subprocess.run(
             [
                 str(server_binaries() / "initdb"),
-                "-D", str(data_dir),
-                "-U", connection.user,
+                "-D",
+                str(data_dir),
+                "-U",
+                connection.user,
                 f"--pwfile={pwfile.name}",
                 "--auth=scram-sha-256",
                 "--encoding=UTF8",
@@ -143,11 +145,15 @@ def start(data_dir: Path, connection: PostgresConnection, log: Path) -> subproce
         proc = subprocess.Popen(
             [
                 str(server_binaries() / "postgres"),
-                "-D", str(data_dir),
-                "-p", str(connection.port),
-                "-c", "listen_addresses=127.0.0.1",
+                "-D",
+                str(data_dir),
+                "-p",
+                str(connection.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
                 # The socket lives in the data folder: /var/run/postgresql may not exist or be ours.
-                "-c", f"unix_socket_directories={data_dir}",
+                "-c",
+                f"unix_socket_directories={data_dir}",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -1,4 +1,4 @@
-"""The production shape on one machine: PostgreSQL, a gRPC code server, the webserver and the daemon, each its own process.
+"""The production shape on one machine: PostgreSQL, a gRPC code server, webserver and daemon, each a process.
 
 ``scripts/run-production`` runs this module. Unlike ``scripts/run`` (``dagster dev``: SQLite and
 one process group), every part is a separate process with its own log under
@@ -122,8 +122,17 @@ def parts(home: Path, env: dict[str, str], ui_host: str, ui_port: int) -> list[P
     code_server = Part(
         "code server",
         _dagster(
-            "dagster", "code-server", "start", "-m", "billing_assets.definitions",
-            "-h", "127.0.0.1", "-p", str(grpc_port), "--location-name", LOCATION_NAME,
+            "dagster",
+            "code-server",
+            "start",
+            "-m",
+            "billing_assets.definitions",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(grpc_port),
+            "--location-name",
+            LOCATION_NAME,
         ),
         logs / "code-server.log",
         env,
@@ -144,6 +153,7 @@ def parts(home: Path, env: dict[str, str], ui_host: str, ui_port: int) -> list[P
 
 def prepare_data(environ: dict[str, str], home: Path) -> dict[str, str]:
     """Absolute data locations (every part runs in DAGSTER_HOME), and the sample in an empty local landing zone."""
+
     def absolute(value: str) -> str:
         return value if "://" in value or os.path.isabs(value) else str(PROJECT_ROOT / value)
 
@@ -155,9 +165,18 @@ def prepare_data(environ: dict[str, str], home: Path) -> dict[str, str]:
     landing, start_file = found["BILLING_LANDING_URI"], home / "billing_start_date"
     if "://" not in landing and not (os.path.isdir(landing) and os.listdir(landing)):
         subprocess.run(
-            [sys.executable, "-m", "billing_assets.cli", "generate-sample", "--out", landing,
-             "--start-date-file", str(start_file)],
-            check=True, env={**environ, **found},
+            [
+                sys.executable,
+                "-m",
+                "billing_assets.cli",
+                "generate-sample",
+                "--out",
+                landing,
+                "--start-date-file",
+                str(start_file),
+            ],
+            check=True,
+            env={**environ, **found},
         )
     if not environ.get("BILLING_START_DATE") and start_file.exists():
         found["BILLING_START_DATE"] = start_file.read_text().strip()
@@ -192,7 +211,9 @@ def run(environ: dict[str, str]) -> int:
         if connection is None:
             data = home.parent / "postgres"
             connection = PostgresConnection("127.0.0.1", free_port(), "dagster", postgres_password(home), "dagster")
-            _announce(f"starting PostgreSQL on 127.0.0.1:{connection.port} (data: {data}; log: {logs / 'postgres.log'}) ...")
+            _announce(
+                f"starting PostgreSQL on 127.0.0.1:{connection.port} (data: {data}; log: {logs / 'postgres.log'}) ..."
+            )
             server = postgres_server.start(data, connection, logs / "postgres.log")
             started.append(("PostgreSQL", lambda: postgres_server.stop(server)))
         else:

@@ -1,4 +1,4 @@
-"""The production shape for real: a PostgreSQL instance, the daemon, webserver and gRPC code server as separate processes.
+"""The production shape for real: a PostgreSQL instance; daemon, webserver and code server as processes of their own.
 
 ``scripts/run-production`` runs against the suite's own PostgreSQL server (the path of a user who
 already has one). Nobody clicks: the landing sensor and the automation process the sample; then
@@ -27,8 +27,6 @@ from billing_assets.local_processes import free_port, stop_process_group, wait_f
 from billing_assets.postgres_server import PostgresConnection, create_database
 from billing_assets_tests.conftest import ROOT
 from billing_assets_tests.test_dagster_dev import backfill_statuses, graphql, settled, wait_until
-
-pytestmark = pytest.mark.slow
 
 SAMPLE = ["--meterpoints", "4", "--start", "2026-03-28T00", "--hours", "6"]
 SAMPLE_HOURS = ("2026-03-28-00", "2026-03-28-05")
@@ -82,7 +80,11 @@ def _start(env: dict[str, str], log: Path) -> subprocess.Popen:
     )
     with open(log, "wb") as out:
         return subprocess.Popen(
-            [str(ROOT / "scripts/run-production")], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            [str(ROOT / "scripts/run-production")],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
@@ -166,7 +168,7 @@ def land_late_reading(landing: Path) -> None:
     folder = landing / "ingestion_hour=2026-03-28-06"
     folder.mkdir()
     first = next((landing / "ingestion_hour=2026-03-28-00").glob("*.json")).read_text()
-    record = json.loads(first.splitlines()[0]) if first.lstrip().startswith("{\"record") else None
+    record = json.loads(first.splitlines()[0]) if first.lstrip().startswith('{"record') else None
     meterpoint = record["meterpoint_id"] if record else json.loads(first)["data"][0][-1]
     (folder / "late.json").write_text(
         json.dumps(
@@ -330,31 +332,37 @@ def test_the_postgres_password_is_in_no_log_record_or_ui_answer(production: Prod
     assert "PostgresRunStorage" in info and password not in info
 
 
-def test_the_script_brings_up_its_own_postgres_and_one_ctrl_c_stops_every_process() -> None:
+@pytest.fixture
+def production_script() -> Iterator[tuple[subprocess.Popen, dict[str, str], Path, Path]]:
+    """``scripts/run-production`` with nothing given: it starts its own PostgreSQL (stopped by PID at the end)."""
     root = Path(tempfile.mkdtemp(prefix="billing-production-"))
     root.chmod(0o755)  # the postgres account (the server's, when the tests run as root) must enter it
     env = _environment(root, {})
     log = root / "run-production.log"
     proc = _start(env, log)
     try:
-        wait_for_http(f"http://127.0.0.1:{env['BILLING_UI_PORT']}/server_info", 300, proc)
-        started = [proc.pid, *(p.pid for p in psutil.Process(proc.pid).children(recursive=True))]
-        names = " ".join(" ".join(psutil.Process(pid).cmdline()[:3]) for pid in started)
-        for word in ("postgres", "SparkConnectServer", *PARTS.values()):
-            assert word in names, (word, names)
-        assert "(data: " + str(root / "data" / "production") not in log.read_text()  # under DAGSTER_HOME's folder
-        assert (root / "postgres" / "PG_VERSION").exists()
-        instance = _instance({**env, **_script_connection(root, log)})
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-
-        began = time.monotonic()
-        os.kill(proc.pid, signal.SIGINT)  # what one Ctrl-C in the terminal sends the script
-        assert proc.wait(120) == 130
-        stopped = time.monotonic() - began
-        assert not [pid for pid in started if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
-        print(f"one Ctrl-C stopped {len(started)} processes in {stopped:.1f} s")
+        yield proc, env, root, log
     finally:
         stop_process_group(proc)
+
+
+def test_the_script_brings_up_its_own_postgres_and_one_ctrl_c_stops_every_process(production_script) -> None:
+    proc, env, root, log = production_script
+    wait_for_http(f"http://127.0.0.1:{env['BILLING_UI_PORT']}/server_info", 300, proc)
+    started = [proc.pid, *(p.pid for p in psutil.Process(proc.pid).children(recursive=True))]
+    names = " ".join(" ".join(psutil.Process(pid).cmdline()[:3]) for pid in started)
+    for word in ("postgres", "SparkConnectServer", *PARTS.values()):
+        assert word in names, (word, names)
+    assert (root / "postgres" / "PG_VERSION").exists()
+    instance = _instance({**env, **_script_connection(root, log)})
+    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+
+    began = time.monotonic()
+    os.kill(proc.pid, signal.SIGINT)  # what one Ctrl-C in the terminal sends the script
+    assert proc.wait(120) == 130
+    stopped = time.monotonic() - began
+    assert not [pid for pid in started if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    print(f"one Ctrl-C stopped {len(started)} processes in {stopped:.1f} s")
 
 
 def _script_connection(root: Path, log: Path) -> dict[str, str]:

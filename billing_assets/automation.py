@@ -17,7 +17,7 @@ from dagster_shared.record import copy as record_copy
 
 from billing_assets.instance import fail_abandoned_runs
 from billing_assets.partitions import MAX_FILLED_GAP, PARTITION_TAG, filled_gaps, range_tags, runs_over_ranges
-from billing_assets.settings import sensors_start_running
+from billing_assets.settings import load_settings
 from billing_assets.staleness import Gate, stale_partitions
 
 UPSTREAM_CHANGED = (
@@ -260,7 +260,9 @@ DAILY_SOURCE_LOAD = (
 SENSOR_INTERVAL_SECONDS = 10
 
 #: Read when the code location loads; a sensor started or stopped in the UI keeps that state.
-DEFAULT_SENSOR_STATUS = dg.DefaultSensorStatus.RUNNING if sensors_start_running() else dg.DefaultSensorStatus.STOPPED
+DEFAULT_SENSOR_STATUS = (
+    dg.DefaultSensorStatus.RUNNING if load_settings().sensors_running else dg.DefaultSensorStatus.STOPPED
+)
 
 
 class RangedAutomationSensor(dg.AutomationConditionSensorDefinition):

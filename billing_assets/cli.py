@@ -3,36 +3,46 @@
 import argparse
 import signal
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from billing_assets import ignore_chosen_betas
-from billing_assets.settings import DEFAULT_LANDING_URI, DEFAULT_SOURCE_DB, DEFAULT_WAREHOUSE_URI, billing_timezone, env
+from billing_assets.domain.keys import command_hour, parse_command_hour
+from billing_assets.settings import Settings, SettingsError, load_settings
 
 
 def _hour(text: str) -> datetime:
     """``YYYY-MM-DDTHH`` (UTC) as an aware datetime."""
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+        return parse_command_hour(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected YYYY-MM-DDTHH (UTC), got {text!r}") from None
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from billing_assets.domain.watermark import LATE_DATA_WINDOW
     from billing_assets.landing.sample import generate_sample, recent_start
     from billing_assets.source.sample_db import write_sample_source
 
     start, hours = (args.start, args.hours) if args.start else recent_start(datetime.now(UTC), args.hours)
+    if args.backlog_days is None:
+        # A sample that sets the start date is a new installation: its first delivery holds the backlog.
+        args.backlog_days = LATE_DATA_WINDOW.days if args.start_date_file else 0
     summary = generate_sample(
         args.out,
         meterpoints=args.meterpoints,
         start=start,
         hours=hours,
         seed=args.seed,
-        timezone=billing_timezone(),
+        timezone=args.settings.timezone,
+        backlog=timedelta(days=args.backlog_days),
     )
     kinds = ", ".join(f"{kind}={count}" for kind, count in sorted(summary.kinds.items()))
-    print(f"wrote {summary.files} files to {args.out} ({hours} ingestion hours from {start:%Y-%m-%dT%H} UTC): {kinds}")
+    backlog = f", with the readings of the {args.backlog_days} days before" if args.backlog_days else ""
+    print(
+        f"wrote {summary.files} files to {args.out} ({hours} ingestion hours from {command_hour(start)} UTC{backlog}): "
+        f"{kinds}"
+    )
     if args.source_db:
         write_sample_source(args.source_db, summary.meterpoints, start.date(), seed=args.seed)
         print(f"wrote the source database {args.source_db} ({len(summary.meterpoints)} meterpoints)")
@@ -43,11 +53,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
-    try:
-        billing_timezone()  # before anything imports the partitions, which are built in that zone
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    settings: Settings = args.settings
     from billing_assets.partitions import DEFAULT_BATCH_HOURS
     from billing_assets.process import ProcessError, check_request
     from billing_assets.resources.spark import JavaMissingError, require_java
@@ -70,12 +76,12 @@ def _process(args: argparse.Namespace) -> int:
     from billing_assets.process import process
     from billing_assets.resources import build_resources
 
-    resources = build_resources()
+    resources = build_resources(settings=settings)
     setting = Setting(
-        landing=resources["landing"].uri,
-        warehouse=resources["warehouse"].uri,
-        source=resources["source"].path,
-        endpoint=env("BILLING_S3_ENDPOINT_URL", "") or None,
+        landing=settings.landing_uri,
+        warehouse=settings.warehouse_uri,
+        source=settings.source_db,
+        endpoint=settings.s3_endpoint_url,
     )
     # Tracebacks and Dagster's and Spark's own logs go to the file; the terminal gets progress and one error line.
     with process_log(ensure_dagster_home()) as log:
@@ -118,7 +124,15 @@ def _sql(args: argparse.Namespace) -> int:
         from billing_assets.analyst.sandbox import Limits
 
         limits = Limits(timeout=args.timeout, memory=args.memory_limit)
-        return sql_command(args.query, args.warehouse, args.out, landing=args.landing, limits=limits, force=args.force)
+        return sql_command(
+            args.query,
+            args.warehouse,
+            args.out,
+            landing=args.landing,
+            endpoint=args.settings.s3_endpoint_url,
+            limits=limits,
+            force=args.force,
+        )
     except KeyboardInterrupt:
         # Ctrl-C while the command still loads its libraries: the same one line as during a query.
         print("error: stopped by Ctrl-C", file=sys.stderr)
@@ -153,13 +167,13 @@ def _bench(args: argparse.Namespace) -> int:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for tests and --help)."""
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    """The argument parser, its defaults from ``settings`` (exposed for tests and --help)."""
     parser = argparse.ArgumentParser(prog="billing-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     gen = commands.add_parser("generate-sample", help="write a deterministic sample landing zone")
-    gen.add_argument("--out", default=env("BILLING_LANDING_URI", DEFAULT_LANDING_URI))
+    gen.add_argument("--out", default=settings.landing_uri)
     gen.add_argument("--meterpoints", type=int, default=50)
     gen.add_argument(
         "--start",
@@ -169,10 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--hours", type=int, default=96)
     gen.add_argument("--start-date-file", help="also write the sample's first day (an ISO date) to this file")
+    gen.add_argument(
+        "--backlog-days",
+        type=int,
+        choices=range(8),
+        metavar="{0..7}",
+        help="the first ingestion hour also brings the readings of this many days before it, as a new "
+        "installation's first delivery does (default: 7 with --start-date-file, else 0)",
+    )
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument(
         "--source-db",
-        default=env("BILLING_SOURCE_DB", DEFAULT_SOURCE_DB),
+        default=settings.source_db,
         help="also write a matching SQLite source database here ('' to skip)",
     )
     gen.set_defaults(func=_generate)
@@ -200,10 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(never inside the warehouse or the landing zone)",
     )
     sql.add_argument("--force", action="store_true", help="let --out replace an existing file")
-    sql.add_argument("--warehouse", default=env("BILLING_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI))
+    sql.add_argument("--warehouse", default=settings.warehouse_uri)
     sql.add_argument(
         "--landing",
-        default=env("BILLING_LANDING_URI", DEFAULT_LANDING_URI),
+        default=settings.landing_uri,
         help="the landing zone, which --out may not write into",
     )
     sql.add_argument("--timeout", type=_seconds, default=300.0, help="stop the query after SECONDS (default 300)")
@@ -238,7 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``billing-assets`` command."""
-    args = build_parser().parse_args(argv)
+    try:
+        # Before anything imports the partitions, which are built from the settings.
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args = build_parser(settings).parse_args(argv)
+    args.settings = settings
     ignore_chosen_betas()  # a caller (a test runner) may have reset the filters since import
     return args.func(args)
 

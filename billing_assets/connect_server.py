@@ -17,7 +17,7 @@ from pathlib import Path
 import pyspark
 
 from billing_assets.local_processes import free_port, listening, stop_process_group, wait_for_port
-from billing_assets.settings import spark_log_environment
+from billing_assets.settings import DEFAULT_SPARK_LOG_LEVEL, SettingsError, load_settings, spark_log_environment
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
@@ -27,8 +27,11 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).resolve().parent
 
 
-def spark_environment() -> dict[str, str]:
-    """Environment for Spark daemons started from the wheel, on 127.0.0.1 with this interpreter's Python workers."""
+def spark_environment(log_level: str = DEFAULT_SPARK_LOG_LEVEL) -> dict[str, str]:
+    """Environment for Spark daemons started from the wheel, on 127.0.0.1 with this interpreter's Python workers.
+
+    Their own log is at ``log_level``.
+    """
     return {
         **os.environ,
         "SPARK_HOME": str(spark_home()),
@@ -36,7 +39,7 @@ def spark_environment() -> dict[str, str]:
         "SPARK_LOCAL_IP": "127.0.0.1",
         # Python workers need pyarrow and pandas: this interpreter has them.
         "PYSPARK_PYTHON": sys.executable,
-        **spark_log_environment(os.environ),
+        **spark_log_environment(log_level, os.environ),
     }
 
 
@@ -63,10 +66,12 @@ def start_server(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 120,
+    log_level: str = DEFAULT_SPARK_LOG_LEVEL,
 ) -> subprocess.Popen:
     """Start a Connect server in its own process group and wait until it listens; output goes to ``log``.
 
-    ``env`` adds variables to the server's environment (its Python workers inherit them).
+    ``env`` adds variables to the server's environment (its Python workers inherit them);
+    ``log_level`` is the level of Spark's own log there.
     """
     if listening(port):
         # Waiting for the port would "succeed" at once and point every run at whatever that is.
@@ -75,7 +80,7 @@ def start_server(
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             server_command(port, master),
-            env={**spark_environment(), **(env or {})},
+            env={**spark_environment(log_level), **(env or {})},
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -114,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         stop_server(args.pid)
         return 0
     try:
-        proc = start_server(args.port, args.log, args.master)
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        proc = start_server(args.port, args.log, args.master, log_level=settings.spark_log_level)
     except (RuntimeError, TimeoutError) as exc:
         print(f"error: Spark Connect server: {exc}; see {args.log}", file=sys.stderr)
         return 1

@@ -9,7 +9,8 @@
   the same hour by the UTC instant it starts (``recording_hour`` column: ``YYYY-MM-DD-HH``,
   or ``YYYY-MM-DD-HHMM`` in a zone whose hours start at :15, :30 or :45 UTC, such as
   Kolkata's ``2026-04-01-1730`` for ``2026-04-01-23+0530``); ``table_hour_key`` and
-  ``recording_partition_key`` convert, one partition to exactly one table hour and back.
+  ``recording_partition_key`` convert in the billing zone, one partition to exactly one table
+  hour and back. The key formats and conversions themselves are in ``domain/keys.py``.
 
 This module owns partition keys and how runs cover them: the range tags of a run over many
 partitions, contiguous ranges of keys, and how many hours one run may take.
@@ -22,37 +23,47 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from billing_assets.domain.timestamps import HOUR_KEY_FORMAT, parse_recording_hour_key, recording_hour_key
+from billing_assets.domain.keys import (
+    DAY_KEY_FORMAT,
+    HOUR_KEY_FORMAT,
+    LOCAL_HOUR_KEY_FORMAT,
+    MONTH_KEY_FORMAT,
+    day_key,
+    hour_key,
+    local_hour_key,
+    month_key,
+    recording_hour_key,
+)
 from billing_assets.domain.watermark import CLOCK_DRIFT, HOUR, LATE_DATA_WINDOW
-from billing_assets.settings import billing_timezone, start_date
+from billing_assets.settings import load_settings
 from billing_assets.tables.selection import RunWindow, partition_range
 
-BILLING_TZ = billing_timezone()
+#: Read when the code location loads: the partitions are built from them.
+_SETTINGS = load_settings()
+BILLING_TZ = _SETTINGS.timezone
 T = TypeVar("T")
-RECORDING_HOUR_FORMAT = "%Y-%m-%d-%H%z"
-MONTH_FORMAT = "%Y-%m"
 
-_FIRST_INGESTION = datetime.combine(start_date(), datetime.min.time(), tzinfo=UTC)
+_FIRST_INGESTION = datetime.combine(_SETTINGS.start_date, datetime.min.time(), tzinfo=UTC)
 # Readings in the first ingestion hour may be up to 7 days (+ drift) old, so recording
 # hours start a whole day earlier than that.
 _FIRST_RECORDING = (_FIRST_INGESTION - LATE_DATA_WINDOW - timedelta(days=1)).astimezone(ZoneInfo(BILLING_TZ))
 
 #: Landing folders, one per UTC hour of arrival.
 ingestion_hours = dg.HourlyPartitionsDefinition(
-    start_date=_FIRST_INGESTION.strftime(HOUR_KEY_FORMAT), fmt=HOUR_KEY_FORMAT, timezone="UTC"
+    start_date=hour_key(_FIRST_INGESTION), fmt=HOUR_KEY_FORMAT, timezone="UTC"
 )
 
 #: Hours of ``interval_start``: what a reading measures, whenever it arrived.
 recording_hours = dg.HourlyPartitionsDefinition(
-    start_date=_FIRST_RECORDING.replace(minute=0).strftime(RECORDING_HOUR_FORMAT),
-    fmt=RECORDING_HOUR_FORMAT,
+    start_date=_FIRST_RECORDING.replace(minute=0).strftime(LOCAL_HOUR_KEY_FORMAT),
+    fmt=LOCAL_HOUR_KEY_FORMAT,
     timezone=BILLING_TZ,
 )
 
 #: Calendar months in the billing time zone; in London October starts 23:00 UTC on 30 Sep.
 #: The current month is a partition too: its running total is kept up to date as hours arrive.
 billing_months = dg.MonthlyPartitionsDefinition(
-    start_date=_FIRST_RECORDING.strftime(MONTH_FORMAT), fmt=MONTH_FORMAT, timezone=BILLING_TZ, end_offset=1
+    start_date=month_key(_FIRST_RECORDING), fmt=MONTH_KEY_FORMAT, timezone=BILLING_TZ, end_offset=1
 )
 
 
@@ -150,7 +161,7 @@ def table_hour_key(instant: datetime) -> str:
 
 def recording_partition_key(table_key: str) -> str:
     """The Dagster recording-hour partition key of a ``recording_hour`` value."""
-    return parse_recording_hour_key(table_key).astimezone(ZoneInfo(BILLING_TZ)).strftime(RECORDING_HOUR_FORMAT)
+    return local_hour_key(table_key, BILLING_TZ)
 
 
 def _last_hour(window: dg.TimeWindow) -> datetime:
@@ -178,13 +189,13 @@ def month_range(window: dg.TimeWindow) -> tuple[str, str]:
     """First and last billing-month keys inside a monthly time window."""
     zone = ZoneInfo(BILLING_TZ)
     last = _last_hour(window).astimezone(zone)
-    return window.start.astimezone(zone).strftime(MONTH_FORMAT), last.strftime(MONTH_FORMAT)
+    return month_key(window.start.astimezone(zone)), month_key(last)
 
 
 #: Local calendar days in the billing time zone: settlement dates, dimension loads (the
 #: source refreshes at local midnight) and gold tables. Today is a partition too.
 local_days = dg.DailyPartitionsDefinition(
-    start_date=_FIRST_RECORDING.strftime("%Y-%m-%d"), timezone=BILLING_TZ, end_offset=1
+    start_date=day_key(_FIRST_RECORDING), fmt=DAY_KEY_FORMAT, timezone=BILLING_TZ, end_offset=1
 )
 
 

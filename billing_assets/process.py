@@ -22,7 +22,7 @@ from billing_assets.definitions import ASSETS
 from billing_assets.defs.announced import announce_unrecorded
 from billing_assets.defs.dimensions import source_dimensions
 from billing_assets.defs.ingestion import raw_readings
-from billing_assets.domain.timestamps import hour_key, hour_keys_between
+from billing_assets.domain.keys import hour_key, hour_keys_between
 from billing_assets.instance import fail_abandoned_runs, process_run_tags
 from billing_assets.partitions import (
     DEFAULT_BATCH_HOURS,
@@ -35,7 +35,7 @@ from billing_assets.staleness import stale_partitions
 from billing_assets.tables.delta_io import sweep_abandoned_writes
 from billing_assets.tables.log_check import log_exists
 from billing_assets.tables.schemas import ALL_TABLES
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 
 
 @dataclass
@@ -262,7 +262,7 @@ def process(
     # Outside a run, a resource's dg.EnvVar credentials are resolved only by building it.
     with dg.build_resources({"landing": resources["landing"], "warehouse": resources["warehouse"]}) as built:
         with_files = _report_skipped(built.landing, hours, echo)
-        report.repaired = recover(instance, built.warehouse.tables(), echo)
+        report.repaired = recover(instance, built.warehouse.get_warehouse(), echo)
 
     if load_source and os.path.isfile(resources["source"].path):
         today = local_days.get_last_partition_key()
@@ -317,7 +317,7 @@ def process(
     return report
 
 
-def recover(instance: dg.DagsterInstance, tables: TableStore, echo: Callable[[str], None]) -> dict[str, list[str]]:
+def recover(instance: dg.DagsterInstance, warehouse: Warehouse, echo: Callable[[str], None]) -> dict[str, list[str]]:
     """Undo what an interrupted earlier run left behind; asset name -> the stale partitions found.
 
     Deletes the data files of writes that never committed, announces table partitions whose
@@ -326,12 +326,12 @@ def recover(instance: dg.DagsterInstance, tables: TableStore, echo: Callable[[st
     instance, so it finds the damage whichever process, run or sensor caused it.
     """
     for spec in ALL_TABLES:
-        uri = tables.uri(spec)
-        if log_exists(uri, tables.storage):
-            deleted = sweep_abandoned_writes(tables.open(spec))
+        uri = warehouse.uri(spec)
+        if log_exists(uri, warehouse.storage):
+            deleted = sweep_abandoned_writes(warehouse.open(spec))
             if deleted:
                 echo(f"[recovery] {spec.name}: deleted {deleted} data file(s) of a write that never committed")
-    for name, keys in announce_unrecorded(instance, tables).items():
+    for name, keys in announce_unrecorded(instance, warehouse).items():
         echo(f"[recovery] {name}: {len(keys)} partition(s) changed by a run that stopped before saying so, announced")
     stale = stale_now(instance)
     for name, keys in stale.items():

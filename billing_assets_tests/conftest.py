@@ -29,9 +29,10 @@ from billing_assets.postgres_server import PostgresConnection
 from billing_assets.resources import build_resources, resolved
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import SparkResource, spark_config, spark_session
-from billing_assets.resources.warehouse import Warehouse
+from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.tables.log_check import log_exists
 from billing_assets.tables.schemas import ALL_TABLES, TableSpec
+from billing_assets.tables.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,7 +111,11 @@ class Pipeline:
     """A landing zone, warehouse and Dagster instance on tmp_path, driven like the UI would."""
 
     def __init__(
-        self, root: Path, spark: SparkSession, landing: LandingZone | None = None, warehouse: Warehouse | None = None
+        self,
+        root: Path,
+        spark: SparkSession,
+        landing: LandingZone | None = None,
+        warehouse: WarehouseResource | None = None,
     ) -> None:
         self.landing = root / "landing"
         self.warehouse = root / "warehouse"
@@ -125,7 +130,7 @@ class Pipeline:
             self.resources["landing"] = landing
         if warehouse is not None:
             self.resources["warehouse"] = warehouse
-        self._resolved: tuple[Warehouse, Warehouse] | None = None
+        self._resolved: tuple[WarehouseResource, Warehouse] | None = None
 
     def land(self, hour: str, name: str, content: str | bytes | list[dict]) -> Path:
         """Write one landing file (JSON lines when given a list of dicts)."""
@@ -172,7 +177,7 @@ class Pipeline:
 
 def read_delta(warehouse: Warehouse, table: str) -> pa.Table | None:
     """A warehouse table's latest rows (None: no such table), on local disk or S3 alike; ``warehouse`` is resolved."""
-    uri, storage = warehouse.table_uri(TableSpec(table, pa.schema([]), None)), warehouse.table_storage()
+    uri, storage = warehouse.uri(TableSpec(table, pa.schema([]), None)), warehouse.storage
     if not log_exists(uri, storage):
         return None
     return DeltaTable(uri, storage_options=storage.delta_options()).to_pyarrow_table()
@@ -328,10 +333,10 @@ def s3_landing(s3_server: str) -> LandingZone:
 
 
 @pytest.fixture
-def s3_warehouse(s3_server: str, s3_landing: LandingZone) -> Warehouse:
+def s3_warehouse(s3_server: str, s3_landing: LandingZone) -> WarehouseResource:
     """A warehouse in its own bucket on the same S3 server as ``s3_landing`` (which resets the server)."""
     s3fs.S3FileSystem(**s3_landing.storage_options()).mkdir("warehouse-bucket")
-    return Warehouse(
+    return WarehouseResource(
         uri="s3://warehouse-bucket/lake",
         storage=S3Config(access_key_id="testing", secret_access_key="testing", region="us-east-1", endpoint=s3_server),
         client=ClientConfig(allow_http=True),

@@ -23,7 +23,7 @@ from billing_assets.analyst.sandbox import Limits, discover_tables, open_sandbox
 from billing_assets.cli import main
 from billing_assets.local_processes import stop_process_group
 from billing_assets.resources import resolved_warehouse
-from billing_assets.resources.warehouse import Warehouse
+from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.test_gold import MARCH, OCTOBER, build_gold
 
@@ -234,7 +234,7 @@ def test_as_a_command_a_runtime_error_is_one_line(notes_warehouse: Path) -> None
 
 def test_only_the_tables_a_query_names_are_registered(in_root: Path) -> None:
     """Each registered table costs a log read and a file listing: a query pays for the ones it names."""
-    store = resolved_warehouse("data/warehouse")
+    store = resolved_warehouse("data/warehouse", None)
     con, names = open_sandbox(store, "SELECT SUM(consumption) FROM HOURLY_USAGE h JOIN dim_agreement", Limits())
     try:
         assert names == ["dim_agreement", "hourly_usage"]
@@ -276,7 +276,7 @@ def test_as_a_command_it_creates_no_file_but_out(end_to_end, notes_warehouse: Pa
 
 
 def test_sql_and_the_polars_queries_read_a_warehouse_on_s3(
-    analyst_root: Path, s3_server: str, s3_warehouse: Warehouse, monkeypatch, tmp_path: Path, capsys
+    analyst_root: Path, s3_server: str, s3_warehouse: WarehouseResource, monkeypatch, tmp_path: Path, capsys
 ) -> None:
     # The same tables, copied object by object: a Delta table's log names its files relatively.
     fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": s3_server})
@@ -291,7 +291,7 @@ def test_sql_and_the_polars_queries_read_a_warehouse_on_s3(
         "AWS_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
-    storage = s3_warehouse.storage_options()
+    storage = s3_warehouse.get_warehouse().storage.delta_options()
     for name in sorted(EXPECTED):
         out = tmp_path / f"{name}.parquet"
         command = shlex.split(QUERIES[name]["bash"])

@@ -207,10 +207,10 @@ def test_the_sandbox_itself_refuses_files_extensions_and_settings(statement: str
     import duckdb
 
     from billing_assets.analyst.sandbox import Limits, open_sandbox
-    from billing_assets.resources.warehouse import Warehouse
+    from billing_assets.resources.warehouse import WarehouseResource
 
     before = _hashes(site.root)
-    con, _ = open_sandbox(Warehouse(uri=str(site.warehouse)), "", Limits())
+    con, _ = open_sandbox(WarehouseResource(uri=str(site.warehouse)).get_warehouse(), "", Limits())
     try:
         query = statement.format(marker=site.marker, commit=site.commit, outside=site.outside)
         with pytest.raises(duckdb.Error, match="disabled|locked|does not exist"):

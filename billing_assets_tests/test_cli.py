@@ -1,16 +1,18 @@
 """The command line, as a scheduled job would use it."""
 
+import json
 import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 from deltalake import DeltaTable
 
 from billing_assets.cli import main
-from billing_assets.domain.watermark import is_complete, latest_complete_hour
+from billing_assets.domain.watermark import LATE_DATA_WINDOW, is_complete, latest_complete_hour, watermark_reason
 from billing_assets.tables.schemas import ALL_TABLES
 
 
@@ -78,6 +80,41 @@ def test_generate_sample_by_default_ends_at_the_latest_complete_hour_from_a_utc_
     assert (first.hour, first.minute) == (0, 0)
     assert timedelta(hours=29) <= last - first < timedelta(hours=29 + 24)
     assert (tmp_path / "start_date").read_text() == f"{first.date().isoformat()}\n"
+
+
+def accepted_readings(landing: Path) -> list[datetime]:
+    """The ``interval_start`` of every reading in a landing zone that its ingestion hour accepts (both formats)."""
+    found = []
+    for folder in landing.iterdir():
+        hour = datetime.strptime(folder.name, "ingestion_hour=%Y-%m-%d-%H").replace(tzinfo=UTC)
+        starts = []
+        for path in folder.glob("readings-*.json"):
+            for line in path.read_text().splitlines():
+                try:
+                    starts.append(datetime.strptime(json.loads(line)["interval_start"], "%Y-%m-%dT%H:%M:%SZ"))
+                except (ValueError, KeyError, TypeError):
+                    continue  # the sample's malformed lines
+        starts = [start.replace(tzinfo=UTC) for start in starts]
+        for path in folder.glob("legacy-*.json"):  # naive local times
+            for row in json.loads(path.read_text())["data"]:
+                local = datetime.strptime(row[0], "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("Europe/London"))
+                starts.append(local.astimezone(UTC))
+        found += [start for start in starts if watermark_reason(start, hour) is None]
+    return found
+
+
+def test_a_sample_that_sets_the_start_date_brings_the_7_days_before_it_in_its_first_hour(tmp_path: Path) -> None:
+    args = ["generate-sample", "--meterpoints", "3", "--start", "2026-03-28T00", "--hours", "3", "--source-db", ""]
+    assert main([*args, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*args, "--out", str(tmp_path / "new"), "--start-date-file", str(tmp_path / "start_date")]) == 0
+    first = datetime(2026, 3, 28, tzinfo=UTC)
+    assert min(accepted_readings(tmp_path / "plain")) >= first - timedelta(minutes=30)
+    # Every half hour of the 7 days before the first ingestion hour, the oldest exactly 7 days late
+    # (an older one would be quarantined too_late), and nothing the rules would not accept.
+    oldest = first - LATE_DATA_WINDOW
+    backlog = accepted_readings(tmp_path / "new")
+    slots = {start.replace(minute=start.minute // 30 * 30, second=0) for start in backlog if start < first}
+    assert min(backlog) == oldest and slots == {oldest + timedelta(minutes=30 * i) for i in range(7 * 48)}
 
 
 def test_missing_java_is_one_clear_line(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from deltalake import DeltaTable
 
 from billing_assets.bench.large_file import HOUR, SLOTS, run_ingestion, write_readings
-from billing_assets.domain.timestamps import hour_key
+from billing_assets.domain.keys import hour_key
 from billing_assets.landing import parse
 from billing_assets.transforms.ingest import parse_landing_files, read_locally
 

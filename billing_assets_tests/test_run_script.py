@@ -1,8 +1,9 @@
-"""``scripts/run``: the UI on 127.0.0.1 unless told otherwise, and a sample whose partitions start on its first day."""
+"""``scripts/run``: the UI on 127.0.0.1 unless told otherwise, and a sample whose partitions start on its first day.
+
+The script sets up and hands over to ``python -m billing_assets.launch``, whose command line is checked here.
+"""
 
 import os
-import re
-import shlex
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from billing_assets.domain.watermark import latest_complete_hour
+from billing_assets.launch import launch_settings, ui_command
 from billing_assets.local_processes import free_port, stop_process_group, wait_for_http
 from billing_assets_tests.conftest import post_graphql
 
@@ -19,17 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def exec_argv(env: dict[str, str]) -> list[str]:
-    """The argv of the script's ``dagster dev ...`` command, expanded by bash in ``env``."""
-    [command] = re.findall(r"dagster dev [^)\n]*", (ROOT / "scripts/run").read_text())
-    # `root` is the script's own variable: the project root it started in.
-    out = subprocess.run(
-        ["bash", "-c", f"root={shlex.quote(str(ROOT))}; printf '%s\\n' {command}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.splitlines()
+    """The argv of the script's ``dagster dev ...`` command in ``env``, from ``dagster`` on."""
+    argv = ui_command(ROOT, launch_settings(ROOT, ROOT / "no-dagster-home", env))
+    return argv[argv.index("dagster") :]
 
 
 def test_run_binds_the_ui_to_loopback_by_default() -> None:

@@ -19,18 +19,19 @@ def sql_command(
     out: str | None,
     *,
     landing: str,
+    endpoint: str | None = None,
     limits: Limits | None = None,
     force: bool = False,
 ) -> int:
     """Run one read-only query for the command line: print the result or write ``out``; the exit code.
 
     0 on success, 1 when the query fails or hits a limit, 2 when it is refused, 130 on Ctrl-C;
-    every failure is one line on stderr.
+    every failure is one line on stderr. ``endpoint`` is an S3-compatible store's (None: AWS).
     """
     limits = limits or Limits()
     try:
         target = None if out is None else check_out(out, {"warehouse": warehouse, "landing zone": landing}, force)
-        store = resolved_warehouse(warehouse)
+        store = resolved_warehouse(warehouse, endpoint)
         if not discover_tables(store):
             raise QueryError(f"no Delta tables under {warehouse!r} (set --warehouse or BILLING_WAREHOUSE_URI)")
         con, tables = open_sandbox(store, sql, limits)
@@ -43,7 +44,12 @@ def sql_command(
 
             result = run_bounded(con, work, limits.timeout)
         finally:
-            con.close()
+            try:
+                con.close()
+            except duckdb.ResourceInUseException:
+                # An interrupted query's result stream can still hold the connection. The sandbox
+                # lives in memory and the command ends here: nothing is left to close cleanly.
+                pass
     except (KeyboardInterrupt, duckdb.InterruptException):
         # Ctrl-C before or after the query itself (opening the tables, judging it, printing).
         exc = Stopped("stopped by Ctrl-C")

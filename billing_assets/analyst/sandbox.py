@@ -15,8 +15,8 @@ import pyarrow.fs as pafs
 from deltalake import DeltaTable
 
 from billing_assets.analyst.errors import QueryError, one_line
-from billing_assets.resources.warehouse import Warehouse
 from billing_assets.tables.log_check import log_exists
+from billing_assets.tables.warehouse import Warehouse
 
 #: Spark SQL functions the documented analyst queries use, defined in DuckDB with Spark's
 #: meaning, so the same text runs on both. ``date_format`` knows Spark's y, M, d, H, m, s letters.
@@ -44,11 +44,11 @@ class Limits:
 
 def discover_tables(warehouse: Warehouse) -> list[str]:
     """Folder names under the warehouse root that hold a Delta table (a ``_delta_log`` with a file)."""
-    storage = warehouse.table_storage()
-    fs, root = storage.filesystem(warehouse.root_uri())
+    storage = warehouse.storage
+    fs, root = storage.filesystem(warehouse.root)
     folders = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
     names = [info.base_name for info in folders if info.type == pafs.FileType.Directory]
-    return sorted(name for name in names if log_exists(f"{warehouse.root_uri()}/{name}", storage))
+    return sorted(name for name in names if log_exists(f"{warehouse.root}/{name}", storage))
 
 
 def named_tables(names: list[str], sql: str) -> list[str]:
@@ -67,11 +67,11 @@ def open_sandbox(warehouse: Warehouse, sql: str, limits: Limits) -> tuple[duckdb
     """
     names = discover_tables(warehouse)
     names = named_tables(names, sql) or names
-    options = warehouse.table_storage().delta_options()
+    options = warehouse.storage.delta_options()
     con = duckdb.connect(":memory:")
     try:
         for name in names:
-            delta = DeltaTable(f"{warehouse.root_uri()}/{name}", storage_options=options)
+            delta = DeltaTable(f"{warehouse.root}/{name}", storage_options=options)
             con.register(name, delta.to_pyarrow_dataset())
         for macro in SPARK_FUNCTIONS:
             con.execute(macro)

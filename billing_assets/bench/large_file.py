@@ -17,13 +17,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import psutil
 from deltalake import DeltaTable
 
 from billing_assets.bench.memory import MIB, Sampler
+from billing_assets.domain.keys import parse_hour_key
+from billing_assets.domain.limits import DEFAULT_PIECE_BYTES
 
 HOUR = "2026-03-10-08"
 #: Half hours a meter has in the file: six days' worth, all inside the watermark of ``HOUR``.
@@ -32,7 +35,7 @@ SLOTS = 6 * 48
 
 def write_readings(folder: Path, megabytes: float, name: str = "big.json") -> dict[str, int]:
     """One JSON-lines file of about ``megabytes`` MB in ``folder``; its readings count, total (Wh) and size."""
-    hour = datetime.strptime(HOUR, "%Y-%m-%d-%H").replace(tzinfo=UTC)
+    hour = parse_hour_key(HOUR)
     folder.mkdir(parents=True, exist_ok=True)
     target, written, count, watt_hours = int(megabytes * 1e6), 0, 0, 0
     with open(folder / name, "w") as out:
@@ -87,15 +90,17 @@ class TreePeak(Sampler):
             self.peaks[kind] = max(self.peaks[kind], value)
 
 
-def materialize_raw(root: str, master: str = "local[2]") -> None:
+def materialize_raw(root: str, piece_bytes: int = DEFAULT_PIECE_BYTES, master: str = "local[2]") -> None:
     """Materialise ``raw_readings`` for ``HOUR`` from ``root``/landing into ``root``/warehouse (this process's JVM)."""
     import dagster as dg
 
     from billing_assets.definitions import ASSETS
     from billing_assets.defs.ingestion import raw_readings
     from billing_assets.resources import build_resources
+    from billing_assets.settings import load_settings
 
-    resources = build_resources(f"{root}/landing", f"{root}/warehouse", master, f"{root}/source.db")
+    settings = replace(load_settings(), landing_piece_bytes=piece_bytes)
+    resources = build_resources(f"{root}/landing", f"{root}/warehouse", master, f"{root}/source.db", settings=settings)
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         ASSETS, selection=list(raw_readings.keys), resources=resources, instance=instance, partition_key=HOUR
@@ -119,13 +124,11 @@ def run_ingestion(
 ) -> tuple[int, float, dict[str, int], str]:
     """Materialise ``raw_readings`` in a fresh process: exit code, seconds, peak memory, the end of its output."""
     env = {**os.environ, "SPARK_CONF_DIR": str(spark_conf_dir(root, driver_memory, defaults))}
-    env.pop("BILLING_LANDING_PIECE_MIB", None)
-    if piece_mib is not None:
-        env["BILLING_LANDING_PIECE_MIB"] = str(piece_mib)
+    piece_bytes = DEFAULT_PIECE_BYTES if piece_mib is None else int(piece_mib * MIB)
     command = [
         sys.executable,
         "-c",
-        f"from billing_assets.bench.large_file import materialize_raw; materialize_raw({str(root)!r})",
+        f"from billing_assets.bench.large_file import materialize_raw; materialize_raw({str(root)!r}, {piece_bytes})",
     ]
     started = time.monotonic()
     with open(root / "run.log", "wb") as log:
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[100, 400], help="file sizes in MB")
     parser.add_argument("--driver-memory", default="1g", help="spark.driver.memory of the run (default 1g)")
-    parser.add_argument("--piece-mib", type=float, default=None, help="BILLING_LANDING_PIECE_MIB (default: 64)")
+    parser.add_argument("--piece-mib", type=float, default=None, help="the piece size in MiB (default: 64)")
     parser.add_argument("--dir", default=None, help="scratch folder (default: a temporary one, removed)")
     args = parser.parse_args(argv)
     scratch = Path(args.dir or tempfile.mkdtemp(prefix="large-file-bench-"))

@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, redirect_stdout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -30,8 +30,10 @@ import pyarrow.fs as pafs
 
 from billing_assets.bench.compare import differences, hourly_totals, monthly_running_totals, read_output
 from billing_assets.bench.memory import MIB, Peak, PeakMemory, driver_jvm
+from billing_assets.domain.keys import command_hour
 from billing_assets.local_processes import free_port, start_s3_server, stop_process_group
 from billing_assets.resources import resolved_warehouse
+from billing_assets.settings import Settings, load_settings
 
 DEFAULT_START = datetime(2026, 3, 28, tzinfo=UTC)
 SEED = 7
@@ -91,7 +93,7 @@ def bench_command(meterpoints: int, hours: int, start: datetime, latency: bool, 
     """The command line that repeats a bench run (defaults left out)."""
     parts = ["bench", "--meterpoints", str(meterpoints), "--hours", str(hours)]
     if start != DEFAULT_START:
-        parts += ["--start", start.strftime("%Y-%m-%dT%H")]
+        parts += ["--start", command_hour(start)]
     if latency:
         parts.append("--latency")
     if warehouse_kind != "local":
@@ -162,7 +164,7 @@ def _timed(action: Callable[[], T]) -> tuple[T, float]:
 def _cold_latency(hour: datetime, env: dict[str, str]) -> tuple[float, str]:
     """Wall time of ``billing-assets process`` for one hour in a fresh process, and its per-asset lines."""
     command = [sys.executable, "-m", "billing_assets.cli", "process"]
-    command += ["--start", hour.strftime("%Y-%m-%dT%H"), "--end", (hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H")]
+    command += ["--start", command_hour(hour), "--end", command_hour(hour + timedelta(hours=1))]
     command += ["--no-source"]  # the daily dimension load is not part of an hour's latency
     began = time.monotonic()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
@@ -179,22 +181,23 @@ def _cold_latency(hour: datetime, env: dict[str, str]) -> tuple[float, str]:
 
 
 @contextmanager
-def _warehouse_location(kind: str, root: Path) -> Iterator[str]:
-    """The pipeline's warehouse URI: a folder under ``root``, or a bucket on a local moto server."""
+def _warehouse_location(kind: str, root: Path, settings: Settings) -> Iterator[Settings]:
+    """``settings`` with the pipeline's warehouse: a folder under ``root``, or a bucket on a local moto server."""
     if kind == "local":
-        yield str(root / "warehouse")
+        yield replace(settings, warehouse_uri=str(root / "warehouse"))
         return
     import boto3
 
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     server = start_s3_server(port)
-    saved = {name: os.environ.get(name) for name in [*S3_SETTINGS, "BILLING_S3_ENDPOINT_URL"]}
+    # The credentials reach the resources as dg.EnvVar references, so they go in the environment.
+    saved = {name: os.environ.get(name) for name in S3_SETTINGS}
     try:
-        os.environ.update({**S3_SETTINGS, "BILLING_S3_ENDPOINT_URL": endpoint})
+        os.environ.update(S3_SETTINGS)
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BENCH_BUCKET)
         _progress(f"[bench] warehouse on S3: s3://{BENCH_BUCKET}/warehouse at {endpoint}")
-        yield f"s3://{BENCH_BUCKET}/warehouse"
+        yield replace(settings, warehouse_uri=f"s3://{BENCH_BUCKET}/warehouse", s3_endpoint_url=endpoint)
     finally:
         for name, value in saved.items():
             if value is None:
@@ -204,11 +207,11 @@ def _warehouse_location(kind: str, root: Path) -> Iterator[str]:
         stop_process_group(server)
 
 
-def _copy_warehouse(source: str, destination: str) -> None:
+def _copy_warehouse(source: str, destination: str, endpoint: str | None) -> None:
     """Copy a warehouse (a local folder or an S3 prefix) to a new location on the same store."""
-    origin, copy = resolved_warehouse(source), resolved_warehouse(destination)
-    fs, path = origin.table_storage().filesystem(origin.root_uri())
-    target = copy.table_storage().filesystem(copy.root_uri())[1]
+    origin, copy = resolved_warehouse(source, endpoint), resolved_warehouse(destination, endpoint)
+    fs, path = origin.storage.filesystem(origin.root)
+    target = copy.storage.filesystem(copy.root)[1]
     pafs.copy_files(path, target, source_filesystem=fs, destination_filesystem=fs)
 
 
@@ -242,8 +245,8 @@ def run_bench(
     row_out = sys.stdout
     try:
         with redirect_stdout(sys.stderr) if markdown else nullcontext():
-            with _warehouse_location(warehouse_kind, root) as warehouse:
-                code, result = _bench(meterpoints, hours, root, latency, start, warehouse, warehouse_kind)
+            with _warehouse_location(warehouse_kind, root, load_settings()) as settings:
+                code, result = _bench(meterpoints, hours, root, latency, start, settings, warehouse_kind)
     finally:
         if keep:
             print(f"kept {root}", file=sys.stderr if markdown else sys.stdout, flush=True)
@@ -256,21 +259,20 @@ def run_bench(
 
 
 def _bench(
-    meterpoints: int, hours: int, root: Path, latency: bool, start: datetime, warehouse: str, warehouse_kind: str
+    meterpoints: int, hours: int, root: Path, latency: bool, start: datetime, settings: Settings, warehouse_kind: str
 ) -> tuple[int, BenchResult]:
     from pyspark import SparkContext
 
     from billing_assets.bench.plain_duckdb import run_duckdb
     from billing_assets.bench.plain_spark import run_plain_spark
-    from billing_assets.domain.timestamps import hour_keys_between
+    from billing_assets.domain.keys import hour_keys_between
     from billing_assets.landing.sample import generate_sample
     from billing_assets.process import process
     from billing_assets.resources import build_resources
     from billing_assets.resources.spark import spark_session
-    from billing_assets.settings import billing_timezone
     from billing_assets.source.sample_db import write_sample_source
 
-    timezone = billing_timezone()
+    timezone, warehouse = settings.timezone, settings.warehouse_uri
     end = start + timedelta(hours=hours)
     landing, source_db = root / "landing", root / "source.db"
     _say(
@@ -293,15 +295,18 @@ def _bench(
     folders = [folder for folder in folders if os.path.isdir(folder)]
     files = sum(len(os.listdir(folder)) for folder in folders)
 
-    resources = build_resources(str(landing), warehouse, None, str(source_db))
-    options = resolved_warehouse(warehouse).storage_options()
+    settings = replace(settings, landing_uri=str(landing), source_db=str(source_db))
+    resources = build_resources(settings=settings)
+    options = resolved_warehouse(warehouse, settings.s3_endpoint_url).storage.delta_options()
     # As the project's instance configuration: no DEBUG line per engine event on the terminal.
     instance = dg.DagsterInstance.ephemeral(settings={"python_logs": {"python_log_level": "INFO"}})
     with PeakMemory() as memory:
         joined = SparkContext._active_spark_context is not None
         _progress("[bench] starting Spark")
         with memory.phase("spark start"):
-            spark, jvm_seconds = _timed(lambda: spark_session(resources["spark"].spark_config))
+            spark, jvm_seconds = _timed(
+                lambda: spark_session(resources["spark"].spark_config, settings.spark_log_level)
+            )
         memory.jvm = driver_jvm(spark)
 
         _progress("[bench] pipeline: billing-assets process")
@@ -338,7 +343,7 @@ def _bench(
         if latency:
             # Both start from the warehouse the timed hours left behind.
             cold_warehouse = f"{warehouse}_cold"
-            _copy_warehouse(warehouse, cold_warehouse)
+            _copy_warehouse(warehouse, cold_warehouse, settings.s3_endpoint_url)
             _progress(f"[bench] latency, warm: ingestion hour {end:%Y-%m-%dT%H} in the running session")
             warm = _timed(
                 lambda: process(end, end + timedelta(hours=1), resources, instance, echo=_progress, load_source=False)
@@ -346,9 +351,7 @@ def _bench(
             _progress("[bench] latency, cold: the same hour in a fresh `billing-assets process`")
             env = {
                 **os.environ,
-                "BILLING_LANDING_URI": str(landing),
-                "BILLING_WAREHOUSE_URI": cold_warehouse,
-                "BILLING_SOURCE_DB": str(source_db),
+                **replace(settings, warehouse_uri=cold_warehouse).environment(),
                 "DAGSTER_HOME": str(root / "dagster_home_cold"),
             }
             cold = _cold_latency(end, env)

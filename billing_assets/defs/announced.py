@@ -21,7 +21,7 @@ from billing_assets.staleness import latest_ids
 from billing_assets.tables.delta_io import PinnedTable, partition_digests
 from billing_assets.tables.log_check import log_exists
 from billing_assets.tables.schemas import AGREEMENT_DAYS, DEDUPLICATED_RAW, TableSpec
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 
 #: Metadata of each announced partition: its data files' digest.
 FILES_DIGEST = "files_digest"
@@ -101,13 +101,13 @@ def unannounced(instance: dg.DagsterInstance, table: PinnedTable, announced: Ann
     return out
 
 
-def announce_unrecorded(instance: dg.DagsterInstance, tables: TableStore) -> dict[str, list[str]]:
+def announce_unrecorded(instance: dg.DagsterInstance, warehouse: Warehouse) -> dict[str, list[str]]:
     """Announce every partition of the announced tables whose files the instance has not recorded; asset -> keys."""
     out: dict[str, list[str]] = {}
     for announced in ANNOUNCED:
-        if not log_exists(tables.uri(announced.spec), tables.storage):
+        if not log_exists(warehouse.uri(announced.spec), warehouse.storage):
             continue  # no table, nothing unannounced; opening it would create it empty
-        table = tables.open(announced.spec)
+        table = warehouse.open(announced.spec)
         for value, digest in sorted(unannounced(instance, table, announced).items()):
             key = announced.key_of(value)
             instance.report_runless_asset_event(

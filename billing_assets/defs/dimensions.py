@@ -9,7 +9,7 @@ from billing_assets.defs.window import window_asset
 from billing_assets.partitions import all_days, local_days, run_window
 from billing_assets.resources.source import SourceDatabase
 from billing_assets.resources.spark import SparkResource
-from billing_assets.resources.warehouse import Warehouse
+from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.steps.dimensions import load_dimensions, rebuild_agreement_days
 from billing_assets.tables.delta_io import partition_digests
 from billing_assets.tables.schemas import AGREEMENT, AGREEMENT_DAYS, METERPOINT, PRODUCT
@@ -49,14 +49,14 @@ _DIM_DESCRIPTIONS = {
     can_subset=False,
 )
 def source_dimensions(
-    context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse, source: SourceDatabase
+    context: dg.AssetExecutionContext, spark: SparkResource, warehouse: WarehouseResource, source: SourceDatabase
 ):
     """Snapshot the source database for the load day and rebuild the dimension history from all snapshots."""
     load_day = run_window(context.partition_time_window).first_day
     first_day, last_day = all_days()
-    report = load_dimensions(spark.spark_session, warehouse.tables(), source.path, load_day, first_day, last_day)
+    report = load_dimensions(spark.spark_session, warehouse.get_warehouse(), source.path, load_day, first_day, last_day)
     # Only after the Delta commit: gold automation trusts these events.
-    digests = partition_digests(warehouse.tables().open(AGREEMENT_DAYS), report.changed_days)
+    digests = partition_digests(warehouse.get_warehouse().open(AGREEMENT_DAYS), report.changed_days)
     for day in report.changed_days:
         context.log_event(
             dg.AssetMaterialization(
@@ -66,7 +66,7 @@ def source_dimensions(
     for dim in (AGREEMENT, PRODUCT, METERPOINT):
         # The history is rebuilt whole from all snapshots on every load.
         yield materialized(
-            warehouse.tables(),
+            warehouse.get_warehouse(),
             dim.history,
             report.rows[dim.history.name],
             1,

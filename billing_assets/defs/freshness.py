@@ -11,7 +11,7 @@ import dagster as dg
 from billing_assets.defs.ingestion import raw_readings
 from billing_assets.partitions import ingestion_hours
 from billing_assets.resources.landing import LandingZone
-from billing_assets.settings import sensors_start_running
+from billing_assets.settings import load_settings
 from billing_assets.steps.freshness_checks import landing_freshness, newest_complete_hour
 
 
@@ -48,6 +48,8 @@ landing_freshness_schedule = dg.ScheduleDefinition(
     job=landing_freshness_job,
     cron_schedule="*/15 * * * *",
     # Follows the sensors: a UI started with them stopped does not warn about hours it was told not to ingest.
-    default_status=dg.DefaultScheduleStatus.RUNNING if sensors_start_running() else dg.DefaultScheduleStatus.STOPPED,
+    default_status=dg.DefaultScheduleStatus.RUNNING
+    if load_settings().sensors_running
+    else dg.DefaultScheduleStatus.STOPPED,
     description="Warns when the newest complete landing hour has not been ingested.",
 )

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from functools import partial
 
 import dagster as dg
+from pyspark.sql import SparkSession
 
 from billing_assets.automation import COVERAGE_CHANGED, READINGS_OR_THEIR_COVERAGE_CHANGED
 from billing_assets.defs.checks import blocking_specs, check_results
@@ -11,7 +12,7 @@ from billing_assets.defs.metadata import materialized, table_metadata
 from billing_assets.defs.window import window_asset
 from billing_assets.partitions import TO_HOURS_SO_FAR, local_days, run_window
 from billing_assets.resources.spark import SparkResource
-from billing_assets.resources.warehouse import Warehouse
+from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.steps import gold_checks
 from billing_assets.steps.gold import build_active_agreements, build_consumption_gold
 from billing_assets.steps.invariants import CheckOutcome
@@ -24,6 +25,7 @@ from billing_assets.tables.schemas import (
     UNMATCHED_READINGS,
     TableSpec,
 )
+from billing_assets.tables.warehouse import Warehouse
 
 # Today's partition depends on hours that have not happened yet.
 READINGS = dg.AssetDep("deduplicated_raw", partition_mapping=TO_HOURS_SO_FAR)
@@ -86,22 +88,26 @@ _READINGS_GOLD = {
     pool="consumption_gold",
     can_subset=False,
 )
-def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse):
+def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, warehouse: WarehouseResource):
     """One Spark pass over the run's local days writes all readings-based gold tables."""
-    window, tables, session = run_window(context.partition_time_window), warehouse.tables(), spark.spark_session
-    report = build_consumption_gold(session, tables, window)
+    yield from _consumption_gold(context, spark.spark_session, warehouse.get_warehouse())
+
+
+def _consumption_gold(context: dg.AssetExecutionContext, session: SparkSession, warehouse: Warehouse):
+    window = run_window(context.partition_time_window)
+    report = build_consumption_gold(session, warehouse, window)
     version = report.readings_version
     checks: dict[TableSpec, dict[str, Callable[[], CheckOutcome]]] = {
         HALF_HOURLY_CONSUMPTION: {
-            "half_hours_sum_to_hours": partial(gold_checks.half_hours_sum_to_hours, session, tables, window, version)
+            "half_hours_sum_to_hours": partial(gold_checks.half_hours_sum_to_hours, session, warehouse, window, version)
         },
         PRODUCT_DAILY_CONSUMPTION: {
             "products_plus_unmatched_sum_to_day": partial(
-                gold_checks.products_plus_unmatched_sum_to_day, session, tables, window
+                gold_checks.products_plus_unmatched_sum_to_day, session, warehouse, window
             )
         },
         AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT: {
-            "sums_to_product_daily": partial(gold_checks.product_half_hours_sum_to_days, session, tables, window)
+            "sums_to_product_daily": partial(gold_checks.product_half_hours_sum_to_days, session, warehouse, window)
         },
     }
     if not report.days_with_data:
@@ -110,7 +116,7 @@ def consumption_gold(context: dg.AssetExecutionContext, spark: SparkResource, wa
         checks = {spec: dict.fromkeys(by_name, lambda: nothing) for spec, by_name in checks.items()}
     for spec in _READINGS_GOLD:
         yield materialized(
-            tables,
+            warehouse,
             spec,
             report.rows[spec.name],
             len(context.partition_keys),

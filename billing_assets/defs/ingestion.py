@@ -3,23 +3,25 @@
 from dataclasses import asdict
 
 import dagster as dg
+from pyspark.sql import SparkSession
 
 from billing_assets.defs.announced import DEDUPLICATED, recorded_digests
 from billing_assets.defs.checks import blocking_specs, check_results
 from billing_assets.defs.metadata import landing_kinds, materialized, table_metadata
 from billing_assets.defs.window import window_asset
-from billing_assets.domain.timestamps import recording_hour_keys
+from billing_assets.domain.keys import recording_hour_keys
 from billing_assets.partitions import BILLING_TZ, ingestion_hours, recording_hours, recording_partition_key
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import SparkResource
-from billing_assets.resources.warehouse import Warehouse
+from billing_assets.resources.warehouse import WarehouseResource
+from billing_assets.settings import load_settings
 from billing_assets.steps import ingest_checks
 from billing_assets.steps.ingest import OUTCOMES, IngestReport, ingest, quiet_hours_report, rebuild_deduplicated
 from billing_assets.steps.invariants import CheckOutcome
 from billing_assets.tables.delta_io import partition_digests
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, RAW_READINGS
 from billing_assets.tables.selection import PartitionSelection, partitions
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 
 DEDUPLICATED_KEY = DEDUPLICATED.asset_key
 #: Check name -> description. Dagster takes check specs only for the assets an op outputs, so
@@ -45,7 +47,8 @@ INGESTION = {
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=DEDUPLICATED_RAW.name,
     group_name="raw",
-    kinds={"spark", "delta", *landing_kinds()},
+    # The landing zone the settings name when the code location loads.
+    kinds={"spark", "delta", *landing_kinds(load_settings().landing_uri)},
     description=(
         "One row per parsed reading of an ingestion hour's landing files (duplicates included). "
         "Rejected records go to quarantined_readings; accepted ones are merged into deduplicated_raw."
@@ -54,19 +57,34 @@ INGESTION = {
     check_specs=blocking_specs(RAW_READINGS.name, INGESTION),
 )
 def raw_readings(
-    context: dg.AssetExecutionContext, spark: SparkResource, landing: LandingZone, warehouse: Warehouse
+    context: dg.AssetExecutionContext, spark: SparkResource, landing: LandingZone, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Parse, validate, watermark and deduplicate the landing files of the run's ingestion hours."""
-    hour_keys, tables = context.partition_keys, warehouse.tables()
+    return _raw_readings(context, spark.spark_session, landing, warehouse.get_warehouse())
+
+
+def _raw_readings(
+    context: dg.AssetExecutionContext, session: SparkSession, landing: LandingZone, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    hour_keys = context.partition_keys
     files = landing.files_of(hour_keys)
     context.log.info(f"{len(files)} landing files in {len(hour_keys)} ingestion hour(s)")
-    report = quiet_hours_report(tables, hour_keys, files)
+    report = quiet_hours_report(warehouse, hour_keys, files)
     if report is not None:
         return _quiet_result(context, report)
-    report = ingest(spark.spark_session, tables, hour_keys, files, BILLING_TZ, landing.storage_options())
+    report = ingest(
+        session,
+        warehouse,
+        hour_keys,
+        files,
+        BILLING_TZ,
+        landing.storage_options(),
+        max_reading_kwh=landing.max_reading_kwh,
+        piece_bytes=landing.piece_bytes,
+    )
 
     # Only after the Delta commit: downstream automation trusts these events.
-    announced = _hours_to_announce(context.instance, tables, report)
+    announced = _hours_to_announce(context.instance, warehouse, report)
     for table_key, digest in announced.items():
         context.log_event(
             dg.AssetMaterialization(
@@ -80,17 +98,18 @@ def raw_readings(
         name: sum(getattr(c, name) for c in report.counts.values())
         for name in ("read", "inserted", "duplicates", "conflicts", "quarantined")
     }
-    session = spark.spark_session
     hours = report.touched_hours
     checks = {
-        "records_conserved": lambda: ingest_checks.records_conserved(session, tables, report.counts, report.versions),
-        "deduplicated_raw_unique_record_id": lambda: ingest_checks.unique_record_ids(session, tables, hours),
+        "records_conserved": lambda: ingest_checks.records_conserved(
+            session, warehouse, report.counts, report.versions
+        ),
+        "deduplicated_raw_unique_record_id": lambda: ingest_checks.unique_record_ids(session, warehouse, hours),
         "deduplicated_raw_recording_hour": lambda: ingest_checks.recording_hours_match(
-            session, tables, hours, BILLING_TZ
+            session, warehouse, hours, BILLING_TZ
         ),
     }
     return materialized(
-        tables,
+        warehouse,
         RAW_READINGS,
         # The raw table keeps every reading that parsed, duplicates and conflicts included.
         totals["read"] - totals["quarantined"],
@@ -114,7 +133,7 @@ def raw_readings(
     )
 
 
-def _hours_to_announce(instance: dg.DagsterInstance, warehouse: TableStore, report: IngestReport) -> dict[str, str]:
+def _hours_to_announce(instance: dg.DagsterInstance, warehouse: Warehouse, report: IngestReport) -> dict[str, str]:
     """The touched recording hours downstream has not yet been told of, with their files' digest.
 
     A rewritten hour is always announced. A touched hour this run left as it was is announced

@@ -10,11 +10,10 @@ once it has its few rows.
 import dagster as dg
 import pyarrow as pa
 
-from billing_assets.settings import DEFAULT_LANDING_URI, env
 from billing_assets.steps.recompute import selected
 from billing_assets.tables.schemas import TableSpec
 from billing_assets.tables.selection import PartitionSelection
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 
 PREVIEW_ROWS = 5
 
@@ -41,9 +40,9 @@ def table_metadata(spec: TableSpec) -> dict[str, object]:
     return metadata
 
 
-def landing_kinds() -> set[str]:
-    """``{"s3"}`` when the landing zone configured at load time (``BILLING_LANDING_URI``) is on S3."""
-    return {"s3"} if env("BILLING_LANDING_URI", DEFAULT_LANDING_URI).startswith("s3://") else set()
+def landing_kinds(landing_uri: str) -> set[str]:
+    """``{"s3"}`` when the landing zone at ``landing_uri`` is on S3."""
+    return {"s3"} if landing_uri.startswith("s3://") else set()
 
 
 def preview_markdown(table: pa.Table) -> str:
@@ -54,7 +53,7 @@ def preview_markdown(table: pa.Table) -> str:
 
 
 def materialized(
-    warehouse: TableStore,
+    warehouse: Warehouse,
     spec: TableSpec,
     rows: int,
     partitions: int,

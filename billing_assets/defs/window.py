@@ -16,18 +16,18 @@ from billing_assets.defs.checks import blocking_specs, check_results
 from billing_assets.defs.metadata import materialized, table_metadata
 from billing_assets.partitions import run_window
 from billing_assets.resources.spark import SparkResource
-from billing_assets.resources.warehouse import Warehouse
+from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.steps.invariants import CheckOutcome
 from billing_assets.steps.recompute import StepResult
 from billing_assets.tables.schemas import TableSpec
 from billing_assets.tables.selection import RunWindow
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 
 #: A check of a replaced window: the session, the tables, the run's window and the source version
 #: the step read (checks that compare with the input read it at that version).
-WindowCheck = Callable[[SparkSession, TableStore, RunWindow, int | None], CheckOutcome]
+WindowCheck = Callable[[SparkSession, Warehouse, RunWindow, int | None], CheckOutcome]
 #: A step that replaces the window's partitions of one table.
-WindowStep = Callable[[SparkSession, TableStore, RunWindow], StepResult]
+WindowStep = Callable[[SparkSession, Warehouse, RunWindow], StepResult]
 
 
 def replaced(
@@ -39,12 +39,12 @@ def replaced(
     checks: Mapping[str, WindowCheck],
 ) -> dg.MaterializeResult:
     """Replace the run's window of ``spec`` with ``build``, run the selected ``checks`` and report it."""
-    window, tables, session = run_window(context.partition_time_window), warehouse.tables(), spark.spark_session
-    result = build(session, tables, window)
+    window, session = run_window(context.partition_time_window), spark.spark_session
+    result = build(session, warehouse, window)
     written = window.of(spec.partition_by, spec.schema.field(spec.partition_by).type)
-    thunks = {name: partial(check, session, tables, window, result.source_version) for name, check in checks.items()}
+    thunks = {name: partial(check, session, warehouse, window, result.source_version) for name, check in checks.items()}
     return materialized(
-        tables,
+        warehouse,
         spec,
         result.rows,
         len(context.partition_keys),
@@ -82,7 +82,10 @@ def window_asset(
         metadata=table_metadata(spec),
         check_specs=blocking_specs(spec.name, {name: text for name, (text, _) in checks.items()}),
     )
-    def _asset(context: dg.AssetExecutionContext, spark: SparkResource, warehouse: Warehouse) -> dg.MaterializeResult:
-        return replaced(context, spark, warehouse, spec, build, {name: check for name, (_, check) in checks.items()})
+    def _asset(
+        context: dg.AssetExecutionContext, spark: SparkResource, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        by_name = {name: check for name, (_, check) in checks.items()}
+        return replaced(context, spark, warehouse.get_warehouse(), spec, build, by_name)
 
     return _asset

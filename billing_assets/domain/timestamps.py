@@ -1,19 +1,12 @@
-"""Timestamp rules of the landing contract: hour keys, interval starts, local time to UTC."""
+"""Timestamp rules of the landing contract: interval starts, local clock hours, local time to UTC.
+
+The keys of hours, days and months, and their conversions, are in ``keys``.
+"""
 
 import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-#: Partition keys and landing folder names share this format (e.g. ``2026-01-15-08``).
-HOUR_KEY_FORMAT = "%Y-%m-%d-%H"
-#: ASCII digits only: ``re``'s ``\d`` and ``strptime`` also accept other scripts' digits.
-HOUR_KEY_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}"
-_HOUR_KEY = re.compile(HOUR_KEY_PATTERN)
-#: Recording-hour keys in a zone whose local hours start off the UTC hour (``2026-04-01-1730``
-#: is 23:00 in Kolkata): still fixed-width, so string order stays time order.
-MINUTE_KEY_FORMAT = "%Y-%m-%d-%H%M"
-RECORDING_HOUR_KEY_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}(?:[0-9]{2})?"
-_RECORDING_HOUR_KEY = re.compile(RECORDING_HOUR_KEY_PATTERN)
 #: The years whose UTC offsets decide a zone's clock phase: data older than this is not billed here.
 _PHASE_YEARS = (2000, 2100)
 #: A timestamp names a time of day: a date alone would silently mean local midnight.
@@ -26,18 +19,6 @@ class TimestampError(ValueError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
-
-
-def hour_key(instant: datetime) -> str:
-    """The UTC hour key of an aware datetime."""
-    return instant.astimezone(UTC).strftime(HOUR_KEY_FORMAT)
-
-
-def parse_hour_key(key: str) -> datetime:
-    """The UTC start of an hour key; rejects anything that is not exactly ``YYYY-MM-DD-HH``."""
-    if not isinstance(key, str) or not _HOUR_KEY.fullmatch(key):
-        raise ValueError(f"not an hour key (YYYY-MM-DD-HH): {key!r}")
-    return datetime.strptime(key, HOUR_KEY_FORMAT).replace(tzinfo=UTC)
 
 
 class UnsupportedTimeZone(ValueError):
@@ -98,57 +79,9 @@ def recording_hour_start(instant: datetime, timezone: str) -> datetime:
         return utc.replace(minute=0, second=0, microsecond=0)
 
 
-def recording_hour_key(instant: datetime, timezone: str) -> str:
-    """The tables' ``recording_hour`` of ``instant``: the UTC start of its local hour.
-
-    ``YYYY-MM-DD-HH`` in whole-hour zones (the UTC hour, as always), ``YYYY-MM-DD-HHMM`` in
-    zones whose hours start at :15, :30 or :45 UTC.
-    """
-    start = recording_hour_start(instant, timezone)
-    return start.strftime(MINUTE_KEY_FORMAT if clock_phase(timezone) else HOUR_KEY_FORMAT)
-
-
-def parse_recording_hour_key(key: str) -> datetime:
-    """The UTC start of a ``recording_hour`` key (``YYYY-MM-DD-HH`` or ``YYYY-MM-DD-HHMM``)."""
-    if not isinstance(key, str) or not _RECORDING_HOUR_KEY.fullmatch(key):
-        raise ValueError(f"not a recording hour key (YYYY-MM-DD-HH or YYYY-MM-DD-HHMM): {key!r}")
-    return datetime.strptime(key, _recording_key_format(key)).replace(tzinfo=UTC)
-
-
-def _recording_key_format(key: str) -> str:
-    return MINUTE_KEY_FORMAT if len(key) == len("2026-01-01-0000") else HOUR_KEY_FORMAT
-
-
-def shift_recording_hour(key: str, delta: timedelta) -> str:
-    """The ``recording_hour`` key ``delta`` after ``key``, in the same format."""
-    return (parse_recording_hour_key(key) + delta).strftime(_recording_key_format(key))
-
-
-def recording_hour_keys(first: str, last: str) -> list[str]:
-    """Every ``recording_hour`` key from ``first`` to ``last`` inclusive (both of one zone), one hour apart."""
-    start, end, fmt = parse_recording_hour_key(first), parse_recording_hour_key(last), _recording_key_format(first)
-    keys = []
-    while start <= end:
-        keys.append(start.strftime(fmt))
-        start += timedelta(hours=1)
-    return keys
-
-
 def half_hour_phase(timezone: str) -> int:
     """Seconds past each UTC half hour at which the zone's local half hours start."""
     return clock_phase(timezone) % 1800
-
-
-def hour_keys_between(start: datetime, end: datetime) -> list[str]:
-    """Hour keys of every hour starting in ``[start, end)``."""
-    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    if hour < start:
-        hour += timedelta(hours=1)
-    keys = []
-    while hour < end:
-        keys.append(hour_key(hour))
-        hour += timedelta(hours=1)
-    return keys
 
 
 def parse_naive_or_aware(value: object) -> datetime:

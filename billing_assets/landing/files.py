@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import fsspec
 
-from billing_assets.domain.timestamps import parse_hour_key
+from billing_assets.domain.keys import parse_hour_key
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._=-][A-Za-z0-9._=+ -]*")
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from billing_assets.domain.limits import DEFAULT_MAX_READING_KWH
 from billing_assets.domain.record_ids import derive_record_id
 from billing_assets.domain.timestamps import TimestampError, is_ambiguous, local_to_utc, parse_naive_or_aware, to_utc
 from billing_assets.domain.watermark import watermark_reason
@@ -22,10 +23,6 @@ RAW_TEXT_LIMIT = 4096
 MAX_LINE_CHARS = 1 << 20
 SPLIT_COLUMNS = ("interval_start", "consumption_delta", "meterpoint_id")
 JSON_LINE_FIELDS = ("record_id", "meterpoint_id", "interval_start", "consumption")
-#: Default ceiling of one reading, kWh (``BILLING_MAX_READING_KWH``). A half hour at 100 MW is
-#: 50,000 kWh: more than a large industrial site draws, so only a broken meter or a bad export
-#: reaches it, and sums of accepted readings stay far inside ``decimal(38, 9)``.
-DEFAULT_MAX_READING_KWH = 50_000.0
 #: Integers longer than this are not converted (Python refuses above 4,300 digits, and no
 #: reading needs more than a few); they become infinity, which is above any ceiling.
 _MAX_INT_DIGITS = 40

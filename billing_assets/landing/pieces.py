@@ -15,8 +15,6 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-#: Default size of a piece (``BILLING_LANDING_PIECE_MIB``): one Spark task reads at most this much of a file.
-DEFAULT_PIECE_BYTES = 64 << 20
 #: Bytes asked of the file at a time.
 READ_BLOCK = 4 << 20
 #: Lines up to this many bytes are kept whole. A longer one has more than 1 MiB characters

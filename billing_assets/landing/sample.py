@@ -4,6 +4,11 @@ It contains what production sends: readings duplicated within a file and across 
 corrected re-sends (conflicts), out-of-order lines and file names, readings up to 7 days
 late and a few beyond that, meters whose clocks run up to 5 minutes fast, broken meters
 reporting from the future, malformed lines and unreadable files, in both landing formats.
+
+A sample that starts an installation (``backlog``) also carries what a new installation
+receives first: the readings the meters kept from the days before its first ingestion hour.
+They arrive in that hour, so the oldest is exactly 7 days late: older ones would be quarantined
+``too_late`` (the late-data window), and no ingestion hour of the installation can bring them.
 """
 
 import json
@@ -15,9 +20,10 @@ from zoneinfo import ZoneInfo
 
 import fsspec
 
+from billing_assets.domain.keys import hour_key
 from billing_assets.domain.record_ids import derive_record_id
-from billing_assets.domain.timestamps import hour_key, is_ambiguous
-from billing_assets.domain.watermark import HOUR, latest_complete_hour
+from billing_assets.domain.timestamps import is_ambiguous
+from billing_assets.domain.watermark import HOUR, LATE_DATA_WINDOW, latest_complete_hour, watermark_reason
 from billing_assets.landing.files import HOUR_FOLDER
 
 HALF_HOUR = timedelta(minutes=30)
@@ -140,8 +146,17 @@ def generate_sample(
     hours: int = 96,
     seed: int = 7,
     timezone: str = "Europe/London",
+    backlog: timedelta = timedelta(0),
 ) -> SampleSummary:
-    """Write ``hours`` ingestion hours of readings from ``meterpoints`` meters under ``out``."""
+    """Write ``hours`` ingestion hours of readings from ``meterpoints`` meters under ``out``.
+
+    ``backlog``: the readings of this long before ``start`` arrive in the first ingestion hour
+    (a new installation's first delivery); at most the 7-day late-data window.
+    """
+    if not timedelta(0) <= backlog <= LATE_DATA_WINDOW:
+        raise ValueError(
+            f"the backlog must be from 0 to {LATE_DATA_WINDOW} (older readings are too late), got {backlog}"
+        )
     rng = random.Random(seed)
     zone = ZoneInfo(timezone)
     start = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -152,11 +167,14 @@ def generate_sample(
     fast_clock = {mp: timedelta(seconds=rng.randint(0, 300)) for mp, _ in meters if rng.random() < 0.1}
 
     def land(hour: datetime, reading: _Reading, kind: str, duplicate_in_file: bool = False) -> None:
+        if watermark_reason(reading.interval_start, hour) == "too_late":
+            kind = "too_late"  # a re-send of a backlog reading can fall out of the window
         if start <= hour < end:
             landing.add(hour, reading, duplicate_in_file)
             summary.kinds[kind] += 1 + duplicate_in_file
 
-    slot = start - HALF_HOUR
+    # Without a backlog, the first slot is the one whose readings arrive in the first hour.
+    slot = start - max(backlog, HALF_HOUR)
     while slot < end:
         for mp, base in meters:
             reading = _Reading(mp, slot + fast_clock.get(mp, timedelta()), _profile(rng, base, slot))
@@ -168,6 +186,8 @@ def generate_sample(
             else:
                 kind = "on_time"
             hour = arrival.replace(minute=0, second=0, microsecond=0)
+            if hour < start:  # kept by the meter until the installation's first ingestion hour
+                hour, kind = start, "backlog"
             land(hour, reading, kind, duplicate_in_file=rng.random() < 0.01)
             if rng.random() < 0.01:
                 land(hour + timedelta(hours=rng.randint(1, 30)), reading, "resent_duplicate")

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from billing_assets.domain.timestamps import parse_hour_key
+from billing_assets.domain.keys import parse_hour_key
 from billing_assets.domain.watermark import is_complete
 from billing_assets.landing.files import LandingFile
 from billing_assets.partitions import MAX_HOURS_PER_RUN, ingestion_hours, key_ranges

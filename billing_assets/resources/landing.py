@@ -12,7 +12,8 @@ import fsspec
 from fsspec.core import url_to_fs
 from pydantic import Field
 
-from billing_assets.domain.timestamps import parse_hour_key
+from billing_assets.domain.keys import parse_hour_key
+from billing_assets.domain.limits import DEFAULT_MAX_READING_KWH, DEFAULT_PIECE_BYTES
 from billing_assets.landing.files import HOUR_FOLDER, LandingFile, folder_hour, listed_file, relative_path
 
 #: Up to this many hours a run lists their folders one by one; beyond it, the zone in one listing.
@@ -28,6 +29,12 @@ class LandingZone(dg.ConfigurableResource):
     secret_access_key: str | None = Field(default=None, description="S3 secret key (use dg.EnvVar).")
     session_token: str | None = Field(
         default=None, description="S3 session token of temporary credentials (use dg.EnvVar)."
+    )
+    max_reading_kwh: float = Field(
+        default=DEFAULT_MAX_READING_KWH, description="Plausibility ceiling of one reading, kWh (inclusive)."
+    )
+    piece_bytes: int = Field(
+        default=DEFAULT_PIECE_BYTES, description="Bytes of a landing file one Spark task reads at most."
     )
 
     def storage_options(self) -> dict:

@@ -14,11 +14,12 @@ from urllib.parse import urlsplit
 
 from dagster import InitResourceContext
 from dagster_pyspark import PySparkResource
+from pydantic import Field
 from pyspark import cloudpickle
 from pyspark.sql import SparkSession
 
 import billing_assets
-from billing_assets.settings import spark_log_environment
+from billing_assets.settings import DEFAULT_SPARK_LOG_LEVEL, spark_log_environment
 
 MIN_JAVA = 17
 
@@ -76,16 +77,16 @@ def spark_config(master: str = "local[*]", shuffle_partitions: int = 4) -> dict[
     return config
 
 
-def prepare_spark_environment(master: str = "local[*]") -> None:
-    """Check Java and set the process environment Spark reads before its JVM starts."""
+def prepare_spark_environment(master: str = "local[*]", log_level: str = DEFAULT_SPARK_LOG_LEVEL) -> None:
+    """Check Java and set the process environment Spark reads before its JVM starts (its log at ``log_level``)."""
     require_java()
     # Python workers must run this interpreter (it has pyarrow and this package); pyspark
     # reads the variable, not the spark.pyspark.python setting, when it builds UDFs. On a
     # cluster the same path must exist on every worker host.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    # Spark's log level (BILLING_SPARK_LOG_LEVEL, default ERROR) from the start of the JVM on:
-    # setLogLevel() after the session starts would miss the start-up warnings.
-    os.environ.update(spark_log_environment(os.environ))
+    # Spark's log level from the start of the JVM on: setLogLevel() after the session starts
+    # would miss the start-up warnings. The JVM inherits this process's environment.
+    os.environ.update(spark_log_environment(log_level, os.environ))
     if _on_this_machine(master):
         # Otherwise Spark binds to whichever interface it finds first.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -103,25 +104,30 @@ def connect_session(spark_conf: dict[str, str]) -> SparkSession:
     return builder.create()
 
 
-def spark_session(spark_conf: dict[str, str]) -> SparkSession:
+def spark_session(spark_conf: dict[str, str], log_level: str = DEFAULT_SPARK_LOG_LEVEL) -> SparkSession:
     """The session for ``spark_conf``: joined or started in this process, or a Spark Connect session (``sc://``).
 
     The one place a session is built: the resource, the bench, the tests and scripts all come here.
+    ``log_level`` is Spark's own log level in a JVM this starts (a Connect server has its own).
     """
     master = spark_conf.get("spark.master", "local[*]")
     if is_connect(master):
         return connect_session(spark_conf)
-    prepare_spark_environment(master)
+    prepare_spark_environment(master, log_level)
     return SparkSession.builder.config(map=spark_conf).getOrCreate()
 
 
 class SparkResource(PySparkResource):
     """PySparkResource for local mode, a cluster or a Spark Connect server, chosen by ``spark.master``."""
 
+    log_level: str = Field(
+        default=DEFAULT_SPARK_LOG_LEVEL, description="Spark's own log level in a driver JVM the run starts."
+    )
+
     def setup_for_execution(self, context: InitResourceContext) -> None:
         """Start (or join) the session; ship this project's code when executors may not have it."""
         master = self.spark_config.get("spark.master", "local[*]")
-        self._spark_session = spark_session(self.spark_config)
+        self._spark_session = spark_session(self.spark_config, self.log_level)
         if not master.startswith("local"):
             # Executors on a cluster or behind a Connect server do not have this project
             # installed: functions it sends them (mapInArrow) travel by value, not as imports.

@@ -1,4 +1,8 @@
-"""The Delta warehouse: one folder per table under a root URI, on local disk or S3."""
+"""The ``warehouse`` resource: where the Delta tables live, as Dagster configuration.
+
+It only describes the warehouse; ``get_warehouse`` hands out the plain ``Warehouse``
+(``tables/warehouse.py``) that the steps open tables through.
+"""
 
 import os
 
@@ -7,13 +11,11 @@ from dagster_deltalake import LocalConfig, S3Config
 from dagster_deltalake.config import ClientConfig
 from pydantic import Field
 
-from billing_assets.tables.delta_io import PinnedTable
-from billing_assets.tables.schemas import TableSpec
 from billing_assets.tables.storage import LOCAL, TableStorage
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 
 
-class Warehouse(dg.ConfigurableResource):
+class WarehouseResource(dg.ConfigurableResource):
     """Root of the Delta tables (a local folder or ``s3://bucket/prefix``; one sub-folder per table).
 
     The storage is described with ``dagster_deltalake``'s configs, as its own Delta resources
@@ -27,19 +29,12 @@ class Warehouse(dg.ConfigurableResource):
     )
     client: ClientConfig | None = Field(default=None, description="HTTP client options (allow_http, timeouts).")
 
-    def root_uri(self) -> str:
-        """The warehouse root: an absolute path or a URI, without a trailing slash."""
-        return (self.uri if "://" in self.uri else os.path.abspath(self.uri)).rstrip("/")
+    def get_warehouse(self) -> Warehouse:
+        """The warehouse this configuration describes, for the steps (which know nothing of Dagster)."""
+        root = (self.uri if "://" in self.uri else os.path.abspath(self.uri)).rstrip("/")
+        return Warehouse(root, self._table_storage())
 
-    def tables(self) -> TableStore:
-        """The tables as plain handles, for the steps (which know nothing of Dagster)."""
-        return TableStore(self.root_uri(), self.table_storage())
-
-    def table_uri(self, spec: TableSpec) -> str:
-        """Location of one table."""
-        return self.tables().uri(spec)
-
-    def table_storage(self) -> TableStorage:
+    def _table_storage(self) -> TableStorage:
         """The storage options as one value for delta-rs, the executors and polars."""
         if isinstance(self.storage, LocalConfig):
             return LOCAL
@@ -47,11 +42,3 @@ class Warehouse(dg.ConfigurableResource):
         if self.client is not None:
             options |= self.client.str_dict()
         return TableStorage(options)
-
-    def storage_options(self) -> dict[str, str] | None:
-        """delta-rs / polars ``storage_options`` (none for a local warehouse)."""
-        return self.table_storage().delta_options()
-
-    def open(self, spec: TableSpec, version: int | None = None) -> PinnedTable:
-        """The table at ``version``, by default its latest (created empty on first use)."""
-        return self.tables().open(spec, version)

@@ -13,7 +13,7 @@ from billing_assets.steps.recompute import StepResult, recompute, replace
 from billing_assets.tables.delta_io import read_table, retry_on_conflict, write_partitions
 from billing_assets.tables.schemas import AGREEMENT, AGREEMENT_DAYS, DIMENSIONS, PRODUCT, TableSpec
 from billing_assets.tables.selection import RunWindow, partitions
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 from billing_assets.transforms.dimensions import agreement_days, scd2_history, source_problems
 
 
@@ -29,7 +29,7 @@ class DimensionReport:
     problems: dict[str, list[int]]
 
 
-def _has_snapshot(warehouse: TableStore, spec: TableSpec, day: date) -> bool:
+def _has_snapshot(warehouse: Warehouse, spec: TableSpec, day: date) -> bool:
     # Only look: opening a table creates it, and nothing may be written before the source was read.
     if not DeltaTable.is_deltatable(warehouse.uri(spec), storage_options=warehouse.storage.delta_options()):
         return False
@@ -45,7 +45,7 @@ def _day_fingerprints(days: DataFrame) -> DataFrame:
 
 
 def load_dimensions(
-    spark: SparkSession, warehouse: TableStore, source_path: str, load_day: date, first_day: date, last_day: date
+    spark: SparkSession, warehouse: Warehouse, source_path: str, load_day: date, first_day: date, last_day: date
 ) -> DimensionReport:
     """Snapshot the source for ``load_day`` (once), rebuild history, refresh coverage of changed days.
 
@@ -81,7 +81,7 @@ def load_dimensions(
     return DimensionReport(snapshot_taken=taken, rows=rows, changed_days=changed_days, problems=problems)
 
 
-def _replace_changed_days(spark: SparkSession, warehouse: TableStore, coverage: DataFrame) -> tuple[list[str], int]:
+def _replace_changed_days(spark: SparkSession, warehouse: Warehouse, coverage: DataFrame) -> tuple[list[str], int]:
     """Rewrite the days whose coverage differs from the table's (by row count and content hash).
 
     Returns those days and the coverage's row count.
@@ -106,7 +106,7 @@ def _replace_changed_days(spark: SparkSession, warehouse: TableStore, coverage: 
     return changed_days, sum(row["rows"] for row in days)
 
 
-def rebuild_agreement_days(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> StepResult:
+def rebuild_agreement_days(spark: SparkSession, warehouse: Warehouse, window: RunWindow) -> StepResult:
     """Recompute coverage for the window's local days from the current dimensions."""
     first_day, last_day = window.first_day, window.last_day
     products = read_table(spark, warehouse.open(PRODUCT.history))

@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from billing_assets.domain.timestamps import parse_hour_key
+from billing_assets.domain.keys import parse_hour_key
 from billing_assets.domain.watermark import CLOCK_DRIFT, HOUR, is_complete
 from billing_assets.steps.invariants import CheckOutcome
 

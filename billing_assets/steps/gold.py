@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from pyspark.sql import SparkSession
 
-from billing_assets.domain.timestamps import parse_recording_hour_key
+from billing_assets.domain.keys import parse_recording_hour_key
 from billing_assets.steps.invariants import count_each
 from billing_assets.steps.recompute import StepResult, recompute, selected
 from billing_assets.tables.delta_io import PinnedTable, read_table, retry_on_conflict, write_partitions
@@ -22,7 +22,7 @@ from billing_assets.tables.schemas import (
     TableSpec,
 )
 from billing_assets.tables.selection import RunWindow, partition_range, partitions
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 from billing_assets.transforms import gold
 
 #: The readings-based gold tables this step writes, each partitioned by a local day.
@@ -48,7 +48,7 @@ class GoldReport:
     days_with_data: int = 0
 
 
-def build_consumption_gold(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> GoldReport:
+def build_consumption_gold(spark: SparkSession, warehouse: Warehouse, window: RunWindow) -> GoldReport:
     """Recompute the readings-based gold tables for the window's local days (from their recording hours)."""
 
     def step() -> GoldReport:
@@ -104,7 +104,7 @@ def days_with_data(readings: PinnedTable, targets: Mapping[TableSpec, PinnedTabl
     return sorted(day for day in days if window.first_day <= day <= window.last_day)
 
 
-def build_active_agreements(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> StepResult:
+def build_active_agreements(spark: SparkSession, warehouse: Warehouse, window: RunWindow) -> StepResult:
     """Recompute ``active_agreements`` for the window's local days."""
     return recompute(
         spark, warehouse, AGREEMENT_DAYS, window.days, gold.active_agreements, ACTIVE_AGREEMENTS, window.days

@@ -7,12 +7,12 @@ from billing_assets.steps.invariants import CheckOutcome, compare_totals, exact_
 from billing_assets.tables import schemas
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, HALF_HOURLY_CONSUMPTION, TableSpec
 from billing_assets.tables.selection import RunWindow
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 from billing_assets.transforms.clock import recording_hour_key
 
 
 def half_hours_sum_to_hours(
-    spark: SparkSession, warehouse: TableStore, window: RunWindow, readings_version: int | None = None
+    spark: SparkSession, warehouse: Warehouse, window: RunWindow, readings_version: int | None = None
 ) -> CheckOutcome:
     """The half-hourly totals of each recording hour add up to that hour's total of the deduplicated readings.
 
@@ -33,7 +33,7 @@ def half_hours_sum_to_hours(
 
 
 def _daily_totals(
-    spark: SparkSession, warehouse: TableStore, spec: TableSpec, window: RunWindow, alias: str, *by: str
+    spark: SparkSession, warehouse: Warehouse, spec: TableSpec, window: RunWindow, alias: str, *by: str
 ) -> DataFrame:
     """Exact consumption of ``spec`` per local day (column ``day``) and ``by``, as ``alias``."""
     column = spec.partition_by  # every gold table is partitioned by its local day
@@ -44,7 +44,7 @@ def _daily_totals(
     )
 
 
-def products_plus_unmatched_sum_to_day(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> CheckOutcome:
+def products_plus_unmatched_sum_to_day(spark: SparkSession, warehouse: Warehouse, window: RunWindow) -> CheckOutcome:
     """Per local day, the product totals plus the unmatched readings equal the half-hourly total."""
     days = window
     expected = _daily_totals(spark, warehouse, HALF_HOURLY_CONSUMPTION, days, "consumption_expected")
@@ -59,7 +59,7 @@ def products_plus_unmatched_sum_to_day(spark: SparkSession, warehouse: TableStor
     return compare_totals(expected, actual, ["day"], ["consumption"], "days")
 
 
-def product_half_hours_sum_to_days(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> CheckOutcome:
+def product_half_hours_sum_to_days(spark: SparkSession, warehouse: Warehouse, window: RunWindow) -> CheckOutcome:
     """Per local day and product, the half-hourly product totals add up to the daily product total."""
     days, product = window, "product_display_name"
     expected = _daily_totals(spark, warehouse, schemas.PRODUCT_DAILY_CONSUMPTION, days, "consumption_expected", product)

@@ -11,14 +11,15 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from billing_assets.domain.timestamps import hour_key, parse_recording_hour_key, shift_recording_hour
+from billing_assets.domain.keys import hour_key, parse_recording_hour_key, shift_recording_hour
+from billing_assets.domain.limits import DEFAULT_MAX_READING_KWH, DEFAULT_PIECE_BYTES
 from billing_assets.domain.watermark import CLOCK_DRIFT, HOUR, LATE_DATA_WINDOW, RESEND_REACH
 from billing_assets.landing.files import LandingFile
 from billing_assets.steps.recompute import StepResult, recompute, replace
 from billing_assets.tables.delta_io import PinnedTable, read_table, replace_partitions, retry_on_conflict
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, QUARANTINED_READINGS, RAW_READINGS
 from billing_assets.tables.selection import RunWindow, partition_range, partitions
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 from billing_assets.transforms.dedup import first_arrivals, plan_dedup, resent_elsewhere
 from billing_assets.transforms.ingest import parse_landing_files
 
@@ -88,7 +89,7 @@ def _hours_to_rank_against(
 
 
 def quiet_hours_report(
-    warehouse: TableStore, hour_keys: Sequence[str], files: Sequence[LandingFile]
+    warehouse: Warehouse, hour_keys: Sequence[str], files: Sequence[LandingFile]
 ) -> IngestReport | None:
     """The report of hours with no files and nothing from earlier runs to clear, else ``None`` (Spark is needed).
 
@@ -105,14 +106,22 @@ def quiet_hours_report(
 
 def ingest(
     spark: SparkSession,
-    warehouse: TableStore,
+    warehouse: Warehouse,
     hour_keys: Sequence[str],
     files: Sequence[LandingFile],
     timezone: str,
     storage_options: dict,
+    *,
+    max_reading_kwh: float = DEFAULT_MAX_READING_KWH,
+    piece_bytes: int = DEFAULT_PIECE_BYTES,
 ) -> IngestReport:
-    """Parse, quarantine, deduplicate and commit the landing files of ``hour_keys``."""
-    parsed = parse_landing_files(spark, files, timezone, storage_options).persist()
+    """Parse, quarantine, deduplicate and commit the landing files of ``hour_keys``.
+
+    ``max_reading_kwh`` and ``piece_bytes`` are the settings' (``LandingZone`` carries them).
+    """
+    parsed = parse_landing_files(
+        spark, files, timezone, storage_options, max_reading_kwh=max_reading_kwh, piece_bytes=piece_bytes
+    ).persist()
     try:
         readings = parsed.filter("reason IS NULL")
         rejected = parsed.filter("reason IS NOT NULL")
@@ -187,7 +196,7 @@ def ingest(
     )
 
 
-def rebuild_deduplicated(spark: SparkSession, warehouse: TableStore, window: RunWindow) -> StepResult:
+def rebuild_deduplicated(spark: SparkSession, warehouse: Warehouse, window: RunWindow) -> StepResult:
     """Recompute the window's recording hours of deduplicated_raw from raw_readings.
 
     The raw table keeps every accepted reading with its arrival, so first-arrival-wins can be

@@ -6,14 +6,14 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from billing_assets.domain.timestamps import shift_recording_hour
+from billing_assets.domain.keys import shift_recording_hour
 from billing_assets.domain.watermark import RESEND_REACH
 from billing_assets.steps.ingest import OUTCOMES, HourCounts
 from billing_assets.steps.invariants import EXAMPLES, CheckOutcome, examples, read_at, tally
 from billing_assets.tables.delta_io import read_table
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, QUARANTINED_READINGS, RAW_READINGS
 from billing_assets.tables.selection import partition_range, partitions
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 from billing_assets.transforms.clock import recording_hour_key
 
 #: Deduplication matches copies this far apart, so the uniqueness check looks as far either
@@ -21,7 +21,7 @@ from billing_assets.transforms.clock import recording_hour_key
 UNIQUENESS_REACH = RESEND_REACH
 
 
-def unique_record_ids(spark: SparkSession, warehouse: TableStore, hours: Sequence[str]) -> CheckOutcome:
+def unique_record_ids(spark: SparkSession, warehouse: Warehouse, hours: Sequence[str]) -> CheckOutcome:
     """No ``record_id`` of the recording hours written appears twice in them or within reach of them."""
     if not hours:
         return CheckOutcome(True, {"recording_hours_written": 0, "rows_checked": 0, "duplicated_record_ids": 0})
@@ -59,7 +59,7 @@ def unique_record_ids(spark: SparkSession, warehouse: TableStore, hours: Sequenc
 
 
 def recording_hours_match(
-    spark: SparkSession, warehouse: TableStore, hours: Sequence[str], timezone: str = "UTC"
+    spark: SparkSession, warehouse: Warehouse, hours: Sequence[str], timezone: str = "UTC"
 ) -> CheckOutcome:
     """Every row's ``recording_hour`` is the start of the local hour (in ``timezone``) of its ``interval_start``."""
     rows = read_at(spark, warehouse, DEDUPLICATED_RAW, partitions(hours) if hours else None)
@@ -81,7 +81,7 @@ def recording_hours_match(
 
 
 def records_conserved(
-    spark: SparkSession, warehouse: TableStore, counts: Mapping[str, HourCounts], versions: Mapping[str, int]
+    spark: SparkSession, warehouse: Warehouse, counts: Mapping[str, HourCounts], versions: Mapping[str, int]
 ) -> CheckOutcome:
     """Per ingestion hour: read = inserted + duplicates + conflicts + quarantined, and the tables agree.
 

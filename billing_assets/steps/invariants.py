@@ -20,7 +20,7 @@ from billing_assets.steps.recompute import selected
 from billing_assets.tables.delta_io import read_table
 from billing_assets.tables.schemas import TableSpec
 from billing_assets.tables.selection import PartitionSelection
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 from billing_assets.transforms.usage import EXACT
 
 #: Largest difference (kWh) tolerated between two totals of the same readings.
@@ -38,7 +38,7 @@ class CheckOutcome(NamedTuple):
 
 def read_at(
     spark: SparkSession,
-    warehouse: TableStore,
+    warehouse: Warehouse,
     spec: TableSpec,
     partitions: PartitionSelection | None,
     version: int | None = None,

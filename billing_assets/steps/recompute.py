@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame, SparkSession
 from billing_assets.tables.delta_io import Written, read_table, retry_on_conflict, write_partitions
 from billing_assets.tables.schemas import TableSpec
 from billing_assets.tables.selection import PartitionSelection
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class StepResult:
 
 def recompute(
     spark: SparkSession,
-    warehouse: TableStore,
+    warehouse: Warehouse,
     source: TableSpec,
     source_partitions: PartitionSelection | None,
     transform: Callable[[DataFrame], DataFrame],
@@ -48,7 +48,7 @@ def recompute(
 
 
 def replace(
-    warehouse: TableStore, target: TableSpec, frame: DataFrame, partitions: PartitionSelection | None
+    warehouse: Warehouse, target: TableSpec, frame: DataFrame, partitions: PartitionSelection | None
 ) -> Written:
     """Replace ``partitions`` of ``target`` with ``frame``, which is computed from nothing in ``target``.
 

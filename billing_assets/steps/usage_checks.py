@@ -15,12 +15,12 @@ from billing_assets.steps.invariants import (
 )
 from billing_assets.tables.schemas import CUMULATIVE_USAGE, DEDUPLICATED_RAW, HOURLY_USAGE
 from billing_assets.tables.selection import RunWindow
-from billing_assets.tables.store import TableStore
+from billing_assets.tables.warehouse import Warehouse
 from billing_assets.transforms.usage import EXACT, billing_month
 
 
 def hourly_matches_readings(
-    spark: SparkSession, warehouse: TableStore, window: RunWindow, readings_version: int | None = None
+    spark: SparkSession, warehouse: Warehouse, window: RunWindow, readings_version: int | None = None
 ) -> CheckOutcome:
     """Per recording hour, ``hourly_usage`` holds the sum and count of the deduplicated readings."""
     hours = window.hours
@@ -38,7 +38,7 @@ def hourly_matches_readings(
 
 
 def cumulative_never_decreases(
-    spark: SparkSession, warehouse: TableStore, window: RunWindow, hourly_version: int | None = None
+    spark: SparkSession, warehouse: Warehouse, window: RunWindow, hourly_version: int | None = None
 ) -> CheckOutcome:
     """Within a billing month, a meterpoint's running total never goes down from one hour to the next.
 
@@ -64,7 +64,7 @@ def cumulative_never_decreases(
 
 
 def cumulative_matches_hourly(
-    spark: SparkSession, warehouse: TableStore, window: RunWindow, hourly_version: int | None = None
+    spark: SparkSession, warehouse: Warehouse, window: RunWindow, hourly_version: int | None = None
 ) -> CheckOutcome:
     """Each running total equals the month-to-date sum of ``hourly_usage``, and no hourly row is left out."""
     hourly = (

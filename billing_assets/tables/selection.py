@@ -13,10 +13,14 @@ from datetime import date, datetime
 
 import pyarrow as pa
 
-from billing_assets.domain.timestamps import (
+from billing_assets.domain.keys import (
+    DAY_KEY_FORMAT,
+    DAY_KEY_PATTERN,
     HOUR_KEY_FORMAT,
     HOUR_KEY_PATTERN,
     MINUTE_KEY_FORMAT,
+    MONTH_KEY_FORMAT,
+    MONTH_KEY_PATTERN,
     RECORDING_HOUR_KEY_PATTERN,
 )
 
@@ -52,8 +56,8 @@ RECORDING_HOUR = KeyFormat(
     HOUR_KEY_FORMAT,
     MINUTE_KEY_FORMAT,
 )
-MONTH = KeyFormat("month (YYYY-MM)", r"[0-9]{4}-[0-9]{2}", "%Y-%m")
-ISO_DATE = KeyFormat("ISO date (YYYY-MM-DD)", r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "%Y-%m-%d")
+MONTH = KeyFormat("month (YYYY-MM)", MONTH_KEY_PATTERN, MONTH_KEY_FORMAT)
+ISO_DATE = KeyFormat("ISO date (YYYY-MM-DD)", DAY_KEY_PATTERN, DAY_KEY_FORMAT)
 
 #: String partition columns and their formats; date-typed columns are always ISO dates.
 STRING_KEY_FORMATS = {"ingestion_hour": HOUR, "recording_hour": RECORDING_HOUR, "billing_month": MONTH}

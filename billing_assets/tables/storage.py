@@ -1,4 +1,6 @@
-"""Where the warehouse's files live: one value that delta-rs, the executors and polars all use.
+"""How the warehouse's files are reached: local disk, or S3 with its credentials.
+
+One value that delta-rs, the executors and polars all use (``Warehouse`` holds one).
 
 Spark here has no S3 connector (no hadoop-aws jars), so table files on S3 are read and
 written by pyarrow inside ``mapInArrow`` tasks, and delta-rs commits the log. Both take their

@@ -9,6 +9,7 @@ Spark's session time zone is UTC, so ``date_format`` writes UTC keys.
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from billing_assets.domain.keys import MINUTE_KEY_WIDTH, SPARK_MINUTE_KEY_PATTERN, spark_recording_hour_pattern
 from billing_assets.domain.timestamps import clock_phase, half_hour_phase
 
 HOUR_SECONDS = 3600
@@ -27,9 +28,8 @@ def recording_hour_start(instant: Column, timezone: str) -> Column:
 
 
 def recording_hour_key(instant: Column, timezone: str) -> Column:
-    """The ``recording_hour`` key of ``instant`` (the Spark twin of ``timestamps.recording_hour_key``)."""
-    pattern = "yyyy-MM-dd-HHmm" if clock_phase(timezone) else "yyyy-MM-dd-HH"
-    return F.date_format(recording_hour_start(instant, timezone), pattern)
+    """The ``recording_hour`` key of ``instant`` (the Spark twin of ``keys.recording_hour_key``)."""
+    return F.date_format(recording_hour_start(instant, timezone), spark_recording_hour_pattern(timezone))
 
 
 def half_hour_start(instant: Column, timezone: str) -> Column:
@@ -39,4 +39,4 @@ def half_hour_start(instant: Column, timezone: str) -> Column:
 
 def hour_key_start(key: Column) -> Column:
     """The UTC instant a ``recording_hour`` key names (``YYYY-MM-DD-HH`` or ``YYYY-MM-DD-HHMM``)."""
-    return F.to_timestamp(F.rpad(key, len("2026-01-01-0000"), "0"), "yyyy-MM-dd-HHmm")
+    return F.to_timestamp(F.rpad(key, MINUTE_KEY_WIDTH, "0"), SPARK_MINUTE_KEY_PATTERN)

@@ -22,8 +22,8 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from billing_assets import settings
-from billing_assets.domain.timestamps import parse_hour_key, recording_hour_key
+from billing_assets.domain.keys import parse_hour_key, recording_hour_key
+from billing_assets.domain.limits import DEFAULT_MAX_READING_KWH, DEFAULT_PIECE_BYTES
 
 # Names, not the module: a module global is pickled by reference, which a cluster or Spark
 # Connect server without this project installed cannot import.
@@ -337,20 +337,26 @@ def parse_landing_files(
     files: Sequence[LandingFile],
     timezone: str,
     storage_options: dict,
-    max_reading_kwh: float | None = None,
-    piece_bytes: int | None = None,
+    max_reading_kwh: float = DEFAULT_MAX_READING_KWH,
+    piece_bytes: int = DEFAULT_PIECE_BYTES,
 ) -> DataFrame:
-    """Every record of ``files`` as a row of ``PARSED_SCHEMA`` (readings and quarantine rows)."""
+    """Every record of ``files`` as a row of ``PARSED_SCHEMA`` (readings and quarantine rows).
+
+    Readings above ``max_reading_kwh`` are quarantined; files over ``piece_bytes`` are read in
+    pieces. Both reach the executors inside the tasks, as values.
+    """
     if not files:
         return spark.createDataFrame([], from_arrow_schema(PARSED_SCHEMA))
-    ceiling = settings.max_reading_kwh() if max_reading_kwh is None else max_reading_kwh
-    piece_bytes = settings.landing_piece_bytes() if piece_bytes is None else piece_bytes
-    works = _works(files, piece_bytes, lambda todo: _run_surveys(spark, todo, timezone, storage_options, ceiling))
+    works = _works(
+        files, piece_bytes, lambda todo: _run_surveys(spark, todo, timezone, storage_options, max_reading_kwh)
+    )
     # Spark Connect has no SparkContext to ask for the cluster's cores: the session's shuffle
     # parallelism is the width this pipeline is configured for.
     tasks = _tasks(works, int(spark.conf.get("spark.sql.shuffle.partitions")) * 2)
     indexes = spark.range(len(tasks), numPartitions=len(tasks))
-    return indexes.mapInArrow(_task_parser(tasks, timezone, storage_options, ceiling), from_arrow_schema(PARSED_SCHEMA))
+    return indexes.mapInArrow(
+        _task_parser(tasks, timezone, storage_options, max_reading_kwh), from_arrow_schema(PARSED_SCHEMA)
+    )
 
 
 def read_locally(

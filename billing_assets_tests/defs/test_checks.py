@@ -11,10 +11,10 @@ from deltalake import DeltaTable, write_deltalake
 from billing_assets.definitions import ASSETS
 from billing_assets.defs.freshness import landing_freshness_job, newest_landing_hour_ingested
 from billing_assets.defs.ingestion import raw_readings
-from billing_assets.domain.timestamps import hour_key
+from billing_assets.domain.keys import hour_key
 from billing_assets.partitions import billing_months, local_days, recording_hours, run_window
 from billing_assets.process import process
-from billing_assets.resources.warehouse import Warehouse
+from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.steps import gold_checks, ingest_checks, usage_checks
 from billing_assets.steps.ingest import HourCounts
 from billing_assets.tables.schemas import (
@@ -27,6 +27,7 @@ from billing_assets.tables.schemas import (
     UNMATCHED_READINGS,
 )
 from billing_assets.tables.selection import RunWindow
+from billing_assets.tables.warehouse import Warehouse
 from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.scenario import H1, H2, land_scenario, r, ts
 from billing_assets_tests.defs.test_gold import MARCH, OCTOBER, land_readings, write_source
@@ -222,16 +223,16 @@ def broken(checked, tmp_path) -> Warehouse:
     """A copy of the checked warehouse, free to corrupt."""
     pipeline, _ = checked
     shutil.copytree(pipeline.warehouse, tmp_path / "warehouse")
-    return Warehouse(uri=str(tmp_path / "warehouse"))
+    return WarehouseResource(uri=str(tmp_path / "warehouse")).get_warehouse()
 
 
 def table(warehouse: Warehouse, spec) -> DeltaTable:
-    return DeltaTable(warehouse.table_uri(spec))
+    return DeltaTable(warehouse.uri(spec))
 
 
 def append(warehouse: Warehouse, spec, rows: list[dict]) -> None:
     write_deltalake(
-        warehouse.table_uri(spec),
+        warehouse.uri(spec),
         pa.Table.from_pylist(rows, schema=spec.schema),
         mode="append",
         partition_by=[spec.partition_by],
@@ -240,14 +241,14 @@ def append(warehouse: Warehouse, spec, rows: list[dict]) -> None:
 
 def test_unique_record_ids_finds_a_copy_in_a_neighbouring_hour(spark, broken) -> None:
     hours = ["2026-03-10-07"]
-    assert ingest_checks.unique_record_ids(spark, broken.tables(), hours).passed
+    assert ingest_checks.unique_record_ids(spark, broken, hours).passed
     [winner] = [x for x in table(broken, DEDUPLICATED_RAW).to_pyarrow_table().to_pylist() if x["record_id"] == "r1"]
     append(
         broken,
         DEDUPLICATED_RAW,
         [{**winner, "interval_start": ts("2026-03-11T07:00"), "recording_hour": "2026-03-11-07"}],
     )
-    passed, metadata = ingest_checks.unique_record_ids(spark, broken.tables(), hours)
+    passed, metadata = ingest_checks.unique_record_ids(spark, broken, hours)
     assert not passed
     assert metadata["duplicated_record_ids"] == 1
     assert metadata["duplicates"] == [
@@ -258,11 +259,11 @@ def test_unique_record_ids_finds_a_copy_in_a_neighbouring_hour(spark, broken) ->
 
 def test_recording_hours_match_finds_a_row_filed_under_the_wrong_hour(spark, broken) -> None:
     hours = ["2026-03-10-08"]
-    assert ingest_checks.recording_hours_match(spark, broken.tables(), hours).passed
+    assert ingest_checks.recording_hours_match(spark, broken, hours).passed
     table(broken, DEDUPLICATED_RAW).update(
         predicate="record_id = 'r5'", updates={"interval_start": "interval_start + INTERVAL '1 hour'"}
     )
-    passed, metadata = ingest_checks.recording_hours_match(spark, broken.tables(), hours)
+    passed, metadata = ingest_checks.recording_hours_match(spark, broken, hours)
     assert not passed
     assert metadata["rows_in_wrong_hour"] == 1
     assert [row["record_id"] for row in metadata["wrong_rows"]] == ["r5"]
@@ -273,26 +274,26 @@ def test_records_conserved_needs_the_counts_and_the_tables_to_agree(checked, spa
     [run] = [res for res in results if res.dagster_run.tags.get("dagster/partition") == H1]
     figures = run.get_asset_materialization_events()[-1].materialization.metadata["per_ingestion_hour"].value[H1]
     counts = {H1: HourCounts(**figures)}
-    assert ingest_checks.records_conserved(spark, broken.tables(), counts, {}).passed
+    assert ingest_checks.records_conserved(spark, broken, counts, {}).passed
 
     lost = {H1: HourCounts(**{**figures, "inserted": figures["inserted"] - 1})}
-    passed, metadata = ingest_checks.records_conserved(spark, broken.tables(), lost, {})
+    passed, metadata = ingest_checks.records_conserved(spark, broken, lost, {})
     assert not passed and metadata["unbalanced_hours"] == [H1]
     assert metadata["per_ingestion_hour"][H1]["read"] == 9
 
     table(broken, RAW_READINGS).delete("record_id = 'r1'")
-    passed, metadata = ingest_checks.records_conserved(spark, broken.tables(), counts, {})
+    passed, metadata = ingest_checks.records_conserved(spark, broken, counts, {})
     assert not passed and metadata["per_ingestion_hour"][H1]["raw_rows"] == 5
 
 
 def test_hourly_matches_readings_finds_a_corrupted_hour(spark, broken) -> None:
     hours = window(recording_hours, "2026-03-10-07+0000", "2026-03-10-10+0000")
-    assert usage_checks.hourly_matches_readings(spark, broken.tables(), hours).passed
+    assert usage_checks.hourly_matches_readings(spark, broken, hours).passed
     table(broken, HOURLY_USAGE).update(
         predicate="recording_hour = '2026-03-10-08' AND meterpoint_id = 'm1'",
         updates={"consumption": "consumption + 1"},
     )
-    passed, metadata = usage_checks.hourly_matches_readings(spark, broken.tables(), hours)
+    passed, metadata = usage_checks.hourly_matches_readings(spark, broken, hours)
     assert not passed
     assert metadata["hours_mismatched"] == 1
     [mismatch] = metadata["mismatches"]
@@ -303,39 +304,39 @@ def test_hourly_matches_readings_finds_a_corrupted_hour(spark, broken) -> None:
 
 def test_cumulative_checks_find_a_broken_running_total(spark, broken) -> None:
     march = window(billing_months, "2026-03", "2026-03")  # UTC hours 2026-02-28-00 .. 2026-03-31-22
-    assert usage_checks.cumulative_never_decreases(spark, broken.tables(), march).passed
-    assert usage_checks.cumulative_matches_hourly(spark, broken.tables(), march).passed
+    assert usage_checks.cumulative_never_decreases(spark, broken, march).passed
+    assert usage_checks.cumulative_matches_hourly(spark, broken, march).passed
     table(broken, CUMULATIVE_USAGE).update(
         predicate="meterpoint_id = 'm1' AND usage_hour = '2026-03-10 08:00:00+00:00'",
         updates={"cumulative_consumption": "cumulative_consumption - 1"},
     )
-    passed, metadata = usage_checks.cumulative_never_decreases(spark, broken.tables(), march)
+    passed, metadata = usage_checks.cumulative_never_decreases(spark, broken, march)
     assert not passed and metadata["decreasing_rows"] == 1
     assert metadata["decreases"][0]["usage_hour"].startswith("2026-03-10 08:00")
-    passed, metadata = usage_checks.cumulative_matches_hourly(spark, broken.tables(), march)
+    passed, metadata = usage_checks.cumulative_matches_hourly(spark, broken, march)
     assert not passed and metadata["rows_not_month_to_date_sum"] == 1 and metadata["hourly_rows_missing"] == 0
 
     table(broken, CUMULATIVE_USAGE).delete("meterpoint_id = 'm2' AND usage_hour = '2026-03-10 08:00:00+00:00'")
-    passed, metadata = usage_checks.cumulative_matches_hourly(spark, broken.tables(), march)
+    passed, metadata = usage_checks.cumulative_matches_hourly(spark, broken, march)
     assert not passed and metadata["hourly_rows_missing"] == 1
 
 
 def test_gold_checks_find_a_total_that_no_longer_adds_up(spark, broken) -> None:
-    assert gold_checks.half_hours_sum_to_hours(spark, broken.tables(), MARCH_DAYS).passed
-    assert gold_checks.products_plus_unmatched_sum_to_day(spark, broken.tables(), MARCH_DAYS).passed
-    assert gold_checks.product_half_hours_sum_to_days(spark, broken.tables(), MARCH_DAYS).passed
+    assert gold_checks.half_hours_sum_to_hours(spark, broken, MARCH_DAYS).passed
+    assert gold_checks.products_plus_unmatched_sum_to_day(spark, broken, MARCH_DAYS).passed
+    assert gold_checks.product_half_hours_sum_to_days(spark, broken, MARCH_DAYS).passed
 
     table(broken, UNMATCHED_READINGS).delete("record_id = 'g'")  # 4.0 kWh on 28 March lost
-    passed, metadata = gold_checks.products_plus_unmatched_sum_to_day(spark, broken.tables(), MARCH_DAYS)
+    passed, metadata = gold_checks.products_plus_unmatched_sum_to_day(spark, broken, MARCH_DAYS)
     assert not passed and metadata["days_mismatched"] == 1
     assert [str(m["day"]) for m in metadata["mismatches"]] == ["2026-03-28"]
 
     table(broken, HALF_HOURLY_CONSUMPTION).update(
         predicate="interval_start = '2026-03-29 01:00:00+00:00'", updates={"consumption": "consumption * 2"}
     )
-    passed, metadata = gold_checks.half_hours_sum_to_hours(spark, broken.tables(), MARCH_DAYS)
+    passed, metadata = gold_checks.half_hours_sum_to_hours(spark, broken, MARCH_DAYS)
     assert not passed and [m["recording_hour"] for m in metadata["mismatches"]] == ["2026-03-29-01"]
 
     table(broken, AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT).delete("interval_start = '2026-03-27 10:00:00+00:00'")
-    passed, metadata = gold_checks.product_half_hours_sum_to_days(spark, broken.tables(), MARCH_DAYS)
+    passed, metadata = gold_checks.product_half_hours_sum_to_days(spark, broken, MARCH_DAYS)
     assert not passed and metadata["product_days_mismatched"] == 1

@@ -6,6 +6,7 @@ import pytest
 from deltalake import DeltaTable
 
 from billing_assets.defs.metadata import PREVIEW_ROWS, landing_kinds
+from billing_assets.settings import load_settings
 from billing_assets.tables.schemas import ALL_TABLES
 from billing_assets_tests.defs.test_gold import MARCH, land_readings, write_source
 
@@ -75,6 +76,5 @@ def test_every_materialisation_reports_rows_partitions_version_and_a_preview(pip
 
 
 @pytest.mark.parametrize(("uri", "kinds"), [("s3://landing/zone", {"s3"}), ("/data/landing", set())])
-def test_raw_readings_shows_the_s3_kind_only_for_an_s3_landing_zone(monkeypatch, uri, kinds) -> None:
-    monkeypatch.setenv("BILLING_LANDING_URI", uri)
-    assert landing_kinds() == kinds
+def test_raw_readings_shows_the_s3_kind_only_for_an_s3_landing_zone(uri, kinds) -> None:
+    assert landing_kinds(load_settings({"BILLING_LANDING_URI": uri}).landing_uri) == kinds

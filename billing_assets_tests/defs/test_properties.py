@@ -18,7 +18,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing_assets.domain.timestamps import parse_hour_key
+from billing_assets.domain.keys import parse_hour_key
 from billing_assets_tests.conftest import Pipeline
 
 #: Several Dagster runs per test: deselected by the inner loop (-m "not slow and not scenario").

@@ -15,7 +15,7 @@ from deltalake.exceptions import CommitFailedError
 from pyspark.sql import Row
 
 from billing_assets.resources.landing import LandingZone
-from billing_assets.resources.warehouse import Warehouse
+from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.tables.delta_io import read_table, replace_partitions
 from billing_assets.tables.schemas import ALL_TABLES, HOURLY_USAGE
 from billing_assets.tables.selection import partitions
@@ -47,7 +47,7 @@ def materialize_everything(pipeline: Pipeline) -> None:
 
 
 @pytest.fixture
-def on_s3(tmp_path, spark, s3_landing: LandingZone, s3_warehouse: Warehouse) -> tuple[Pipeline, Pipeline]:
+def on_s3(tmp_path, spark, s3_landing: LandingZone, s3_warehouse: WarehouseResource) -> tuple[Pipeline, Pipeline]:
     """The same input on local disk and, landing zone and warehouse both, on S3; every asset built in each."""
     (tmp_path / "local").mkdir()
     local = Pipeline(tmp_path / "local", spark)
@@ -76,20 +76,20 @@ def test_every_table_on_s3_equals_local_row_by_row_and_a_rerun_changes_nothing(o
     assert remote.snapshot() == expected
 
 
-def object_keys(warehouse: Warehouse, uri: str) -> list[str]:
+def object_keys(warehouse: WarehouseResource, uri: str) -> list[str]:
     """Every object key below ``uri`` (implied folders left out)."""
-    fs, root = warehouse.table_storage().filesystem(uri)
+    fs, root = warehouse.get_warehouse().storage.filesystem(uri)
     selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
     return [info.path for info in fs.get_file_info(selector) if info.type == pafs.FileType.File]
 
 
 def test_a_commit_conflict_on_s3_is_refused_and_leaves_no_orphan_file(spark, s3_warehouse) -> None:
-    first, second = s3_warehouse.open(HOURLY_USAGE), s3_warehouse.open(HOURLY_USAGE)
+    first, second = s3_warehouse.get_warehouse().open(HOURLY_USAGE), s3_warehouse.get_warehouse().open(HOURLY_USAGE)
     hour = ["2026-01-01-00"]
     replace_partitions(usage(spark, [("m1", hour[0], 1.0)]), first, partitions(hour))
     with pytest.raises(CommitFailedError):
         replace_partitions(usage(spark, [("m2", hour[0], 2.0)]), second, partitions(hour))
-    table = s3_warehouse.open(HOURLY_USAGE)
+    table = s3_warehouse.get_warehouse().open(HOURLY_USAGE)
     data = [key for key in object_keys(s3_warehouse, table.uri) if key.endswith(".parquet")]
     assert len(data) == 1 == len(table.delta.file_uris())  # the loser's file was deleted, not left behind
     assert read_table(spark, table).select("meterpoint_id").collect() == [Row(meterpoint_id="m1")]
@@ -102,13 +102,13 @@ def test_a_data_file_costs_one_request_to_write_and_two_to_read(spark, s3_wareho
     """
     small, large = "2026-01-01-00", "2026-01-01-01"
     rows = [("m1", small, 1.0)] + [(uuid.uuid4().hex, large, float(i)) for i in range(60_000)]
-    table = s3_warehouse.open(HOURLY_USAGE)
+    table = s3_warehouse.get_warehouse().open(HOURLY_USAGE)
     requests = S3Requests(s3_server_log)
     replace_partitions(usage(spark, rows), table, partitions([small, large]))
     written = Counter(method for method, path, _ in requests.since() if path.endswith(".parquet"))
     assert written == {"PUT": 2}
 
-    table = s3_warehouse.open(HOURLY_USAGE)
+    table = s3_warehouse.get_warehouse().open(HOURLY_USAGE)
     assert max(pa.table(table.delta.get_add_actions(flatten=True))["size_bytes"].to_pylist()) > 1 << 20
     requests = S3Requests(s3_server_log)
     assert read_table(spark, table).count() == len(rows)

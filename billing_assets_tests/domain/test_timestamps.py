@@ -4,22 +4,24 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
+from billing_assets.domain.keys import (
+    hour_key,
+    hour_keys_between,
+    parse_hour_key,
+    parse_recording_hour_key,
+    recording_hour_key,
+    recording_hour_keys,
+    shift_recording_hour,
+)
 from billing_assets.domain.record_ids import derive_record_id
 from billing_assets.domain.timestamps import (
     TimestampError,
     UnsupportedTimeZone,
     clock_phase,
     half_hour_phase,
-    hour_key,
-    hour_keys_between,
     is_ambiguous,
     local_to_utc,
-    parse_hour_key,
     parse_naive_or_aware,
-    parse_recording_hour_key,
-    recording_hour_key,
-    recording_hour_keys,
-    shift_recording_hour,
 )
 
 LONDON = ZoneInfo("Europe/London")

@@ -26,7 +26,7 @@ from billing_assets.local_processes import free_port, stop_process_group, wait_f
 from billing_assets.process import process
 from billing_assets.resources import build_resources, resolved
 from billing_assets.resources.landing import LandingZone
-from billing_assets.resources.warehouse import Warehouse
+from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.tables.schemas import ALL_TABLES
 from billing_assets_tests.conftest import read_delta, upload
 
@@ -197,7 +197,7 @@ def test_standalone_cluster_with_landing_and_warehouse_on_s3_writes_the_tables_l
     local_tables: dict,
     tmp_path: Path,
     s3_landing: LandingZone,
-    s3_warehouse: Warehouse,
+    s3_warehouse: WarehouseResource,
 ) -> None:
     """The worker shares no folder with the driver: its own working directory, every file on S3."""
     master, ui_port, work = standalone_master

@@ -8,7 +8,7 @@ from dagster._core.remote_representation.external_data import RepositorySnap
 
 from billing_assets.definitions import ASSETS, defs
 from billing_assets.resources.landing import LandingZone
-from billing_assets.resources.warehouse import Warehouse
+from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets_tests.conftest import Pipeline, upload
 from billing_assets_tests.defs.scenario import H1, land_scenario
 
@@ -24,7 +24,7 @@ def token(monkeypatch) -> str:
 
 
 @pytest.fixture
-def secret(monkeypatch, token: str, s3_landing: LandingZone, s3_warehouse: Warehouse, tmp_path) -> str:
+def secret(monkeypatch, token: str, s3_landing: LandingZone, s3_warehouse: WarehouseResource, tmp_path) -> str:
     """A fresh secret in the environment, landing zone and warehouse on the S3 server (which accepts any key)."""
     value = f"secret-{uuid.uuid4().hex}"
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
@@ -58,7 +58,7 @@ def test_secret_is_in_no_event_run_record_or_ui_snapshot(secret, token, s3_landi
     result = pipeline.materialize("raw_readings", H1)
     assert pipeline.rows("raw_readings")  # the run read the zone and wrote the warehouse through the resources
     # A run that fails on the store (its bucket is gone) names the problem, not the credentials.
-    gone = Warehouse(uri="s3://no-such-bucket/x", storage=warehouse.storage, client=warehouse.client)
+    gone = WarehouseResource(uri="s3://no-such-bucket/x", storage=warehouse.storage, client=warehouse.client)
     [ingestion] = [a for a in ASSETS if dg.AssetKey("raw_readings") in a.keys]
     failed = dg.materialize(
         ASSETS,

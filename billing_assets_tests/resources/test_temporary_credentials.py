@@ -18,7 +18,8 @@ from pyspark.sql import SparkSession
 from billing_assets.landing.files import read_landing_file
 from billing_assets.resources import build_resources, resolved_warehouse
 from billing_assets.resources.landing import LandingZone
-from billing_assets.resources.warehouse import Warehouse
+from billing_assets.resources.warehouse import WarehouseResource
+from billing_assets.settings import load_settings
 from billing_assets.tables.delta_io import read_table, replace_partitions
 from billing_assets.tables.schemas import HOURLY_USAGE
 from billing_assets.tables.selection import partitions
@@ -41,7 +42,7 @@ def set_authentication(server: str, unchecked_requests: str) -> None:
 
 @pytest.fixture
 def temporary_credentials(
-    s3_server: str, s3_landing: LandingZone, s3_warehouse: Warehouse, monkeypatch
+    s3_server: str, s3_landing: LandingZone, s3_warehouse: WarehouseResource, monkeypatch
 ) -> Iterator[dict[str, str]]:
     """A landed file, then STS credentials of a role allowed all of S3 in the environment; the server checks them."""
     s3fs.S3FileSystem(**s3_landing.storage_options(), skip_instance_cache=True).pipe(
@@ -93,10 +94,10 @@ def test_the_landing_zone_works_with_temporary_credentials(temporary_credentials
 
 
 def test_the_warehouse_writes_and_reads_with_temporary_credentials(
-    temporary_credentials, s3_warehouse: Warehouse, spark: SparkSession
+    temporary_credentials, s3_warehouse: WarehouseResource, spark: SparkSession
 ) -> None:
     """delta-rs commits, and the executors' pyarrow writes and reads the files, all with the token."""
-    warehouse = resolved_warehouse(s3_warehouse.uri)
+    warehouse = resolved_warehouse(s3_warehouse.uri, load_settings().s3_endpoint_url)
     replace_partitions(
         usage(spark, [("m1", "2026-01-01-00", 1.5)]), warehouse.open(HOURLY_USAGE), partitions(["2026-01-01-00"])
     )

@@ -32,13 +32,13 @@ def readings(hour_index: int) -> list[dict]:
 def test_the_loser_of_a_commit_race_recomputes_and_nothing_is_lost_or_doubled(
     end_to_end, where, loser, request, tmp_path, spark, monkeypatch, caplog
 ) -> None:
-    warehouse = request.getfixturevalue("s3_warehouse") if where == "s3" else None
-    pipeline = Pipeline(tmp_path, spark, warehouse=warehouse)
+    on_s3 = request.getfixturevalue("s3_warehouse") if where == "s3" else None
+    pipeline = Pipeline(tmp_path, spark, warehouse=on_s3)
     for index, hour in enumerate(HOURS):
         pipeline.land(hour, "a.json", readings(index))
+    warehouse = pipeline.resources["warehouse"].get_warehouse()
     for spec in ALL_TABLES:  # as after any first run: the tables exist
-        pipeline.resources["warehouse"].open(spec)
-    tables = pipeline.resources["warehouse"].tables()
+        warehouse.open(spec)
 
     # The race, forced: the loser has read deduplicated_raw (its commit is pinned to that
     # version) and commits only after the winner's whole ingestion committed the same hours.
@@ -57,7 +57,7 @@ def test_the_loser_of_a_commit_race_recomputes_and_nothing_is_lost_or_doubled(
 
     def run(hour: str, done: threading.Event | None) -> None:
         try:
-            ingest_step.ingest(spark, tables, [hour], landing.list_files(hour), "Europe/London", {})
+            ingest_step.ingest(spark, warehouse, [hour], landing.list_files(hour), "Europe/London", {})
         except BaseException as exc:  # reported by the test below
             errors.append(exc)
         finally:

@@ -7,7 +7,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from billing_assets.domain.timestamps import recording_hour_key as python_key
+from billing_assets.domain.keys import recording_hour_key as python_key
 from billing_assets.transforms.clock import half_hour_start, hour_key_start, recording_hour_key
 
 #: Zone -> a local day with a clock change in 2026 (or an ordinary day).

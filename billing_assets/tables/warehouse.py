@@ -1,7 +1,8 @@
-"""The warehouse as the steps see it: one Delta table per folder under a root, on local disk or S3.
+"""The warehouse: one Delta table per folder under a root, on local disk or S3.
 
-A plain value (no Dagster): the ``warehouse`` resource builds it from its configuration, and the
-steps, checks and tools only ever open tables through it.
+A plain value (no Dagster): the ``warehouse`` resource (``resources/warehouse.py``) builds it
+from its configuration, and the steps, checks and tools only ever open tables through it. How
+its files are reached (local disk, or S3 with credentials) is its ``TableStorage``.
 """
 
 from dataclasses import dataclass
@@ -12,8 +13,8 @@ from billing_assets.tables.storage import LOCAL, TableStorage
 
 
 @dataclass(frozen=True)
-class TableStore:
-    """Table handles under ``root`` (an absolute path or a URI, without a trailing slash)."""
+class Warehouse:
+    """The Delta tables under ``root`` (an absolute path or a URI, without a trailing slash)."""
 
     root: str
     storage: TableStorage = LOCAL

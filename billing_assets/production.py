@@ -23,18 +23,20 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from billing_assets import postgres_server
 from billing_assets.connect_server import start_server as start_spark_connect
 from billing_assets.instance import PROJECT_ROOT
+from billing_assets.launch import SampleFailed, dagster_home, prepare
 from billing_assets.local_processes import free_port, stop_process_group, wait_for_http, wait_for_port
 from billing_assets.postgres_server import PostgresConnection
+from billing_assets.settings import SettingsError
 
 #: The production instance configuration, copied into a new DAGSTER_HOME as its dagster.yaml.
 PRODUCTION_CONFIG = PROJECT_ROOT / "dagster-production.yaml"
-DEFAULT_HOME = PROJECT_ROOT / "data" / "production" / "dagster_home"
+DEFAULT_HOME = "data/production/dagster_home"
 #: A part that exits on its own within this many seconds of its start is not restarted again:
 #: it would only fail again (a wrong setting), so the whole shape stops and says so.
 MIN_UPTIME_SECONDS = 30
@@ -151,48 +153,16 @@ def parts(home: Path, env: dict[str, str], ui_host: str, ui_port: int) -> list[P
     return [code_server, webserver, daemon]
 
 
-def prepare_data(environ: dict[str, str], home: Path) -> dict[str, str]:
-    """Absolute data locations (every part runs in DAGSTER_HOME), and the sample in an empty local landing zone."""
-
-    def absolute(value: str) -> str:
-        return value if "://" in value or os.path.isabs(value) else str(PROJECT_ROOT / value)
-
-    found = {
-        "BILLING_LANDING_URI": absolute(environ.get("BILLING_LANDING_URI") or "data/landing"),
-        "BILLING_WAREHOUSE_URI": absolute(environ.get("BILLING_WAREHOUSE_URI") or "data/warehouse"),
-        "BILLING_SOURCE_DB": absolute(environ.get("BILLING_SOURCE_DB") or "data/source.db"),
-    }
-    landing, start_file = found["BILLING_LANDING_URI"], home / "billing_start_date"
-    if "://" not in landing and not (os.path.isdir(landing) and os.listdir(landing)):
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "billing_assets.cli",
-                "generate-sample",
-                "--out",
-                landing,
-                "--start-date-file",
-                str(start_file),
-            ],
-            check=True,
-            env={**environ, **found},
-        )
-    if not environ.get("BILLING_START_DATE") and start_file.exists():
-        found["BILLING_START_DATE"] = start_file.read_text().strip()
-    return found
-
-
-def run(environ: dict[str, str]) -> int:
+def run(root: Path) -> int:
     """Start the shape, keep it up until Ctrl-C or SIGTERM, then stop it; the exit code."""
-    home = Path(environ.get("DAGSTER_HOME") or DEFAULT_HOME).resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    home = dagster_home(root, DEFAULT_HOME)
+    try:
+        settings = prepare(root, home, PRODUCTION_CONFIG)
+    except SampleFailed as failed:
+        return failed.args[0]
     logs = _logs(home)
     logs.mkdir(exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(PRODUCTION_CONFIG.read_text())
-    env = {**environ, **prepare_data(environ, home), "DAGSTER_HOME": str(home)}
+    env = {**os.environ, **settings.environment(), "DAGSTER_HOME": str(home)}
     started: list = []  # (name, stop) in start order
 
     def stop_all() -> None:
@@ -201,9 +171,14 @@ def run(environ: dict[str, str]) -> int:
             stop()
         started.clear()
 
-    def interrupted(signum, frame) -> None:
+    received: list[int] = []
+
+    def interrupted(signum: int, frame: object) -> None:
+        received.append(signum)
         raise KeyboardInterrupt
 
+    # Set explicitly: a shell starting the script in the background leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
     code = 0
     try:
@@ -220,25 +195,27 @@ def run(environ: dict[str, str]) -> int:
             postgres_server.create_database(connection)
         env.update(connection.environment())
 
-        if not env.get("BILLING_SPARK_MASTER"):
-            port = free_port()
+        if settings.spark_master is None:
+            port = settings.spark_connect_port or free_port()
             _announce(f"starting a Spark Connect server on 127.0.0.1:{port} (log: {logs / 'spark-connect.log'}) ...")
-            spark = start_spark_connect(port, logs / "spark-connect.log", cwd=home)
+            spark = start_spark_connect(
+                port, logs / "spark-connect.log", cwd=home, env=env, log_level=settings.spark_log_level
+            )
             started.append(("Spark Connect", lambda: stop_process_group(spark)))
-            env["BILLING_SPARK_MASTER"] = f"sc://127.0.0.1:{port}"
+            env.update(replace(settings, spark_master=f"sc://127.0.0.1:{port}").environment())
 
-        ui_host, ui_port = env.get("BILLING_UI_HOST") or "127.0.0.1", int(env.get("BILLING_UI_PORT") or 3000)
-        shape = parts(home, env, ui_host, ui_port)
+        shape = parts(home, env, settings.ui_host, settings.ui_port)
         for part in shape:
             _announce(f"starting the {part.name} (log: {part.log}) ...")
             part.start()
             started.append((part.name, part.stop))
-        _announce(f"serving on http://{ui_host}:{ui_port} (Ctrl-C stops every process)")
+        _announce(f"serving on http://{settings.ui_host}:{settings.ui_port} (Ctrl-C stops every process)")
         code = supervise(shape)
     except KeyboardInterrupt:
-        code = 130
+        code = 128 + (received[0] if received else signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the stops below are not cut short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_all()
     return code
 
@@ -260,8 +237,12 @@ def supervise(shape: list[Part], interval: float = 1.0) -> int:
 
 
 def main() -> int:
-    """Entry point of ``scripts/run-production``."""
-    return run(dict(os.environ))
+    """Entry point of ``scripts/run-production``, from the repository root."""
+    try:
+        return run(Path.cwd())
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

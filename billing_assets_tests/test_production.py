@@ -50,7 +50,7 @@ class Production:
         word = PARTS[name]
         for child in psutil.Process(self.proc.pid).children(recursive=True):
             try:
-                if any(word in arg for arg in child.cmdline()[:2]):
+                if any(word in arg for arg in child.cmdline()[:3]):
                     return child
             except psutil.NoSuchProcess:
                 continue
@@ -348,9 +348,9 @@ def production_script() -> Iterator[tuple[subprocess.Popen, dict[str, str], Path
 
 def test_the_script_brings_up_its_own_postgres_and_one_ctrl_c_stops_every_process(production_script) -> None:
     proc, env, root, log = production_script
-    wait_for_http(f"http://127.0.0.1:{env['BILLING_UI_PORT']}/server_info", 300, proc)
-    started = [proc.pid, *(p.pid for p in psutil.Process(proc.pid).children(recursive=True))]
-    names = " ".join(" ".join(psutil.Process(pid).cmdline()[:3]) for pid in started)
+    wait_until(lambda: "serving on" in log.read_text(), 300, "every part to start", interval=1)
+    tree = live_tree(proc.pid)
+    started, names = list(tree), " ".join(tree.values())
     for word in ("postgres", "SparkConnectServer", *PARTS.values()):
         assert word in names, (word, names)
     assert (root / "postgres" / "PG_VERSION").exists()
@@ -361,8 +361,25 @@ def test_the_script_brings_up_its_own_postgres_and_one_ctrl_c_stops_every_proces
     os.kill(proc.pid, signal.SIGINT)  # what one Ctrl-C in the terminal sends the script
     assert proc.wait(120) == 130
     stopped = time.monotonic() - began
-    assert not [pid for pid in started if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    assert not set(started) & set(_live(started)), "processes left running"
     print(f"one Ctrl-C stopped {len(started)} processes in {stopped:.1f} s")
+
+
+def live_tree(pid: int) -> dict[int, str]:
+    """PID -> its command line, for ``pid`` and every live descendant (zombies left out)."""
+    return _live([pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))])
+
+
+def _live(pids: list[int]) -> dict[int, str]:
+    found = {}
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            if process.status() != psutil.STATUS_ZOMBIE:
+                found[pid] = " ".join(process.cmdline())
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found
 
 
 def _script_connection(root: Path, log: Path) -> dict[str, str]:

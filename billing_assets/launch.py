@@ -84,13 +84,19 @@ def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run(root: Path) -> int:
-    """Prepare the instance and the sample, then serve the UI until it stops; the exit code."""
-    home = Path(absolute(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME, root))
+class SampleFailed(RuntimeError):
+    """``generate-sample`` could not write the sample (its exit code is ``args[0]``)."""
+
+
+def prepare(root: Path, home: Path, instance_config: Path) -> Settings:
+    """Give ``home`` the instance configuration and an empty local landing zone the sample; the settings to serve with.
+
+    Shared by ``scripts/run`` (``dagster.yaml``) and ``scripts/run-production`` (``dagster-production.yaml``).
+    """
     home.mkdir(parents=True, exist_ok=True)
     # The project's instance configuration, for a new instance; an existing one keeps its own.
     if not (home / "dagster.yaml").exists():
-        shutil.copyfile(root / "dagster.yaml", home / "dagster.yaml")
+        shutil.copyfile(instance_config, home / "dagster.yaml")
 
     # The sample ends at the latest complete hour; the partitions start on its first day, so the
     # UI's partition views are green where data exists. An explicit start date wins.
@@ -98,8 +104,23 @@ def run(root: Path) -> int:
     if not settings.landing_uri.startswith("s3://") and _is_empty(Path(settings.landing_uri)):
         code = _write_sample(settings, home / START_DATE_FILE)
         if code:
-            return code
+            raise SampleFailed(code)
         settings = launch_settings(root, home)
+    return settings
+
+
+def dagster_home(root: Path, default: str = DEFAULT_DAGSTER_HOME) -> Path:
+    """``DAGSTER_HOME`` from the environment, else ``default``; relative to ``root``, made absolute."""
+    return Path(absolute(os.environ.get("DAGSTER_HOME") or default, root))
+
+
+def run(root: Path) -> int:
+    """Prepare the instance and the sample, then serve the UI until it stops; the exit code."""
+    home = dagster_home(root)
+    try:
+        settings = prepare(root, home, root / "dagster.yaml")
+    except SampleFailed as failed:
+        return failed.args[0]
 
     # It starts in DAGSTER_HOME: started in the project root, it would warn that the dagster.yaml
     # there is not the instance's (DAGSTER_HOME has its own copy).

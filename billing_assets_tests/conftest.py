@@ -3,7 +3,10 @@
 import json
 import os
 import re
+import secrets
+import shutil
 import subprocess
+import tempfile
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -18,9 +21,11 @@ from dagster_deltalake.config import ClientConfig
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
+from billing_assets import postgres_server
 from billing_assets.definitions import ASSETS
 from billing_assets.local_processes import free_port, start_s3_server, stop_process_group, wait_for_http
 from billing_assets.partitions import range_tags
+from billing_assets.postgres_server import PostgresConnection
 from billing_assets.resources import build_resources, resolved
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.spark import SparkResource, spark_config, spark_session
@@ -48,10 +53,21 @@ TEST_SPARK = spark_config("local[1]", shuffle_partitions=1)
 #: Fixtures that start a server process: the S3-compatible server (``s3_server``, and
 #: ``signing_s3`` in test_process_errors.py), ``scripts/run``'s UI (``dagster_dev``, and
 #: ``run_script`` in test_run_script.py), a standalone Spark cluster or Connect server
-#: (test_cluster.py), the browser (test_browser.py). A test that uses one, itself or through
-#: another fixture (``s3_landing``, ``s3_warehouse``), is ``slow``.
+#: (test_cluster.py), the browser (test_browser.py), PostgreSQL (``postgres``) and
+#: ``scripts/run-production`` (``production``, ``production_script`` in test_production.py). A
+#: test that uses one, itself or through another fixture (``s3_landing``, ``s3_warehouse``), is ``slow``.
 SERVER_FIXTURES = frozenset(
-    {"s3_server", "signing_s3", "dagster_dev", "run_script", "standalone_master", "connect_server", "browser"}
+    {
+        "s3_server",
+        "signing_s3",
+        "dagster_dev",
+        "run_script",
+        "standalone_master",
+        "connect_server",
+        "browser",
+        "postgres",
+        "production_script",
+    }
 )
 #: Fixtures that drive the pipeline end to end: ``pipeline`` (a fresh environment a test runs
 #: through several assets) and ``end_to_end`` (what a test or module fixture does itself). A
@@ -262,6 +278,20 @@ def s3_server(s3_server_log: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{proc.args[-1]}"
     finally:
         stop_process_group(proc)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresConnection]:
+    """A real PostgreSQL server process on 127.0.0.1 (run by the ``postgres`` account when the tests run as root)."""
+    root = Path(tempfile.mkdtemp(prefix="billing-postgres-"))
+    root.chmod(0o755)  # the server's account must enter it; pytest's own folders are root's only
+    connection = PostgresConnection("127.0.0.1", free_port(), "dagster", secrets.token_urlsafe(16), "postgres")
+    proc = postgres_server.start(root / "data", connection, root / "postgres.log")
+    try:
+        yield connection
+    finally:
+        postgres_server.stop(proc)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 #: A request line of the server's log: ``"GET /bucket/key?query HTTP/1.1" 200 -``.

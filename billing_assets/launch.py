@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -176,15 +176,20 @@ def serve_with_connect(root: Path, home: Path, settings: Settings, environment: 
     return 128 + received[0] if received else code
 
 
-def main() -> int:
-    """Entry point, from the repository root."""
+def entry(start: Callable[[Path], int]) -> int:
+    """``start(repository root)``'s exit code; a bad setting is one ``error:`` line and 2, Ctrl-C 130."""
     try:
-        return run(Path.cwd())
+        return start(Path.cwd())
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def main() -> int:
+    """Entry point of ``scripts/run``, from the repository root."""
+    return entry(run)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,9 @@ from pathlib import Path
 from billing_assets import postgres_server
 from billing_assets.connect_server import start_server as start_spark_connect
 from billing_assets.instance import PROJECT_ROOT
-from billing_assets.launch import SampleFailed, dagster_home, prepare
+from billing_assets.launch import SampleFailed, dagster_home, entry, prepare
 from billing_assets.local_processes import free_port, stop_process_group, wait_for_http, wait_for_port
 from billing_assets.postgres_server import PostgresConnection
-from billing_assets.settings import SettingsError
 
 #: The production instance configuration, copied into a new DAGSTER_HOME as its dagster.yaml.
 PRODUCTION_CONFIG = PROJECT_ROOT / "dagster-production.yaml"
@@ -238,11 +237,7 @@ def supervise(shape: list[Part], interval: float = 1.0) -> int:
 
 def main() -> int:
     """Entry point of ``scripts/run-production``, from the repository root."""
-    try:
-        return run(Path.cwd())
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return entry(run)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from deltalake import DeltaTable
 
 from billing_assets.local_processes import free_port, stop_process_group, wait_for_http
 from billing_assets.postgres_server import PostgresConnection, create_database
-from billing_assets_tests.conftest import ROOT
+from billing_assets_tests.conftest import ROOT, require_postgres
 from billing_assets_tests.test_dagster_dev import backfill_statuses, graphql, settled, wait_until
 
 SAMPLE = ["--meterpoints", "4", "--start", "2026-03-28T00", "--hours", "6"]
@@ -335,6 +335,7 @@ def test_the_postgres_password_is_in_no_log_record_or_ui_answer(production: Prod
 @pytest.fixture
 def production_script() -> Iterator[tuple[subprocess.Popen, dict[str, str], Path, Path]]:
     """``scripts/run-production`` with nothing given: it starts its own PostgreSQL (stopped by PID at the end)."""
+    require_postgres()
     root = Path(tempfile.mkdtemp(prefix="billing-production-"))
     root.chmod(0o755)  # the postgres account (the server's, when the tests run as root) must enter it
     env = _environment(root, {})

@@ -26,6 +26,7 @@ ARROW_TYPES = {
     "boolean": pa.bool_(),
     "date": pa.date32(),
     "timestamp": UTC_TIMESTAMP,
+    "array<string>": pa.list_(pa.string()),
 }
 
 
@@ -165,6 +166,31 @@ UNMATCHED_READINGS = table(
     " settlement_date date",
     "settlement_date",
 )
+
+# --- Settlement: monthly statements, append-only (docs/settlement.md) ---
+
+#: One row per line of a billing month's statement in one run: a meterpoint's consumption under
+#: one agreement and product (or, with ``unmatched_reason``, under none). Every run restates the
+#: whole month; a run once written never changes. ``*_version``: the Delta versions it read.
+STATEMENTS = table(
+    "statements",
+    "meterpoint_id string, run int, run_kind string, agreement_id string, account_id string, product_id string,"
+    " product_display_name string, unmatched_reason string, days int, reading_count bigint, too_late_count bigint,"
+    " too_late_kwh double, kwh double, created_at timestamp, hourly_usage_version bigint,"
+    " agreement_days_version bigint, quarantined_readings_version bigint, billing_month string",
+    "billing_month",
+)
+#: One row per meterpoint whose statement lines a run changed: its month total before and after,
+#: and why (``late_reading``, ``reading_withdrawn``, ``reading_corrected``, ``too_late_reading``,
+#: ``coverage_changed``, ``restated``).
+STATEMENT_ADJUSTMENTS = table(
+    "statement_adjustments",
+    "meterpoint_id string, run int, previous_run int, kwh_before double, kwh_after double, kwh_difference double,"
+    " reasons array<string>, created_at timestamp, billing_month string",
+    "billing_month",
+)
+#: Not in ``ALL_TABLES`` yet: no asset writes them (docs/settlement.md, "What is left").
+SETTLEMENT_TABLES = (STATEMENTS, STATEMENT_ADJUSTMENTS)
 
 GOLD_TABLES = (
     ACTIVE_AGREEMENTS,

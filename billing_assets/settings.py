@@ -11,12 +11,13 @@ per run and never stored in the definitions or shown in the UI.
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from billing_assets.domain.limits import DEFAULT_MAX_READING_KWH, DEFAULT_PIECE_MIB
+from billing_assets.domain.settlement import WATERMARK_CLOSES, Lifecycle
 from billing_assets.domain.timestamps import UnsupportedTimeZone, clock_phase
 
 DEFAULT_LANDING_URI = "data/landing"
@@ -32,6 +33,14 @@ DEFAULT_SPARK_LOG_LEVEL = "ERROR"
 #: Holds the log4j2.properties that reads ``BILLING_SPARK_LOG_LEVEL``.
 SPARK_CONF_DIR = Path(__file__).with_name("spark_conf")
 MIB = 1 << 20
+#: Days after a billing month ends that its initial statement is due: the month's last readings
+#: arrive before 08:00 the next day, and the source is loaded at midnight.
+DEFAULT_STATEMENT_INITIAL_DAYS = 1
+#: Days after a billing month ends that its final statement seals it (docs/settlement.md).
+DEFAULT_STATEMENT_FINAL_DAYS = 60
+#: Days the input versions a statement read must stay readable, so ``--verify`` can recompute
+#: it: its final run plus a year.
+DEFAULT_STATEMENT_RETENTION_DAYS = DEFAULT_STATEMENT_FINAL_DAYS + 365
 
 T = TypeVar("T")
 
@@ -74,6 +83,18 @@ class Settings:
     spark_connect: bool
     #: The port of that server (``BILLING_SPARK_CONNECT_PORT``); None: a free one.
     spark_connect_port: int | None
+    #: Days after a month ends that its initial and its final statement are due
+    #: (``BILLING_STATEMENT_INITIAL_DAYS``, ``BILLING_STATEMENT_FINAL_DAYS``).
+    statement_initial_days: int = DEFAULT_STATEMENT_INITIAL_DAYS
+    statement_final_days: int = DEFAULT_STATEMENT_FINAL_DAYS
+    #: Days the inputs' Delta versions a statement read must stay readable (log and vacuum
+    #: retention of its input tables) for ``--verify`` (``BILLING_STATEMENT_RETENTION_DAYS``).
+    statement_retention_days: int = DEFAULT_STATEMENT_RETENTION_DAYS
+
+    @property
+    def statement_lifecycle(self) -> Lifecycle:
+        """When a billing month's initial and final statements are due."""
+        return Lifecycle(timedelta(days=self.statement_initial_days), timedelta(days=self.statement_final_days))
 
     @property
     def spark_master_or_local(self) -> str:
@@ -98,6 +119,9 @@ class Settings:
             "BILLING_UI_PORT": str(self.ui_port),
             "BILLING_SPARK_CONNECT": "1" if self.spark_connect else "0",
             "BILLING_SPARK_CONNECT_PORT": None if self.spark_connect_port is None else str(self.spark_connect_port),
+            "BILLING_STATEMENT_INITIAL_DAYS": str(self.statement_initial_days),
+            "BILLING_STATEMENT_FINAL_DAYS": str(self.statement_final_days),
+            "BILLING_STATEMENT_RETENTION_DAYS": str(self.statement_retention_days),
         }
         return {name: value for name, value in variables.items() if value is not None}
 
@@ -109,6 +133,7 @@ def load_settings(environ: Mapping[str, str] = os.environ, *, start_date_default
     loads, not in the middle of a run (``SettingsError``). ``start_date_default`` replaces the
     start date's default (``python -m billing_assets.launch``: the first day of its sample).
     """
+    initial_days, final_days, retention_days = _statement_days(environ)
     return Settings(
         landing_uri=_text(environ, "BILLING_LANDING_URI", DEFAULT_LANDING_URI),
         warehouse_uri=_text(environ, "BILLING_WAREHOUSE_URI", DEFAULT_WAREHOUSE_URI),
@@ -154,7 +179,42 @@ def load_settings(environ: Mapping[str, str] = os.environ, *, start_date_default
         # As scripts/run always had it: anything but 1 gives every run its own Spark.
         spark_connect=_text(environ, "BILLING_SPARK_CONNECT", "1") == "1",
         spark_connect_port=_port(environ, "BILLING_SPARK_CONNECT_PORT", None),
+        statement_initial_days=initial_days,
+        statement_final_days=final_days,
+        statement_retention_days=retention_days,
     )
+
+
+def _statement_days(environ: Mapping[str, str]) -> tuple[int, int, int]:
+    """The statement lifecycle's days: initial, final and retention, each checked against the one before."""
+    initial = _number(
+        environ,
+        "BILLING_STATEMENT_INITIAL_DAYS",
+        str(DEFAULT_STATEMENT_INITIAL_DAYS),
+        int,
+        lambda days: 0 <= days <= 366,
+        "a whole number of days from 0 to 366",
+    )
+    # A final run before the watermark closes would seal a month that accepted readings still change.
+    least_final = max(initial + 1, -(-WATERMARK_CLOSES // timedelta(days=1)))
+    final = _number(
+        environ,
+        "BILLING_STATEMENT_FINAL_DAYS",
+        str(DEFAULT_STATEMENT_FINAL_DAYS),
+        int,
+        lambda days: least_final <= days <= 3660,
+        f"a whole number of days from {least_final} (after the initial run and the late-data window) to 3660",
+    )
+    # --verify recomputes a run from the versions it read: they must outlive the month's final run.
+    retention = _number(
+        environ,
+        "BILLING_STATEMENT_RETENTION_DAYS",
+        str(max(DEFAULT_STATEMENT_RETENTION_DAYS, final + 365)),
+        int,
+        lambda days: final <= days <= 36600,
+        f"a whole number of days from {final} (BILLING_STATEMENT_FINAL_DAYS) to 36600",
+    )
+    return initial, final, retention
 
 
 def spark_log_environment(level: str, environ: Mapping[str, str]) -> dict[str, str]:

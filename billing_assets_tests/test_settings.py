@@ -2,11 +2,12 @@
 
 import ast
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+from billing_assets.domain.settlement import Lifecycle
 from billing_assets.settings import MIB, SettingsError, load_settings
 
 PACKAGE = Path(__file__).resolve().parent.parent / "billing_assets"
@@ -27,6 +28,9 @@ CUSTOM = {
     "BILLING_UI_PORT": "3999",
     "BILLING_SPARK_CONNECT": "0",
     "BILLING_SPARK_CONNECT_PORT": "15002",
+    "BILLING_STATEMENT_INITIAL_DAYS": "2",
+    "BILLING_STATEMENT_FINAL_DAYS": "30",
+    "BILLING_STATEMENT_RETENTION_DAYS": "400",
 }
 
 
@@ -50,6 +54,9 @@ def test_the_defaults() -> None:
     )
     assert (settings.s3_endpoint_url, settings.ui_host, settings.ui_port) == (None, "127.0.0.1", 3000)
     assert (settings.spark_connect, settings.spark_connect_port) == (True, None)
+    assert (settings.statement_initial_days, settings.statement_final_days) == (1, 60)
+    assert settings.statement_retention_days == 425
+    assert settings.statement_lifecycle == Lifecycle(timedelta(days=1), timedelta(days=60))
     # Blank is unset.
     assert load_settings({name: "  " for name in CUSTOM}) == settings
 
@@ -63,6 +70,8 @@ def test_every_variable_is_read() -> None:
     assert settings.spark_master_or_local == "sc://127.0.0.1:15002" and settings.spark_log_level == "WARN"
     assert settings.s3_endpoint_url == "http://127.0.0.1:9000"
     assert (settings.ui_host, settings.ui_port, settings.spark_connect_port) == ("192.0.2.1", 3999, 15002)
+    assert (settings.statement_initial_days, settings.statement_final_days) == (2, 30)
+    assert settings.statement_retention_days == 400
 
 
 @pytest.mark.parametrize("environ", [{}, CUSTOM], ids=["defaults", "custom"])
@@ -100,6 +109,18 @@ def test_the_start_date_default_can_be_replaced_and_an_explicit_one_wins() -> No
         ("BILLING_SPARK_CONNECT_PORT", "x", "BILLING_SPARK_CONNECT_PORT must be a port number from 1 to 65535"),
         ("BILLING_TIMEZONE", "Europe/Lundon", "BILLING_TIMEZONE must be an IANA time zone like Europe/London"),
         ("BILLING_TIMEZONE", "Australia/Lord_Howe", "BILLING_TIMEZONE=Australia/Lord_Howe is not supported"),
+        (
+            "BILLING_STATEMENT_INITIAL_DAYS",
+            "-1",
+            "BILLING_STATEMENT_INITIAL_DAYS must be a whole number of days from 0",
+        ),
+        # The final run may not seal a month before its late readings stop being accepted.
+        ("BILLING_STATEMENT_FINAL_DAYS", "7", "BILLING_STATEMENT_FINAL_DAYS must be a whole number of days from 8"),
+        (
+            "BILLING_STATEMENT_RETENTION_DAYS",
+            "59",
+            "BILLING_STATEMENT_RETENTION_DAYS must be a whole number of days from 60",
+        ),
     ],
 )
 def test_a_value_the_code_cannot_use_is_refused_naming_its_variable(name: str, value: str, message: str) -> None:

@@ -121,9 +121,7 @@ def statement_lines(
                 late_kwh.alias("too_late_kwh"),
             )
         )
-    readings = pl.concat(parts).with_columns(
-        pl.col("instant").dt.convert_time_zone(timezone).dt.date().alias("date")
-    )
+    readings = pl.concat(parts).with_columns(pl.col("instant").dt.convert_time_zone(timezone).dt.date().alias("date"))
     covered = _covering(coverage)
     lines = (
         readings.join(covered, on=["meterpoint_id", "date"], how="left")
@@ -268,7 +266,7 @@ def previous_run(statements: pl.DataFrame) -> PreviousRun | None:
     latest = statements.filter(pl.col("run") == pl.col("run").max())
     first = latest.row(0, named=True)
     versions = {table: first[f"{table}_version"] for table in INPUT_TABLES}
-    return PreviousRun(first["run"], first["run_kind"], versions, latest.select(*LINE_KEY, *LINE_VALUES))
+    return PreviousRun(first["run"], first["run_kind"], versions, _normalised(latest.select(*LINE_KEY, *LINE_VALUES)))
 
 
 def _covering(coverage: pl.DataFrame) -> pl.DataFrame:
@@ -282,10 +280,7 @@ def _normalised(lines: pl.DataFrame) -> pl.DataFrame:
     """Lines in one column order, types and row order, so two runs' lines compare with ``equals``."""
     exact = {name: pl.col(name).cast(pl.Float64) for name in ("too_late_kwh", "kwh")}
     return (
-        lines.with_columns(**exact)
-        .select(list(_LINE_SCHEMA))
-        .cast(_LINE_SCHEMA)
-        .sort(list(LINE_KEY), nulls_last=True)
+        lines.with_columns(**exact).select(list(_LINE_SCHEMA)).cast(_LINE_SCHEMA).sort(list(LINE_KEY), nulls_last=True)
     )
 
 
@@ -332,7 +327,9 @@ def _empty_adjustments() -> pl.DataFrame:
     return adjustment_rows(pl.DataFrame(schema=_LINE_SCHEMA), pl.DataFrame(schema=_LINE_SCHEMA), ())
 
 
-def _adjustment_table(adjustments: pl.DataFrame, month: str, run: int, previous: int | None, now: datetime) -> pl.DataFrame:
+def _adjustment_table(
+    adjustments: pl.DataFrame, month: str, run: int, previous: int | None, now: datetime
+) -> pl.DataFrame:
     """Adjustment rows of one run, in the table's column order."""
     return _as_table(
         adjustments.with_columns(

@@ -46,7 +46,7 @@ def usage(*rows: tuple[str, datetime, float, int]) -> pl.DataFrame:
 
 
 def coverage(*spans: tuple[str, str, str, str, str, int, int]) -> pl.DataFrame:
-    """Rows of ``agreement_days`` that cover readings: (meterpoint, agreement, account, product, name, first day, last day)."""
+    """``agreement_days`` rows covering readings: (meterpoint, agreement, account, product, name, first, last day)."""
     rows = [
         (date(2026, 2, day), meterpoint, agreement, account, product, name, None, True)
         for meterpoint, agreement, account, product, name, first, last in spans

@@ -1,0 +1,256 @@
+"""The statement step: decide a billing month's next run and append it (polars over pinned Delta versions, no Spark).
+
+Each run reads ``hourly_usage``, ``agreement_days`` and ``quarantined_readings`` at versions it
+records on every line it writes, so the run can be recomputed later (``verify_run``). Appends
+are append-only: a run once written is never rewritten. Each append names the month and run in
+a Delta app transaction, so two processes settling the same month cannot both write run N (the
+second commit is refused and its whole decision is made again); ``statements`` is committed
+before ``statement_adjustments``, and adjustments a crash left unwritten are derived again
+from the two runs' recorded versions on the month's next decision.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from deltalake import write_deltalake
+from deltalake.transaction import CommitProperties, Transaction
+
+from billing_assets.domain.keys import hour_key, recording_hour_key
+from billing_assets.domain.settlement import INITIAL, Lifecycle, month_bounds
+from billing_assets.domain.watermark import LATE_DATA_WINDOW
+from billing_assets.tables.delta_io import PinnedTable, retry_on_conflict
+from billing_assets.tables.log_check import record_commit
+from billing_assets.tables.schemas import (
+    AGREEMENT_DAYS,
+    DEDUPLICATED_RAW,
+    HOURLY_USAGE,
+    QUARANTINED_READINGS,
+    STATEMENT_ADJUSTMENTS,
+    STATEMENTS,
+    TableSpec,
+)
+from billing_assets.tables.warehouse import Warehouse
+from billing_assets.transforms.statements import (
+    INPUT_TABLES,
+    LINE_KEY,
+    MonthInputs,
+    adjustment_rows,
+    billable_too_late,
+    coverage_moves,
+    plan_run,
+    previous_run,
+    statement_lines,
+    usage_days,
+)
+from billing_assets.transforms.too_late import too_late_readings
+
+#: The tables a statement reads, by the name its ``<table>_version`` column records.
+INPUTS: dict[str, TableSpec] = {
+    "hourly_usage": HOURLY_USAGE,
+    "agreement_days": AGREEMENT_DAYS,
+    "quarantined_readings": QUARANTINED_READINGS,
+}
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What one decision for a month did: the run it appended (None: none), and what it read."""
+
+    month: str
+    run: int | None = None
+    kind: str | None = None
+    lines: int = 0
+    adjustments: int = 0
+    versions: Mapping[str, int] = field(default_factory=dict)
+    #: ``too_late`` quarantine rows whose reading could not be read back (not billed).
+    unreadable_too_late: int = 0
+    #: A run whose adjustments a crash left unwritten, written now.
+    repaired_run: int | None = None
+
+
+def current_versions(warehouse: Warehouse) -> dict[str, int]:
+    """The latest version of each input table (each checked whole, as every read of this project is)."""
+    return {name: warehouse.open(spec).delta.version() for name, spec in INPUTS.items()}
+
+
+def month_rows(table: PinnedTable, month: str) -> pl.DataFrame:
+    """A month's rows of ``statements`` or ``statement_adjustments`` at the table's pinned version."""
+    return _read(table, [("billing_month", "=", month)])
+
+
+def read_month(
+    warehouse: Warehouse,
+    month: str,
+    timezone: str,
+    versions: Mapping[str, int],
+    previous_versions: Mapping[str, int] | None = None,
+) -> tuple[MonthInputs, int]:
+    """The month's inputs at ``versions`` (and its coverage at ``previous_versions``); also how many
+    ``too_late`` rows could not be read back."""
+    start, end = month_bounds(month, timezone)
+    hours = [
+        ("recording_hour", ">=", recording_hour_key(start, timezone)),
+        ("recording_hour", "<=", recording_hour_key(end - timedelta(microseconds=1), timezone)),
+    ]
+    usage = _read(warehouse.open(HOURLY_USAGE, versions["hourly_usage"]), hours)
+    coverage = _coverage(warehouse, month, timezone, versions["agreement_days"])
+    previous = None
+    if previous_versions is not None:
+        previous = _coverage(warehouse, month, timezone, previous_versions["agreement_days"])
+    # A month's reading is too late only in an hour at least 7 days after the month starts.
+    quarantine = _read(
+        warehouse.open(QUARANTINED_READINGS, versions["quarantined_readings"]),
+        [("ingestion_hour", ">=", hour_key(start + LATE_DATA_WINDOW))],
+    )
+    late, unreadable = too_late_readings(quarantine)
+    late = late.filter((pl.col("interval_start") >= start) & (pl.col("interval_start") < end))
+    accepted = _accepted_ids(warehouse, late, timezone)
+    return MonthInputs(usage, coverage, billable_too_late(late, accepted), previous), unreadable
+
+
+def settle_month(warehouse: Warehouse, month: str, timezone: str, lifecycle: Lifecycle, now: datetime) -> Settled:
+    """Append the month's next run if one is due and its bill changed; repair a run's missing adjustments first."""
+
+    def step() -> Settled:
+        statements = warehouse.open(STATEMENTS)
+        adjustments = warehouse.open(STATEMENT_ADJUSTMENTS)
+        rows = month_rows(statements, month)
+        repaired = _repair_adjustments(warehouse, adjustments, rows, month, timezone)
+        previous = previous_run(rows)
+        versions = current_versions(warehouse)
+        unreadable = 0
+
+        def read() -> MonthInputs:
+            nonlocal unreadable
+            inputs, unreadable = read_month(
+                warehouse, month, timezone, versions, previous.versions if previous else None
+            )
+            return inputs
+
+        plan = plan_run(month, timezone, now, lifecycle, previous, versions, read)
+        if plan is None:
+            return Settled(month, versions=versions, unreadable_too_late=unreadable, repaired_run=repaired)
+        _append(statements, plan.statements, month, plan.run)
+        _append(adjustments, plan.adjustments, month, plan.run)
+        return Settled(
+            month,
+            run=plan.run,
+            kind=plan.kind,
+            lines=plan.statements.height,
+            adjustments=plan.adjustments.height,
+            versions=versions,
+            unreadable_too_late=unreadable,
+            repaired_run=repaired,
+        )
+
+    return retry_on_conflict(step)
+
+
+def statement(warehouse: Warehouse, month: str, run: int | None = None) -> pl.DataFrame:
+    """The lines of one run of a month (default: its latest); empty when the month has no such run."""
+    rows = month_rows(warehouse.open(STATEMENTS), month)
+    if rows.is_empty():
+        return rows
+    wanted = rows["run"].max() if run is None else run
+    return rows.filter(pl.col("run") == wanted).sort(list(LINE_KEY), nulls_last=True)
+
+
+def verify_run(warehouse: Warehouse, month: str, timezone: str, run: int) -> list[str]:
+    """Differences between a stored run and the same run recomputed from the versions it recorded (none: it verifies).
+
+    Raises when a recorded version can no longer be read (its log or files were cleaned up:
+    see docs/settlement.md on retention).
+    """
+    stored = statement(warehouse, month, run)
+    if stored.is_empty():
+        raise LookupError(f"{month} has no statement run {run}")
+    first = stored.row(0, named=True)
+    versions = {name: first[f"{name}_version"] for name in INPUT_TABLES}
+    inputs, _ = read_month(warehouse, month, timezone, versions)
+    late = inputs.too_late if first["run_kind"] != INITIAL else None
+    again = statement_lines(month, timezone, inputs.usage, inputs.coverage, late)
+    kept = stored.select(list(again.columns)).cast(dict(again.schema)).sort(list(LINE_KEY), nulls_last=True)
+    missing = kept.join(again, on=list(again.columns), how="anti", nulls_equal=True)
+    extra = again.join(kept, on=list(again.columns), how="anti", nulls_equal=True)
+    return [f"stored, not recomputed: {row}" for row in missing.iter_rows()] + [
+        f"recomputed, not stored: {row}" for row in extra.iter_rows()
+    ]
+
+
+def _coverage(warehouse: Warehouse, month: str, timezone: str, version: int) -> pl.DataFrame:
+    start, end = month_bounds(month, timezone)
+    first, last = _local_date(start, timezone), _local_date(end - timedelta(microseconds=1), timezone)
+    days = [("date", ">=", first), ("date", "<=", last)]
+    return _read(warehouse.open(AGREEMENT_DAYS, version), days).filter(pl.col("covers_readings"))
+
+
+def _local_date(instant: datetime, timezone: str) -> str:
+    return instant.astimezone(ZoneInfo(timezone)).date().isoformat()
+
+
+def _accepted_ids(warehouse: Warehouse, late: pl.DataFrame, timezone: str) -> set[str]:
+    """The record ids of ``late`` that ``deduplicated_raw`` holds (only the hours they fall in are read)."""
+    if late.is_empty():
+        return set()
+    hours = sorted({recording_hour_key(instant, timezone) for instant in late["interval_start"].to_list()})
+    dedup = warehouse.open(DEDUPLICATED_RAW)
+    found = dedup.delta.to_pyarrow_table(partitions=[("recording_hour", "in", hours)], columns=["record_id"])
+    return set(found.column("record_id").to_pylist()) & set(late["record_id"].to_list())
+
+
+def _repair_adjustments(
+    warehouse: Warehouse, table: PinnedTable, rows: pl.DataFrame, month: str, timezone: str
+) -> int | None:
+    """Write the adjustments of the month's latest run if a crash left them unwritten; that run's number."""
+    latest = previous_run(rows)
+    if latest is None or latest.run == 1:
+        return None
+    if (table.delta.transaction_version(_app_id(table, month)) or 0) >= latest.run:
+        return None
+    before = previous_run(rows.filter(pl.col("run") < latest.run))
+    assert before is not None
+    inputs, _ = read_month(warehouse, month, timezone, latest.versions, before.versions)
+    days = usage_days(month, timezone, inputs, with_too_late=latest.kind != INITIAL)
+    assert inputs.previous_coverage is not None
+    moved = coverage_moves(days, inputs.previous_coverage, inputs.coverage)
+    frame = adjustment_rows(before.lines, latest.lines, moved)
+    created = rows.filter(pl.col("run") == latest.run)["created_at"][0]
+    frame = frame.with_columns(
+        pl.lit(month).alias("billing_month"),
+        pl.lit(latest.run).alias("run"),
+        pl.lit(before.run).alias("previous_run"),
+        pl.lit(created).alias("created_at"),
+    )
+    typed = pl.from_arrow(STATEMENT_ADJUSTMENTS.schema.empty_table())
+    _append(table, frame.select(typed.columns).cast(dict(typed.schema)), month, latest.run)
+    return latest.run
+
+
+def _read(table: PinnedTable, partitions: list[tuple[str, str, object]]) -> pl.DataFrame:
+    """Rows of a pinned table's selected partitions (delta-rs reads them: local disk or S3)."""
+    found = table.delta.to_pyarrow_table(partitions=partitions)
+    return pl.from_arrow(found.select(table.spec.schema.names))
+
+
+def _app_id(table: PinnedTable, month: str) -> str:
+    return f"billing_assets.{table.spec.name}:billing_month={month}"
+
+
+def _append(table: PinnedTable, frame: pl.DataFrame, month: str, run: int) -> None:
+    """Append one run's rows of a month, committed against the pinned version and naming the month's run.
+
+    Two commits naming the same app id conflict, so of two writers of a month's run one is
+    refused (``CommitFailedError``) even though appends alone never conflict; an empty frame
+    still commits, so the run is recorded as written.
+    """
+    write_deltalake(
+        table.delta,
+        frame.to_arrow().cast(table.spec.schema),
+        mode="append",
+        commit_properties=CommitProperties(app_transactions=[Transaction(app_id=_app_id(table, month), version=run)]),
+    )
+    table.delta.update_incremental()
+    record_commit(table.uri, table.delta.version(), table.storage)

@@ -39,11 +39,13 @@ class MonthInputs:
     """One month's inputs, as read at the versions a run records.
 
     ``usage``: ``hourly_usage`` rows (``meterpoint_id``, ``usage_hour``, ``consumption``,
-    ``reading_count``). ``coverage``: ``agreement_days`` rows that cover readings (``date``,
-    ``meterpoint_id``, ``agreement_id``, ``account_id``, ``product_id``,
-    ``product_display_name``, ``unmatched_reason``). ``too_late``: billable ``too_late``
-    readings (``billable_too_late``). ``previous_coverage``: ``coverage`` at the versions
-    the previous run read (None for a month's first run), to tell a moved day from new usage.
+    ``reading_count``), or the same summed per local day with ``usage_hour`` the day's start
+    (``steps/statements.daily_usage``: a day is all a statement needs). ``coverage``:
+    ``agreement_days`` rows that cover readings (``date``, ``meterpoint_id``, ``agreement_id``,
+    ``account_id``, ``product_id``, ``product_display_name``, ``unmatched_reason``).
+    ``too_late``: billable ``too_late`` readings (``billable_too_late``).
+    ``previous_coverage``: ``coverage`` at the versions the previous run read (None for a
+    month's first run), to tell a moved day from new usage.
     """
 
     usage: pl.DataFrame

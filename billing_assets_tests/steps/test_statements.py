@@ -217,3 +217,37 @@ def test_adjustments_a_crash_left_unwritten_are_written_by_the_next_decision(
         (2, 1.75, 2.15, ["too_late_reading", "coverage_changed"])
     ]
     assert sorted(statement(warehouse, MONTH).select("product_id", "kwh").rows()) == [("p1", 1.9), ("p3", 0.25)]
+
+
+def test_daily_usage_follows_local_days_in_a_zone_whose_hours_start_at_half_past(tmp_path: Path) -> None:
+    # Kolkata (+05:30): February starts at 2026-01-31 18:30 UTC; recording hours are keyed HHMM.
+    warehouse = Warehouse(str(tmp_path / "warehouse"))
+    rows = [
+        (datetime(2026, 1, 31, 17, 30, tzinfo=UTC), 5.0),  # 23:00 on 31 January: not February's
+        (datetime(2026, 1, 31, 18, 30, tzinfo=UTC), 1.0),  # 00:00 on 1 February
+        (datetime(2026, 2, 1, 17, 30, tzinfo=UTC), 2.0),  # 23:00 on 1 February
+        (datetime(2026, 2, 28, 17, 30, tzinfo=UTC), 0.125),  # 23:00 on 28 February
+        (datetime(2026, 2, 28, 18, 30, tzinfo=UTC), 7.0),  # 00:00 on 1 March
+    ]
+    append(
+        warehouse,
+        HOURLY_USAGE,
+        [
+            {
+                "meterpoint_id": "mp1",
+                "usage_hour": instant,
+                "consumption": kwh,
+                "reading_count": 1,
+                "recording_hour": instant.strftime("%Y-%m-%d-%H%M"),
+            }
+            for instant, kwh in rows
+        ],
+    )
+
+    daily = step.daily_usage(warehouse.open(HOURLY_USAGE), MONTH, "Asia/Kolkata")
+
+    found = daily.select("usage_hour", pl.col("consumption").cast(pl.Float64))
+    assert found.rows() == [
+        (datetime(2026, 1, 31, 18, 30, tzinfo=UTC), 3.0),
+        (datetime(2026, 2, 27, 18, 30, tzinfo=UTC), 0.125),
+    ]

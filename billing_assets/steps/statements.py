@@ -53,6 +53,8 @@ INPUTS: dict[str, TableSpec] = {
     "hourly_usage": HOURLY_USAGE,
     "agreement_days": AGREEMENT_DAYS,
     "quarantined_readings": QUARANTINED_READINGS,
+    # Which too-late readings were accepted after all (a copy in time): not billed twice.
+    "deduplicated_raw": DEDUPLICATED_RAW,
 }
 
 
@@ -104,7 +106,7 @@ def read_month(
     )
     late, unreadable = too_late_readings(quarantine)
     late = late.filter((pl.col("interval_start") >= start) & (pl.col("interval_start") < end))
-    accepted = _accepted_ids(warehouse, late, timezone)
+    accepted = _accepted_ids(warehouse.open(DEDUPLICATED_RAW, versions["deduplicated_raw"]), late, timezone)
     return MonthInputs(usage, coverage, billable_too_late(late, accepted), previous), unreadable
 
 
@@ -226,12 +228,11 @@ def _local_date(instant: datetime, timezone: str) -> str:
     return instant.astimezone(ZoneInfo(timezone)).date().isoformat()
 
 
-def _accepted_ids(warehouse: Warehouse, late: pl.DataFrame, timezone: str) -> set[str]:
+def _accepted_ids(dedup: PinnedTable, late: pl.DataFrame, timezone: str) -> set[str]:
     """The record ids of ``late`` that ``deduplicated_raw`` holds (only the hours they fall in are read)."""
     if late.is_empty():
         return set()
     hours = sorted({recording_hour_key(instant, timezone) for instant in late["interval_start"].to_list()})
-    dedup = warehouse.open(DEDUPLICATED_RAW)
     found = dedup.delta.to_pyarrow_table(partitions=[("recording_hour", "in", hours)], columns=["record_id"])
     return set(found.column("record_id").to_pylist()) & set(late["record_id"].to_list())
 

@@ -22,7 +22,7 @@ LINE_KEY = ("meterpoint_id", "agreement_id", "account_id", "product_id", "produc
 #: What a line says; two runs whose lines agree on these bill the same.
 LINE_VALUES = ("days", "reading_count", "too_late_count", "too_late_kwh", "kwh")
 #: The input tables a run reads, named as its ``<table>_version`` columns record them.
-INPUT_TABLES = ("hourly_usage", "agreement_days", "quarantined_readings")
+INPUT_TABLES = ("hourly_usage", "agreement_days", "quarantined_readings", "deduplicated_raw")
 _LINE_SCHEMA = {
     **dict.fromkeys(LINE_KEY, pl.String),
     "days": pl.Int32,

@@ -22,7 +22,7 @@ from billing_assets.transforms.statements import (
 
 MONTH, ZONE = "2026-02", "Europe/London"
 LIFECYCLE = Lifecycle(initial_after=timedelta(days=1), final_after=timedelta(days=60))
-VERSIONS = {"hourly_usage": 10, "agreement_days": 4, "quarantined_readings": 20}
+VERSIONS = {"hourly_usage": 10, "agreement_days": 4, "quarantined_readings": 20, "deduplicated_raw": 30}
 INITIAL_TIME = datetime(2026, 3, 2, tzinfo=UTC)
 LATER = datetime(2026, 3, 5, tzinfo=UTC)
 NO_READ = "no input may be read"
@@ -168,11 +168,8 @@ def test_an_initial_run_bills_each_meterpoint_under_the_agreement_covering_each_
     row = plan.statements.row(0, named=True)
     assert (row["billing_month"], row["run"], row["run_kind"], row["account_id"]) == (MONTH, 1, INITIAL, "acc1")
     assert (row["product_display_name"], row["created_at"]) == ("Fixed", INITIAL_TIME)
-    assert (row["hourly_usage_version"], row["agreement_days_version"], row["quarantined_readings_version"]) == (
-        10,
-        4,
-        20,
-    )
+    recorded = ("hourly_usage", "agreement_days", "quarantined_readings", "deduplicated_raw")
+    assert [row[f"{table}_version"] for table in recorded] == [10, 4, 20, 30]
     assert plan.adjustments.is_empty()
     # The rows are the tables' contract, column for column.
     assert plan.statements.to_arrow().cast(STATEMENTS.schema).schema == STATEMENTS.schema

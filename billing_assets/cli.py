@@ -133,6 +133,12 @@ def _sql(args: argparse.Namespace) -> int:
         return 130
 
 
+def _statement(args: argparse.Namespace) -> int:
+    from billing_assets.statement_command import statement_command
+
+    return statement_command(args.month, args.run, args.out, args.verify, args.settings, force=args.force)
+
+
 def _seconds(text: str) -> float:
     """A positive number of seconds (``--timeout``)."""
     try:
@@ -227,6 +233,24 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "--memory-limit", default="2GB", help="the most memory the query may use, e.g. 500MB, 4GB (default 2GB)"
     )
     sql.set_defaults(func=_sql)
+
+    stmt = commands.add_parser(
+        "statement", help="print, write or verify one run of a billing month's statement (read-only)"
+    )
+    stmt.add_argument("--month", required=True, help="the billing month, YYYY-MM (local calendar month)")
+    stmt.add_argument("--run", type=int, help="the run number (default: the month's latest)")
+    stmt.add_argument(
+        "--out",
+        help="write the lines to FILE.parquet (or .csv) instead of printing them "
+        "(never inside the warehouse or the landing zone)",
+    )
+    stmt.add_argument("--force", action="store_true", help="let --out replace an existing file")
+    stmt.add_argument(
+        "--verify",
+        action="store_true",
+        help="recompute the run from the input versions it recorded and report any line that differs",
+    )
+    stmt.set_defaults(func=_statement)
 
     bench = commands.add_parser("bench", help="time the pipeline against plain Spark and DuckDB on generated data")
     bench.add_argument("--meterpoints", type=int, default=5000)

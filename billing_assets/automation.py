@@ -11,6 +11,7 @@ meter reported is a legitimate gap, and must not block the month's running total
 """
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 import dagster as dg
 from dagster_shared.record import copy as record_copy
@@ -252,6 +253,34 @@ DAILY_SOURCE_LOAD = (
     & ~dg.AutomationCondition.in_progress()
     & ~dg.AutomationCondition.execution_failed()
 ).with_label("today's source snapshot missing")
+
+#: Once a day, after the midnight source load and the readings that arrive before 08:00: a
+#: statement's lifecycle dates pass without any upstream change, and too-late readings change no
+#: asset a month depends on (they reach only the quarantine of ``raw_readings``, whose UTC
+#: ingestion hours Dagster cannot map onto local months).
+SETTLEMENT_CRON = "0 10 * * *"
+
+
+def settlement_due(final_days: int) -> dg.AutomationCondition:
+    """A month that may still get a statement run: an input changed, or the daily settlement tick passed.
+
+    Only months within reach of their final run are requested: a month's window ends at most
+    ``final_days`` before its final run, and the latest window (this month) ends at most a month
+    from now. The asset decides whether a run is due; a request that finds none writes nothing.
+    """
+    reach = timedelta(days=final_days + 62)
+    return (
+        (
+            dg.AutomationCondition.any_deps_updated().since_last_handled()
+            | dg.AutomationCondition.cron_tick_passed(SETTLEMENT_CRON)
+        )
+        & dg.AutomationCondition.in_latest_time_window(reach)
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("a month still being settled: an input changed, or the daily settlement tick")
+
+
+SETTLEMENT_DUE = settlement_due(load_settings().statement_final_days)
 
 #: Seconds between ticks of both sensors. Late data waits for three ticks (landing, then
 #: hourly_usage and gold, then cumulative_usage), so the interval is much of the latency. A tick

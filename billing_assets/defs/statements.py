@@ -1,0 +1,101 @@
+"""Settlement: ``statements`` and ``statement_adjustments`` per billing month (docs/settlement.md).
+
+One op writes both tables: a decision appends a month's next run, or nothing. No Spark: the
+inputs of a month are read with delta-rs at pinned versions (``steps/statements.py``).
+"""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+from pydantic import Field
+
+from billing_assets.automation import SETTLEMENT_DUE
+from billing_assets.defs.metadata import table_metadata
+from billing_assets.partitions import TO_HOURS_SO_FAR, billing_months
+from billing_assets.resources.warehouse import WarehouseResource
+from billing_assets.settings import load_settings
+from billing_assets.steps.statements import Settled, settle_month
+from billing_assets.tables.schemas import STATEMENT_ADJUSTMENTS, STATEMENTS
+
+
+class SettlementConfig(dg.Config):
+    """When the decision is taken: the lifecycle's dates are judged against it."""
+
+    as_of: str = Field(
+        default="",
+        description="An ISO instant with an offset to decide as of (a re-play of a past decision); blank: now.",
+    )
+
+
+def _as_of(config: SettlementConfig) -> datetime:
+    if not config.as_of:
+        return datetime.now(UTC)
+    instant = datetime.fromisoformat(config.as_of)
+    if instant.tzinfo is None:
+        raise dg.Failure(f"as_of needs a UTC offset, got {config.as_of!r}")
+    return instant.astimezone(UTC)
+
+
+def _described(settled: Settled) -> str:
+    if settled.run is None:
+        return "no run"
+    return f"run {settled.run} ({settled.kind}): {settled.lines} line(s), {settled.adjustments} adjustment(s)"
+
+
+@dg.multi_asset(
+    name="settle_statements",
+    specs=[
+        dg.AssetSpec(
+            STATEMENTS.name,
+            deps=[
+                dg.AssetDep("hourly_usage", partition_mapping=TO_HOURS_SO_FAR),
+                dg.AssetDep("agreement_days", partition_mapping=TO_HOURS_SO_FAR),
+            ],
+            group_name="settlement",
+            kinds={"polars", "delta"},
+            automation_condition=SETTLEMENT_DUE,
+            description=(
+                "One complete statement of a billing month per run (initial, reconciliation, final): each "
+                "meterpoint's kWh under the agreement and product covering it. Append-only."
+            ),
+            metadata=table_metadata(STATEMENTS),
+        ),
+        dg.AssetSpec(
+            STATEMENT_ADJUSTMENTS.name,
+            group_name="settlement",
+            kinds={"polars", "delta"},
+            description="Per run after the first: each meterpoint whose statement changed, by how much and why.",
+            metadata=table_metadata(STATEMENT_ADJUSTMENTS),
+        ),
+    ],
+    partitions_def=billing_months,
+    pool=STATEMENTS.name,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def settle_statements(context: dg.AssetExecutionContext, config: SettlementConfig, warehouse: WarehouseResource):  # noqa: ANN201 - yields one MaterializeResult per table
+    """Decide each month of the run: append its next statement run when one is due and its bill changed."""
+    settings = load_settings()
+    now, store = _as_of(config), warehouse.get_warehouse()
+    decisions = {}
+    for month in context.partition_keys:
+        settled = settle_month(store, month, settings.timezone, settings.statement_lifecycle, now)
+        decisions[month] = settled
+        context.log.info(f"{month}: {_described(settled)}")
+    months = dg.MetadataValue.json({month: _described(settled) for month, settled in decisions.items()})
+    unreadable = sum(settled.unreadable_too_late for settled in decisions.values())
+    yield dg.MaterializeResult(
+        asset_key=STATEMENTS.name,
+        metadata={
+            "decisions": months,
+            "runs_appended": sum(settled.run is not None for settled in decisions.values()),
+            "as_of": now.isoformat(),
+            "unreadable_too_late": unreadable,
+            "input_versions": dg.MetadataValue.json(
+                {month: dict(settled.versions) for month, settled in decisions.items()}
+            ),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=STATEMENT_ADJUSTMENTS.name,
+        metadata={"adjustments": sum(settled.adjustments for settled in decisions.values())},
+    )

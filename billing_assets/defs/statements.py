@@ -4,6 +4,7 @@ One op writes both tables: a decision appends a month's next run, or nothing. No
 inputs of a month are read with delta-rs at pinned versions (``steps/statements.py``).
 """
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -72,7 +73,9 @@ def _described(settled: Settled) -> str:
     pool=STATEMENTS.name,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
-def settle_statements(context: dg.AssetExecutionContext, config: SettlementConfig, warehouse: WarehouseResource):  # noqa: ANN201 - yields one MaterializeResult per table
+def settle_statements(
+    context: dg.AssetExecutionContext, config: SettlementConfig, warehouse: WarehouseResource
+) -> Iterator[dg.MaterializeResult]:
     """Decide each month of the run: append its next statement run when one is due and its bill changed."""
     settings = load_settings()
     now, store = _as_of(config), warehouse.get_warehouse()

@@ -34,6 +34,10 @@ _LINE_SCHEMA = {
 _COVERAGE_COLUMNS = ("meterpoint_id", "date", *LINE_KEY[1:])
 
 
+class NotConserved(ValueError):
+    """A statement that would bill a reading twice or not at all; nothing was appended."""
+
+
 @dataclass(frozen=True)
 class MonthInputs:
     """One month's inputs, as read at the versions a run records.
@@ -243,6 +247,7 @@ def plan_run(
     # reconciliation, which reviews them against what was billed (docs/settlement.md).
     with_too_late = kind != INITIAL
     lines = statement_lines(month, timezone, inputs.usage, inputs.coverage, inputs.too_late if with_too_late else None)
+    check_conserved(month, timezone, lines, inputs.usage)
     if previous is not None and kind != FINAL and lines.equals(_normalised(previous.lines)):
         return None
     run = previous.run + 1 if previous else 1
@@ -272,10 +277,44 @@ def previous_run(statements: pl.DataFrame) -> PreviousRun | None:
 
 
 def _covering(coverage: pl.DataFrame) -> pl.DataFrame:
-    """The coverage rows that cover readings, one per meterpoint and day."""
+    """The coverage rows that cover readings, one per meterpoint and day (``NotConserved`` otherwise)."""
     if "covers_readings" in coverage.columns:
         coverage = coverage.filter(pl.col("covers_readings"))
+    # Two covering agreements on one day would bill that day's readings twice.
+    twice = coverage.group_by("meterpoint_id", "date").len().filter(pl.col("len") > 1)
+    if twice.height:
+        shown = ", ".join(
+            f"{meterpoint} on {day}" for meterpoint, day, _ in twice.sort("meterpoint_id", "date").head(5).rows()
+        )
+        raise NotConserved(f"{twice.height} meterpoint-day(s) covered by more than one agreement, e.g. {shown}")
     return coverage.select(_COVERAGE_COLUMNS).cast({name: pl.String for name in LINE_KEY[1:]})
+
+
+def check_conserved(month: str, timezone: str, lines: pl.DataFrame, usage: pl.DataFrame) -> None:
+    """Refuse lines whose kWh and readings, less the too-late ones, differ from the month's usage per meterpoint.
+
+    Every reading the watermark accepted is billed on exactly one line: a run that would bill
+    one twice or not at all is a bug, stopped before anything is appended (``NotConserved``).
+    """
+    start, end = month_bounds(month, timezone)
+    expected = (
+        usage.filter((pl.col("usage_hour") >= start) & (pl.col("usage_hour") < end))
+        .group_by("meterpoint_id")
+        .agg(pl.col("consumption").cast(EXACT).sum().alias("kwh"), pl.col("reading_count").sum().alias("readings"))
+    )
+    billed = lines.group_by("meterpoint_id").agg(
+        (pl.col("kwh").cast(EXACT) - pl.col("too_late_kwh").cast(EXACT)).sum().alias("kwh"),
+        (pl.col("reading_count") - pl.col("too_late_count")).sum().alias("readings"),
+    )
+    both = expected.join(billed, on="meterpoint_id", how="full", coalesce=True, suffix="_billed").fill_null(0)
+    # Lines hold doubles converted once from the exact sums: compare within the conversion's error.
+    wrong = both.filter(
+        ((pl.col("kwh").cast(pl.Float64) - pl.col("kwh_billed").cast(pl.Float64)).abs() > 1e-6)
+        | (pl.col("readings") != pl.col("readings_billed"))
+    )
+    if wrong.height:
+        shown = ", ".join(str(row) for row in wrong.sort("meterpoint_id").head(5).rows())
+        raise NotConserved(f"{month}: {wrong.height} meterpoint(s) billed other than their usage, e.g. {shown}")
 
 
 def _normalised(lines: pl.DataFrame) -> pl.DataFrame:

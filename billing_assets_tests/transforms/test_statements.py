@@ -14,10 +14,13 @@ from billing_assets.domain.settlement import FINAL, INITIAL, RECONCILIATION, Lif
 from billing_assets.tables.schemas import STATEMENT_ADJUSTMENTS, STATEMENTS
 from billing_assets.transforms.statements import (
     MonthInputs,
+    NotConserved,
     PreviousRun,
     billable_too_late,
+    check_conserved,
     plan_run,
     previous_run,
+    statement_lines,
 )
 
 MONTH, ZONE = "2026-02", "Europe/London"
@@ -282,3 +285,23 @@ def test_a_rerun_with_nothing_changed_adds_nothing_until_the_final_run_seals_the
     sealed = previous_run(final.statements)
     changed = {**versions, "hourly_usage": 99}
     assert plan_run(MONTH, ZONE, final_time + timedelta(days=9), LIFECYCLE, sealed, changed, never) is None
+
+
+def test_a_day_covered_twice_is_refused_before_anything_is_billed() -> None:
+    # agreement_days promises one covering agreement per meterpoint and day; if it broke that,
+    # the day's readings would be billed on two lines.
+    twice = pl.concat([COVERAGE, coverage(("mp1", "a9", "acc1", "p9", "Other", 10, 10))])
+    with pytest.raises(
+        NotConserved, match="1 meterpoint-day.s. covered by more than one agreement, e.g. mp1 on 2026-02-10"
+    ):
+        plan_run(MONTH, ZONE, INITIAL_TIME, LIFECYCLE, None, VERSIONS, lambda: inputs(cover=twice, before=None))
+
+
+def test_lines_that_do_not_add_up_to_the_usage_are_refused() -> None:
+    lines = statement_lines(MONTH, ZONE, USAGE, COVERAGE, None)
+    check_conserved(MONTH, ZONE, lines, USAGE)
+    short = lines.with_columns(
+        pl.when(pl.col("meterpoint_id") == "mp2").then(0.5).otherwise(pl.col("kwh")).alias("kwh")
+    )
+    with pytest.raises(NotConserved, match="2026-02: 1 meterpoint.s. billed other than their usage"):
+        check_conserved(MONTH, ZONE, short, USAGE)

@@ -1,11 +1,13 @@
 """The ``settle_statements`` asset: one decision per month partition, materialised in process (no Spark)."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from billing_assets.defs.statements import settle_statements
+from billing_assets.partitions import local_days, recording_hours
 from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.tables.schemas import AGREEMENT_DAYS, HOURLY_USAGE, STATEMENTS
 from billing_assets.tables.warehouse import Warehouse
@@ -56,3 +58,34 @@ def test_a_decision_needs_an_instant_with_an_offset(tmp_path: Path) -> None:
         raise_on_error=False,
     )
     assert not result.success
+
+
+def requested_months(instance: dg.DagsterInstance, at: datetime, cursor: object = None) -> tuple[list[str], object]:
+    upstream = [
+        dg.AssetSpec("hourly_usage", partitions_def=recording_hours),
+        dg.AssetSpec("agreement_days", partitions_def=local_days),
+    ]
+    result = dg.evaluate_automation_conditions(
+        defs=dg.Definitions(
+            assets=[settle_statements, *upstream], resources={"warehouse": WarehouseResource(uri="unused")}
+        ),
+        instance=instance,
+        cursor=cursor,
+        evaluation_time=at,
+    )
+    [requested] = [r for r in result.results if r.key == dg.AssetKey(STATEMENTS.name)]
+    return sorted(
+        ap.partition_key for ap in requested.true_subset.expensively_compute_asset_partitions()
+    ), result.cursor
+
+
+def test_the_daily_tick_requests_the_months_still_within_reach_of_their_final_run() -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    before, cursor = requested_months(instance, datetime(2026, 6, 1, 9, 50, tzinfo=UTC))
+    after, cursor = requested_months(instance, datetime(2026, 6, 1, 10, 1, tzinfo=UTC), cursor)
+    later, _ = requested_months(instance, datetime(2026, 6, 1, 10, 5, tzinfo=UTC), cursor)
+
+    assert before == [] and later == []
+    # February's final run was due on 30 April: out of reach. March's (30 May) is requested once
+    # more and finds it sealed; June is this month, requested and not yet due.
+    assert after == ["2026-03", "2026-04", "2026-05", "2026-06"]

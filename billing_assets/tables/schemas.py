@@ -190,7 +190,7 @@ STATEMENT_ADJUSTMENTS = table(
     " reasons array<string>, created_at timestamp, billing_month string",
     "billing_month",
 )
-#: Not in ``ALL_TABLES`` yet: no asset writes them (docs/settlement.md, "What is left").
+#: Not in ``ALL_TABLES`` yet: their asset is not in the code location (docs/settlement.md, "What is left").
 SETTLEMENT_TABLES = (STATEMENTS, STATEMENT_ADJUSTMENTS)
 
 GOLD_TABLES = (

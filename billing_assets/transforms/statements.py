@@ -248,6 +248,15 @@ def plan_run(
     with_too_late = kind != INITIAL
     lines = statement_lines(month, timezone, inputs.usage, inputs.coverage, inputs.too_late if with_too_late else None)
     check_conserved(month, timezone, lines, inputs.usage)
+    if lines.is_empty():
+        # A run is its rows: an empty one could not be found again, and the next decision would
+        # write it again. A month without readings has nothing to bill yet.
+        if previous is None:
+            return None
+        raise NotConserved(
+            f"{month}: every reading billed by run {previous.run} is gone from the inputs; "
+            "a run without lines cannot be recorded (was hourly_usage rebuilt from nothing?)"
+        )
     if previous is not None and kind != FINAL and lines.equals(_normalised(previous.lines)):
         return None
     run = previous.run + 1 if previous else 1

@@ -305,3 +305,13 @@ def test_lines_that_do_not_add_up_to_the_usage_are_refused() -> None:
     )
     with pytest.raises(NotConserved, match="2026-02: 1 meterpoint.s. billed other than their usage"):
         check_conserved(MONTH, ZONE, short, USAGE)
+
+
+def test_a_month_without_readings_gets_no_run_and_one_whose_readings_vanished_is_refused() -> None:
+    empty = usage()
+    assert plan_run(MONTH, ZONE, INITIAL_TIME, LIFECYCLE, None, VERSIONS, lambda: inputs(empty, before=None)) is None
+
+    previous = initial_run()
+    versions = {**VERSIONS, "hourly_usage": 13}
+    with pytest.raises(NotConserved, match="every reading billed by run 1 is gone"):
+        plan_run(MONTH, ZONE, LATER, LIFECYCLE, previous, versions, lambda: inputs(empty))

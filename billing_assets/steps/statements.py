@@ -91,8 +91,11 @@ def read_month(
     versions: Mapping[str, int],
     previous_versions: Mapping[str, int] | None = None,
 ) -> tuple[MonthInputs, int]:
-    """The month's inputs at ``versions`` (and its coverage at ``previous_versions``); also how many
-    ``too_late`` rows could not be read back."""
+    """The month's inputs at ``versions``, and how many ``too_late`` rows could not be read back.
+
+    With ``previous_versions`` (the previous run's), the coverage at those versions too: it tells
+    a day that moved to another line from new usage.
+    """
     start, end = month_bounds(month, timezone)
     usage = daily_usage(warehouse.open(HOURLY_USAGE, versions["hourly_usage"]), month, timezone)
     coverage = _coverage(warehouse, month, timezone, versions["agreement_days"])

@@ -81,7 +81,14 @@ def settle_statements(
     now, store = _as_of(config), warehouse.get_warehouse()
     decisions = {}
     for month in context.partition_keys:
-        settled = settle_month(store, month, settings.timezone, settings.statement_lifecycle, now)
+        settled = settle_month(
+            store,
+            month,
+            settings.timezone,
+            settings.statement_lifecycle,
+            now,
+            retention_days=settings.statement_retention_days,
+        )
         decisions[month] = settled
         context.log.info(f"{month}: {_described(settled)}")
     months = dg.MetadataValue.json({month: _described(settled) for month, settled in decisions.items()})

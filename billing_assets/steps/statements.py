@@ -23,6 +23,7 @@ from billing_assets.domain.settlement import INITIAL, Lifecycle, month_bounds
 from billing_assets.domain.watermark import LATE_DATA_WINDOW
 from billing_assets.tables.delta_io import PinnedTable, retry_on_conflict
 from billing_assets.tables.log_check import record_commit
+from billing_assets.tables.retention import keep_versions
 from billing_assets.tables.schemas import (
     AGREEMENT_DAYS,
     DEDUPLICATED_RAW,
@@ -74,9 +75,20 @@ class Settled:
     repaired_run: int | None = None
 
 
-def current_versions(warehouse: Warehouse) -> dict[str, int]:
-    """The latest version of each input table (each checked whole, as every read of this project is)."""
-    return {name: warehouse.open(spec).delta.version() for name, spec in INPUTS.items()}
+def current_versions(warehouse: Warehouse, retention_days: int | None = None) -> dict[str, int]:
+    """The latest version of each input table (each checked whole, as every read of this project is).
+
+    With ``retention_days``, each input first keeps its versions at least that long
+    (``keep_versions``: one commit per table the first time, then nothing), so the runs that
+    record these versions can be verified for as long.
+    """
+    versions = {}
+    for name, spec in INPUTS.items():
+        table = warehouse.open(spec)
+        if retention_days is not None and keep_versions(table, retention_days):
+            table = warehouse.open(spec)
+        versions[name] = table.delta.version()
+    return versions
 
 
 def month_rows(table: PinnedTable, month: str) -> pl.DataFrame:
@@ -151,8 +163,18 @@ def hour_starts(start: datetime, end: datetime) -> list[datetime]:
     return found
 
 
-def settle_month(warehouse: Warehouse, month: str, timezone: str, lifecycle: Lifecycle, now: datetime) -> Settled:
-    """Append the month's next run if one is due and its bill changed; repair a run's missing adjustments first."""
+def settle_month(
+    warehouse: Warehouse,
+    month: str,
+    timezone: str,
+    lifecycle: Lifecycle,
+    now: datetime,
+    retention_days: int | None = None,
+) -> Settled:
+    """Append the month's next run if one is due and its bill changed; repair a run's missing adjustments first.
+
+    ``retention_days``: how long the inputs must keep the versions a run records (see ``current_versions``).
+    """
 
     def step() -> Settled:
         statements = warehouse.open(STATEMENTS)
@@ -160,7 +182,7 @@ def settle_month(warehouse: Warehouse, month: str, timezone: str, lifecycle: Lif
         rows = month_rows(statements, month)
         repaired = _repair_adjustments(warehouse, adjustments, rows, month, timezone)
         previous = previous_run(rows)
-        versions = current_versions(warehouse)
+        versions = current_versions(warehouse, retention_days)
         unreadable = 0
 
         def read() -> MonthInputs:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from deltalake import DeltaTable
 
 from billing_assets.defs.statements import settle_statements
 from billing_assets.partitions import local_days, recording_hours
@@ -46,6 +47,11 @@ def test_each_decision_appends_a_run_or_nothing_and_says_which(tmp_path: Path) -
     ]
     stored = pl.read_delta(str(root / STATEMENTS.name)).sort("run")
     assert stored.select("run", "run_kind", "kwh").rows() == [(1, "initial", 1.75), (2, "final", 1.75)]
+    # The inputs now keep the versions the runs recorded for as long as they may be verified.
+    for spec in (HOURLY_USAGE, AGREEMENT_DAYS):
+        configuration = DeltaTable(str(root / spec.name)).metadata().configuration
+        assert configuration["delta.logRetentionDuration"] == "interval 425 days"
+        assert configuration["delta.deletedFileRetentionDuration"] == "interval 425 days"
 
 
 def test_a_decision_needs_an_instant_with_an_offset(tmp_path: Path) -> None:

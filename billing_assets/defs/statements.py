@@ -69,6 +69,18 @@ def _described(settled: Settled) -> str:
             metadata=table_metadata(STATEMENT_ADJUSTMENTS),
         ),
     ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "too_late_readings_readable",
+            asset=STATEMENTS.name,
+            description="Every too-late reading of the run's months could be read back from the quarantine and billed.",
+        ),
+        dg.AssetCheckSpec(
+            "unchanged_after_final",
+            asset=STATEMENTS.name,
+            description="No sealed month's inputs now give other lines than its final run (never billed into it).",
+        ),
+    ],
     partitions_def=billing_months,
     pool=STATEMENTS.name,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -93,8 +105,28 @@ def settle_statements(
         context.log.info(f"{month}: {_described(settled)}")
     months = dg.MetadataValue.json({month: _described(settled) for month, settled in decisions.items()})
     unreadable = sum(settled.unreadable_too_late for settled in decisions.values())
+    changed = sorted(month for month, settled in decisions.items() if settled.changed_after_final)
+    unreadable_by_month = {month: settled.unreadable_too_late for month, settled in decisions.items()}
+    # Soft signals: nothing is billed wrongly, but someone should look (WARN, never blocking).
+    checks = [
+        dg.AssetCheckResult(
+            asset_key=STATEMENTS.name,
+            check_name="too_late_readings_readable",
+            passed=unreadable == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"unreadable_by_month": dg.MetadataValue.json(unreadable_by_month)},
+        ),
+        dg.AssetCheckResult(
+            asset_key=STATEMENTS.name,
+            check_name="unchanged_after_final",
+            passed=not changed,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"months": dg.MetadataValue.json(changed)},
+        ),
+    ]
     yield dg.MaterializeResult(
         asset_key=STATEMENTS.name,
+        check_results=checks,
         metadata={
             "decisions": months,
             "runs_appended": sum(settled.run is not None for settled in decisions.values()),

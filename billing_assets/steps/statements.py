@@ -9,7 +9,7 @@ before ``statement_adjustments``, and adjustments a crash left unwritten are der
 from the two runs' recorded versions on the month's next decision.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from deltalake import write_deltalake
 from deltalake.transaction import CommitProperties, Transaction
 
 from billing_assets.domain.keys import hour_key, recording_hour_key
-from billing_assets.domain.settlement import INITIAL, Lifecycle, month_bounds
+from billing_assets.domain.settlement import FINAL, INITIAL, Lifecycle, month_bounds
 from billing_assets.domain.watermark import LATE_DATA_WINDOW
 from billing_assets.tables.delta_io import PinnedTable, retry_on_conflict
 from billing_assets.tables.log_check import record_commit
@@ -39,6 +39,7 @@ from billing_assets.transforms.statements import (
     INPUT_TABLES,
     LINE_KEY,
     MonthInputs,
+    PreviousRun,
     adjustment_rows,
     billable_too_late,
     coverage_moves,
@@ -73,6 +74,9 @@ class Settled:
     unreadable_too_late: int = 0
     #: A run whose adjustments a crash left unwritten, written now.
     repaired_run: int | None = None
+    #: The month is sealed, yet its inputs now give other lines than its final run: never
+    #: billed into the month, to be looked at.
+    changed_after_final: bool = False
 
 
 def current_versions(warehouse: Warehouse, retention_days: int | None = None) -> dict[str, int]:
@@ -194,7 +198,14 @@ def settle_month(
 
         plan = plan_run(month, timezone, now, lifecycle, previous, versions, read)
         if plan is None:
-            return Settled(month, versions=versions, unreadable_too_late=unreadable, repaired_run=repaired)
+            changed = _changed_after_final(month, timezone, previous, versions, read)
+            return Settled(
+                month,
+                versions=versions,
+                unreadable_too_late=unreadable,
+                repaired_run=repaired,
+                changed_after_final=changed,
+            )
         _append(statements, plan.statements, month, plan.run)
         _append(adjustments, plan.adjustments, month, plan.run)
         return Settled(
@@ -209,6 +220,21 @@ def settle_month(
         )
 
     return retry_on_conflict(step)
+
+
+def _changed_after_final(
+    month: str,
+    timezone: str,
+    previous: PreviousRun | None,
+    versions: Mapping[str, int],
+    read: Callable[[], MonthInputs],
+) -> bool:
+    """Whether a sealed month's inputs now give other lines than its final run (read only if they moved)."""
+    if previous is None or previous.kind != FINAL or dict(versions) == dict(previous.versions):
+        return False
+    inputs = read()
+    lines = statement_lines(month, timezone, inputs.usage, inputs.coverage, inputs.too_late)
+    return not lines.equals(previous.lines)
 
 
 def statement(warehouse: Warehouse, month: str, run: int | None = None) -> pl.DataFrame:

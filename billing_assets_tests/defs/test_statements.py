@@ -10,7 +10,7 @@ from deltalake import DeltaTable
 from billing_assets.defs.statements import settle_statements
 from billing_assets.partitions import local_days, recording_hours
 from billing_assets.resources.warehouse import WarehouseResource
-from billing_assets.tables.schemas import AGREEMENT_DAYS, HOURLY_USAGE, STATEMENTS
+from billing_assets.tables.schemas import AGREEMENT_DAYS, HOURLY_USAGE, QUARANTINED_READINGS, STATEMENTS
 from billing_assets.tables.warehouse import Warehouse
 from billing_assets_tests.steps.test_statements import append, covered, usage
 
@@ -47,6 +47,24 @@ def test_each_decision_appends_a_run_or_nothing_and_says_which(tmp_path: Path) -
     ]
     stored = pl.read_delta(str(root / STATEMENTS.name)).sort("run")
     assert stored.select("run", "run_kind", "kwh").rows() == [(1, "initial", 1.75), (2, "final", 1.75)]
+    assert all(check.passed for result in (first, again, final) for check in result.get_asset_check_evaluations())
+
+    # After the final run a reading (a rebuild, a backfill) still changes February: never billed
+    # into it, but a WARN says so; so does a too-late reading that cannot be read back.
+    append(warehouse, HOURLY_USAGE, [usage("mp1", 27, 1, 9.0, 1)])
+    unreadable = {"source_file": "x.json", "line_number": 0, "record_id": None, "reason": "too_late"}
+    append(
+        warehouse, QUARANTINED_READINGS, [{**unreadable, "detail": "?", "raw": "?", "ingestion_hour": "2026-02-20-00"}]
+    )
+    sealed = decide(root, instance, "2026-05-02T00:00:00+00:00")
+    checks = {check.check_name: check for check in sealed.get_asset_check_evaluations()}
+    assert not checks["unchanged_after_final"].passed
+    assert checks["unchanged_after_final"].metadata["months"].value == ["2026-02"]
+    assert checks["unchanged_after_final"].severity == dg.AssetCheckSeverity.WARN
+    assert not checks["too_late_readings_readable"].passed
+    assert checks["too_late_readings_readable"].metadata["unreadable_by_month"].value == {"2026-02": 1}
+    assert pl.read_delta(str(root / STATEMENTS.name))["run"].max() == 2
+
     # The inputs now keep the versions the runs recorded for as long as they may be verified.
     for spec in (HOURLY_USAGE, AGREEMENT_DAYS):
         configuration = DeltaTable(str(root / spec.name)).metadata().configuration

@@ -15,6 +15,7 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from billing_assets.domain.settlement import INITIAL, RECONCILIATION, Lifecycle
+from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.steps import statements as step
 from billing_assets.steps.statements import month_rows, settle_month, statement, verify_run
 from billing_assets.tables.schemas import (
@@ -40,6 +41,7 @@ def append(warehouse: Warehouse, spec: TableSpec, rows: list[dict]) -> None:
         pa.Table.from_pylist(rows, schema=spec.schema),
         mode="append",
         partition_by=[spec.partition_by],
+        storage_options=warehouse.storage.delta_options(),
     )
 
 
@@ -251,3 +253,18 @@ def test_daily_usage_follows_local_days_in_a_zone_whose_hours_start_at_half_past
         (datetime(2026, 1, 31, 18, 30, tzinfo=UTC), 3.0),
         (datetime(2026, 2, 27, 18, 30, tzinfo=UTC), 0.125),
     ]
+
+
+def test_a_month_is_settled_and_verified_on_s3_as_on_local_disk(s3_warehouse: WarehouseResource) -> None:
+    warehouse = s3_warehouse.get_warehouse()
+    append(warehouse, HOURLY_USAGE, [usage("mp1", 3, 10, 1.5, 2), usage("mp1", 10, 8, 0.25, 1)])
+    append(warehouse, AGREEMENT_DAYS, covered("mp1", "a1", "p1", "Fixed", 1, 28))
+    quarantine = [too_late("r-late", "mp1", datetime(2026, 2, 1, 5, tzinfo=UTC), 0.4, "2026-02-12-09")]
+    append(warehouse, QUARANTINED_READINGS, quarantine)
+
+    first = settle_month(warehouse, MONTH, ZONE, LIFECYCLE, INITIAL_TIME, retention_days=425)
+    second = settle_month(warehouse, MONTH, ZONE, LIFECYCLE, LATER, retention_days=425)
+
+    assert (first.run, second.run, second.kind) == (1, 2, RECONCILIATION)
+    assert lines(statement(warehouse, MONTH)) == [(2, RECONCILIATION, "a1", 4, 1, 2.15)]
+    assert verify_run(warehouse, MONTH, ZONE, 1) == [] and verify_run(warehouse, MONTH, ZONE, 2) == []

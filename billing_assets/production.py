@@ -23,7 +23,8 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from billing_assets import postgres_server
@@ -51,10 +52,11 @@ class Part:
     log: Path
     env: dict[str, str]
     cwd: Path
-    ready: object = None  # a callable(proc) that returns once the part serves
+    #: Returns once the part serves (fails if it exits first); None: serving once started.
+    ready: Callable[[subprocess.Popen], None] | None = None
     proc: subprocess.Popen | None = None
     started: float = 0.0
-    restarts: int = field(default=0)
+    restarts: int = 0
 
     def start(self) -> None:
         """Start the process in its own process group, output to its log, and wait until it serves."""

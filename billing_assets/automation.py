@@ -264,17 +264,21 @@ SETTLEMENT_CRON = "0 10 * * *"
 def settlement_due(final_days: int) -> dg.AutomationCondition:
     """A month that may still get a statement run: an input changed, or the daily settlement tick passed.
 
-    Only months within reach of their final run are requested: a month's window ends at most
-    ``final_days`` before its final run, and the latest window (this month) ends at most a month
-    from now. The asset decides whether a run is due; a request that finds none writes nothing.
+    Any month whose inputs changed is requested (as ``process`` does: a month first settled
+    after its final date gets one final run). The daily tick requests only months within reach
+    of their final run: a month's window ends at most ``final_days`` before its final run, and
+    the latest window (this month) ends at most a month from now. The asset decides whether a
+    run is due; a request that finds none writes nothing.
     """
     reach = timedelta(days=final_days + 62)
     return (
         (
             dg.AutomationCondition.any_deps_updated().since_last_handled()
-            | dg.AutomationCondition.cron_tick_passed(SETTLEMENT_CRON)
+            | (
+                dg.AutomationCondition.cron_tick_passed(SETTLEMENT_CRON)
+                & dg.AutomationCondition.in_latest_time_window(reach)
+            )
         )
-        & dg.AutomationCondition.in_latest_time_window(reach)
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("a month still being settled: an input changed, or the daily settlement tick")

@@ -12,6 +12,7 @@ from billing_assets.defs.freshness import (
 from billing_assets.defs.gold import active_agreements, consumption_gold
 from billing_assets.defs.ingestion import deduplicated_raw, raw_readings
 from billing_assets.defs.sensors import ingest_landing_job, landing_sensor
+from billing_assets.defs.statements import settle_statements
 from billing_assets.defs.usage import cumulative_usage, hourly_usage
 from billing_assets.resources import build_resources
 
@@ -24,6 +25,7 @@ ASSETS = [
     agreement_days,
     consumption_gold,
     active_agreements,
+    settle_statements,
 ]
 
 

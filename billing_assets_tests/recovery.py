@@ -20,6 +20,7 @@ from deltalake import DeltaTable
 
 from billing_assets.domain.watermark import HOUR, latest_complete_hour
 from billing_assets.instance import INSTANCE_CONFIG
+from billing_assets.tables.schemas import content
 
 BIN = Path(sys.executable).parent
 #: Long enough for a cold JVM and every run of the sample on a loaded two-core machine.
@@ -116,7 +117,7 @@ def tables(warehouse: Path) -> dict[str, list[tuple]]:
     for folder in sorted(warehouse.iterdir()) if warehouse.is_dir() else []:
         if (folder / "_delta_log").is_dir():
             data = DeltaTable(str(folder)).to_pyarrow_table()
-            out[folder.name] = sorted(tuple(str(v) for v in row.values()) for row in data.to_pylist())
+            out[folder.name] = sorted(tuple(str(v) for v in content(row).values()) for row in data.to_pylist())
     return out
 
 

@@ -12,6 +12,7 @@ import dagster as dg
 from deltalake import DeltaTable
 
 from billing_assets.definitions import defs
+from billing_assets.tables.schemas import content
 from billing_assets_tests.conftest import post_graphql, without_colours
 
 #: Starts real servers: deselected by the inner loop (-m "not slow").
@@ -173,7 +174,7 @@ def test_dagster_dev_runs_the_whole_pipeline_by_itself(dagster_dev) -> None:
         out = {}
         for folder in sorted((root / "warehouse").iterdir()):
             data = DeltaTable(str(folder)).to_pyarrow_table()
-            out[folder.name] = sorted(map(repr, data.to_pylist()))
+            out[folder.name] = sorted(repr(content(row)) for row in data.to_pylist())
         return out
 
     before = tables()

@@ -26,6 +26,8 @@ SOURCE = "today's source snapshot missing"
 COVERAGE = "upstream partition changed, no source load in progress"
 GOLD = "upstream partition changed (agreement_days only where deduplicated_raw has data)"
 READINGS_AND_COVERAGE = ["agreement_days", "deduplicated_raw"]
+SETTLEMENT = "a month still being settled: an input changed, or the daily settlement tick"
+SETTLED_FROM = ["agreement_days", "cumulative_usage"]
 
 # asset: (partitions, deps, automation condition, group)
 EXPECTED = {
@@ -42,6 +44,8 @@ EXPECTED = {
     "avg_consumption_per_half_hour_by_product": (DAILY, READINGS_AND_COVERAGE, GOLD, "gold"),
     "unmatched_readings": (DAILY, READINGS_AND_COVERAGE, GOLD, "gold"),
     "active_agreements": (DAILY, ["agreement_days"], COVERAGE, "gold"),
+    "statements": (MONTHLY, SETTLED_FROM, SETTLEMENT, "settlement"),
+    "statement_adjustments": (MONTHLY, SETTLED_FROM, SETTLEMENT, "settlement"),
 }
 
 
@@ -93,6 +97,9 @@ EXPECTED_CHECKS = {
     "dim_agreement:product_without_name": False,
     "dim_agreement:unknown_meterpoint": False,
     "dim_agreement:zero_length_agreements": False,
+    "statements:append_only": True,
+    "statements:too_late_readings_readable": False,
+    "statements:unchanged_after_final": False,
 }
 
 
@@ -109,8 +116,10 @@ def test_asset_checks_snapshot_and_the_freshness_schedule() -> None:
     }
 
 
-LAYERS = {"raw", "silver", "usage", "dimensions", "gold"}
+LAYERS = {"raw", "silver", "usage", "dimensions", "gold", "settlement"}
 SOURCE_LOADS = {"dim_agreement", "dim_product", "dim_meterpoint"}
+#: Settlement reads pinned Delta versions with delta-rs and polars: no Spark.
+SETTLEMENT = {"statements", "statement_adjustments"}
 
 
 def test_every_asset_explains_itself_description_group_kinds_and_its_table_columns() -> None:
@@ -121,7 +130,8 @@ def test_every_asset_explains_itself_description_group_kinds_and_its_table_colum
         assert node.description and "row" in node.description, name
         assert node.group_name in LAYERS, name
         # raw_readings adds "s3" when the landing zone is on S3 (defs/test_metadata.py).
-        assert set(node.kinds) == {"spark", "delta"} | ({"sqlite"} if name in SOURCE_LOADS else set()), name
+        engine = "polars" if name in SETTLEMENT else "spark"
+        assert set(node.kinds) == {engine, "delta"} | ({"sqlite"} if name in SOURCE_LOADS else set()), name
         spec = tables[node.metadata["dagster/table_name"]]
         assert spec.name == name
         columns = node.metadata["dagster/column_schema"].columns

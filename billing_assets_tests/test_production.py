@@ -25,6 +25,7 @@ from deltalake import DeltaTable
 
 from billing_assets.local_processes import free_port, stop_process_group, wait_for_http
 from billing_assets.postgres_server import PostgresConnection, create_database
+from billing_assets.tables.schemas import content
 from billing_assets_tests.conftest import ROOT, require_postgres
 from billing_assets_tests.test_dagster_dev import backfill_statuses, graphql, settled, wait_until
 
@@ -114,7 +115,7 @@ def production(postgres: PostgresConnection) -> Iterator[Production]:
 def tables(warehouse: Path) -> dict[str, list[str]]:
     """Every table's rows, sorted, by table name."""
     return {
-        folder.name: sorted(map(repr, DeltaTable(str(folder)).to_pyarrow_table().to_pylist()))
+        folder.name: sorted(repr(content(row)) for row in DeltaTable(str(folder)).to_pyarrow_table().to_pylist())
         for folder in sorted(warehouse.iterdir())
     }
 

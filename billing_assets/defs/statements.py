@@ -15,7 +15,7 @@ from billing_assets.defs.metadata import table_metadata
 from billing_assets.partitions import TO_HOURS_SO_FAR, billing_months
 from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.settings import load_settings
-from billing_assets.steps.statements import Settled, settle_month
+from billing_assets.steps.statements import Settled, rewrites, settle_month
 from billing_assets.tables.schemas import STATEMENT_ADJUSTMENTS, STATEMENTS
 
 
@@ -40,7 +40,22 @@ def _as_of(config: SettlementConfig) -> datetime:
 def _described(settled: Settled) -> str:
     if settled.run is None:
         return "no run"
-    return f"run {settled.run} ({settled.kind}): {settled.lines} line(s), {settled.adjustments} adjustment(s)"
+    change = (
+        "" if settled.kwh_difference is None else f", {settled.kwh_difference:+.3f} kWh against run {settled.run - 1}"
+    )
+    return (
+        f"run {settled.run} ({settled.kind}): {settled.kwh:.3f} kWh, {settled.meters} meter(s), "
+        f"{settled.adjustments} adjustment(s){change}"
+    )
+
+
+#: Both tables are written by one decision, so both have the same inputs and condition. A month
+#: is settled once its running total is up to date: the lines are read from the ``hourly_usage``
+#: version that ``cumulative_usage`` was refreshed from, and coverage from ``agreement_days``.
+INPUTS = [
+    dg.AssetDep("cumulative_usage"),
+    dg.AssetDep("agreement_days", partition_mapping=TO_HOURS_SO_FAR),
+]
 
 
 @dg.multi_asset(
@@ -48,28 +63,33 @@ def _described(settled: Settled) -> str:
     specs=[
         dg.AssetSpec(
             STATEMENTS.name,
-            deps=[
-                dg.AssetDep("hourly_usage", partition_mapping=TO_HOURS_SO_FAR),
-                dg.AssetDep("agreement_days", partition_mapping=TO_HOURS_SO_FAR),
-            ],
+            deps=INPUTS,
             group_name="settlement",
             kinds={"polars", "delta"},
             automation_condition=SETTLEMENT_DUE,
             description=(
-                "One complete statement of a billing month per run (initial, reconciliation, final): each "
-                "meterpoint's kWh under the agreement and product covering it. Append-only."
+                "One complete statement of a billing month per run (initial, reconciliation, final): a row per "
+                "meterpoint, agreement and product covering it, with its kWh. Append-only."
             ),
             metadata=table_metadata(STATEMENTS),
         ),
         dg.AssetSpec(
             STATEMENT_ADJUSTMENTS.name,
+            deps=INPUTS,
             group_name="settlement",
             kinds={"polars", "delta"},
-            description="Per run after the first: each meterpoint whose statement changed, by how much and why.",
+            automation_condition=SETTLEMENT_DUE,
+            description="Per run after the first: a row per meterpoint whose statement changed, by how much and why.",
             metadata=table_metadata(STATEMENT_ADJUSTMENTS),
         ),
     ],
     check_specs=[
+        dg.AssetCheckSpec(
+            "append_only",
+            asset=STATEMENTS.name,
+            blocking=True,
+            description="Every commit in the statement tables' Delta history only appended: no run was rewritten.",
+        ),
         dg.AssetCheckSpec(
             "too_late_readings_readable",
             asset=STATEMENTS.name,
@@ -108,7 +128,14 @@ def settle_statements(
     changed = sorted(month for month, settled in decisions.items() if settled.changed_after_final)
     unreadable_by_month = {month: settled.unreadable_too_late for month, settled in decisions.items()}
     # Soft signals: nothing is billed wrongly, but someone should look (WARN, never blocking).
+    rewritten = {spec.name: rewrites(store.open(spec)) for spec in (STATEMENTS, STATEMENT_ADJUSTMENTS)}
     checks = [
+        dg.AssetCheckResult(
+            asset_key=STATEMENTS.name,
+            check_name="append_only",
+            passed=not any(rewritten.values()),
+            metadata={"rewriting_commits": dg.MetadataValue.json(rewritten)},
+        ),
         dg.AssetCheckResult(
             asset_key=STATEMENTS.name,
             check_name="too_late_readings_readable",
@@ -124,12 +151,20 @@ def settle_statements(
             metadata={"months": dg.MetadataValue.json(changed)},
         ),
     ]
+    appended = [settled for settled in decisions.values() if settled.run is not None]
     yield dg.MaterializeResult(
         asset_key=STATEMENTS.name,
         check_results=checks,
         metadata={
             "decisions": months,
-            "runs_appended": sum(settled.run is not None for settled in decisions.values()),
+            "runs_appended": len(appended),
+            # The story of the appended runs at a glance (per month in "decisions").
+            "run_kinds": ", ".join(sorted({settled.kind for settled in appended})) or "none",
+            "kwh": dg.MetadataValue.float(float(sum(settled.kwh for settled in appended))),
+            "meters": sum(settled.meters for settled in appended),
+            "kwh_difference_against_previous_runs": dg.MetadataValue.float(
+                float(sum(settled.kwh_difference or 0.0 for settled in appended))
+            ),
             "as_of": now.isoformat(),
             "unreadable_too_late": unreadable,
             "input_versions": dg.MetadataValue.json(

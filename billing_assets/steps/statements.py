@@ -69,6 +69,11 @@ class Settled:
     kind: str | None = None
     lines: int = 0
     adjustments: int = 0
+    #: The appended run's total kWh and meterpoints, and its change against the previous run
+    #: (None for a month's first run).
+    kwh: float = 0.0
+    meters: int = 0
+    kwh_difference: float | None = None
     versions: Mapping[str, int] = field(default_factory=dict)
     #: ``too_late`` quarantine rows whose reading could not be read back (not billed).
     unreadable_too_late: int = 0
@@ -214,6 +219,9 @@ def settle_month(
             kind=plan.kind,
             lines=plan.statements.height,
             adjustments=plan.adjustments.height,
+            kwh=float(plan.statements["kwh"].sum()),
+            meters=plan.statements["meterpoint_id"].n_unique(),
+            kwh_difference=None if previous is None else float(plan.adjustments["kwh_difference"].sum()),
             versions=versions,
             unreadable_too_late=unreadable,
             repaired_run=repaired,
@@ -314,6 +322,23 @@ def _repair_adjustments(
     typed = pl.from_arrow(STATEMENT_ADJUSTMENTS.schema.empty_table())
     _append(table, frame.select(typed.columns).cast(dict(typed.schema)), month, latest.run)
     return latest.run
+
+
+#: Operations that change rows already written, whatever files they touch.
+_REWRITING = {"DELETE", "UPDATE", "MERGE", "RESTORE", "OPTIMIZE", "REPLACE TABLE", "CREATE OR REPLACE TABLE"}
+
+
+def rewrites(table: PinnedTable) -> list[str]:
+    """Each commit of the table that did more than append ("version N: OPERATION"); none for a statement table."""
+    found = []
+    for commit in table.delta.history():
+        operation = commit.get("operation", "")
+        metrics = commit.get("operationMetrics") or {}
+        removed = metrics.get("num_removed_files", metrics.get("numRemovedFiles", 0))
+        overwrite = (commit.get("operationParameters") or {}).get("mode") == "Overwrite"
+        if operation in _REWRITING or overwrite or int(removed or 0) > 0:
+            found.append(f"version {commit.get('version')}: {operation}")
+    return sorted(found)
 
 
 def _read(table: PinnedTable, partitions: list[tuple[str, str, object]]) -> pl.DataFrame:

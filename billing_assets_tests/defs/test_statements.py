@@ -15,9 +15,12 @@ from billing_assets.tables.warehouse import Warehouse
 from billing_assets_tests.steps.test_statements import append, covered, usage
 
 
-def decide(root: Path, instance: dg.DagsterInstance, as_of: str) -> dg.ExecuteInProcessResult:
+def decide(
+    root: Path, instance: dg.DagsterInstance, as_of: str, raise_on_error: bool = True
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [settle_statements],
+        raise_on_error=raise_on_error,
         instance=instance,
         partition_key="2026-02",
         resources={"warehouse": WarehouseResource(uri=str(root))},
@@ -41,10 +44,17 @@ def test_each_decision_appends_a_run_or_nothing_and_says_which(tmp_path: Path) -
         for result in (first, again, final)
     ]
     assert decisions == [
-        {"2026-02": "run 1 (initial): 1 line(s), 0 adjustment(s)"},
+        {"2026-02": "run 1 (initial): 1.750 kWh, 1 meter(s), 0 adjustment(s)"},
         {"2026-02": "no run"},
-        {"2026-02": "run 2 (final): 1 line(s), 0 adjustment(s)"},
+        {"2026-02": "run 2 (final): 1.750 kWh, 1 meter(s), 0 adjustment(s), +0.000 kWh against run 1"},
     ]
+    # What the UI shows of each materialisation: the run's kind, kWh, meters and change.
+    shown = [result.asset_materializations_for_node("settle_statements")[0].metadata for result in (first, final)]
+    assert [(m["run_kinds"].value, m["kwh"].value, m["meters"].value) for m in shown] == [
+        ("initial", 1.75, 1),
+        ("final", 1.75, 1),
+    ]
+    assert [m["kwh_difference_against_previous_runs"].value for m in shown] == [0.0, 0.0]
     stored = pl.read_delta(str(root / STATEMENTS.name)).sort("run")
     assert stored.select("run", "run_kind", "kwh").rows() == [(1, "initial", 1.75), (2, "final", 1.75)]
     assert all(check.passed for result in (first, again, final) for check in result.get_asset_check_evaluations())
@@ -64,6 +74,15 @@ def test_each_decision_appends_a_run_or_nothing_and_says_which(tmp_path: Path) -
     assert not checks["too_late_readings_readable"].passed
     assert checks["too_late_readings_readable"].metadata["unreadable_by_month"].value == {"2026-02": 1}
     assert pl.read_delta(str(root / STATEMENTS.name))["run"].max() == 2
+    assert checks["append_only"].passed
+
+    # A run rewritten behind the asset's back fails the blocking check: history shows it.
+    DeltaTable(str(root / STATEMENTS.name)).delete("run = 1")
+    rewritten = decide(root, instance, "2026-05-03T00:00:00+00:00", raise_on_error=False)
+    assert not rewritten.success  # a blocking check fails the run
+    checks = {check.check_name: check for check in rewritten.get_asset_check_evaluations()}
+    assert not checks["append_only"].passed
+    assert checks["append_only"].metadata["rewriting_commits"].value["statements"] == ["version 3: DELETE"]
 
     # The inputs now keep the versions the runs recorded for as long as they may be verified.
     for spec in (HOURLY_USAGE, AGREEMENT_DAYS):

@@ -27,7 +27,7 @@ from billing_assets.process import process
 from billing_assets.resources import build_resources, resolved
 from billing_assets.resources.landing import LandingZone
 from billing_assets.resources.warehouse import WarehouseResource
-from billing_assets.tables.schemas import ALL_TABLES
+from billing_assets.tables.schemas import ALL_TABLES, content
 from billing_assets_tests.conftest import read_delta, upload
 
 #: Starts real servers: deselected by the inner loop (-m "not slow").
@@ -149,6 +149,7 @@ def read_tables(warehouse: Path) -> dict[str, list[dict]]:
 
 
 def sorted_rows(rows: list[dict]) -> list[dict]:
+    rows = [content(row) for row in rows]
     return sorted(rows, key=lambda row: [(value is None, str(value)) for value in row.values()])
 
 

@@ -60,7 +60,9 @@ class Production:
 def _environment(root: Path, extra: dict[str, str]) -> dict[str, str]:
     """The script's environment: everything under ``root``, a free UI port, the production Spark settings."""
     # Only what ``extra`` names reaches the script: a DAGSTER_PG_* of this process would point it at another server.
-    environ = {key: value for key, value in os.environ.items() if key != "SPARK_CONF_DIR" and not key.startswith("DAGSTER_PG_")}
+    environ = {
+        key: value for key, value in os.environ.items() if key != "SPARK_CONF_DIR" and not key.startswith("DAGSTER_PG_")
+    }
     return {
         **environ,
         "BILLING_UI_PORT": str(free_port()),
@@ -155,9 +157,11 @@ def failed_runs(instance: dg.DagsterInstance) -> dict[str, list[str]]:
     for run in instance.get_runs():
         if run.status != dg.DagsterRunStatus.SUCCESS:
             events = instance.all_logs(run.run_id)
-            failed[run.run_id] = [run.status.value] + [
-                event.message or "" for event in events if event.dagster_event and event.dagster_event.is_failure
-            ] + [event.message or "" for event in events if event.level >= 40]
+            failed[run.run_id] = (
+                [run.status.value]
+                + [event.message or "" for event in events if event.dagster_event and event.dagster_event.is_failure]
+                + [event.message or "" for event in events if event.level >= 40]
+            )
     return failed
 
 

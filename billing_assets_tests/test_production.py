@@ -60,7 +60,10 @@ class Production:
 
 def _environment(root: Path, extra: dict[str, str]) -> dict[str, str]:
     """The script's environment: everything under ``root``, a free UI port, the production Spark settings."""
-    environ = {key: value for key, value in os.environ.items() if key != "SPARK_CONF_DIR"}
+    # Only what ``extra`` names reaches the script: a DAGSTER_PG_* of this process would point it at another server.
+    environ = {
+        key: value for key, value in os.environ.items() if key != "SPARK_CONF_DIR" and not key.startswith("DAGSTER_PG_")
+    }
     return {
         **environ,
         "BILLING_UI_PORT": str(free_port()),
@@ -91,9 +94,17 @@ def _start(env: dict[str, str], log: Path) -> subprocess.Popen:
 
 def _instance(env: dict[str, str]) -> dg.DagsterInstance:
     """The script's instance, as this process sees it (the PostgreSQL connection from the environment)."""
+    # The storage reads its connection from the environment once, when the instance is made.
     saved = {name: os.environ.get(name) for name in env if name.startswith("DAGSTER_PG_")}
     os.environ.update({name: env[name] for name in saved})
-    return dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    try:
+        return dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +150,20 @@ def clean_run(production: Production, tmp_path: Path) -> dict[str, list[str]]:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return tables(tmp_path / "warehouse")
+
+
+def failed_runs(instance: dg.DagsterInstance) -> dict[str, list[str]]:
+    """Run id -> what its failure events say, for every run that did not succeed."""
+    failed = {}
+    for run in instance.get_runs():
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            events = instance.all_logs(run.run_id)
+            failed[run.run_id] = (
+                [run.status.value]
+                + [event.message or "" for event in events if event.dagster_event and event.dagster_event.is_failure]
+                + [event.message or "" for event in events if event.level >= 40]
+            )
+    return failed
 
 
 def wait_settled(production: Production, timeout: float = 900) -> None:
@@ -207,7 +232,7 @@ def test_the_sample_runs_by_itself_with_the_daemon_on_its_own_and_late_data_reac
     )
     wait_settled(production)
     runs = production.instance.get_runs()
-    assert runs and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+    assert runs and not failed_runs(production.instance), failed_runs(production.instance)
     # Launched against the gRPC code server, not a location the webserver or daemon loaded itself.
     origins = {type(run.remote_job_origin.repository_origin.code_location_origin).__name__ for run in runs}
     assert origins == {"GrpcServerCodeLocationOrigin"}, origins
@@ -223,7 +248,7 @@ def test_the_sample_runs_by_itself_with_the_daemon_on_its_own_and_late_data_reac
         interval=5,
     )
     wait_settled(production)
-    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in production.instance.get_runs())
+    assert not failed_runs(production.instance), failed_runs(production.instance)
     assert tables(Path(production.env["BILLING_WAREHOUSE_URI"])) == clean_run(production, tmp_path)
 
 
@@ -238,7 +263,7 @@ def test_two_runs_writing_one_table_at_once_both_succeed_and_change_nothing(prod
         interval=5,
     )
     wait_settled(production)
-    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in production.instance.get_runs())
+    assert not failed_runs(production.instance), failed_runs(production.instance)
     assert no_claimed_slots(production.instance)
     assert tables(Path(production.env["BILLING_WAREHOUSE_URI"])) == before
 

@@ -28,7 +28,7 @@ from billing_assets_tests.conftest import Pipeline
 from billing_assets_tests.defs.test_gold import MARCH, OCTOBER, build_gold
 
 ANALYSTS = Path(__file__).parents[1] / "docs" / "analysts.md"
-QUESTIONS = "## Three questions, in SQL and in polars"
+QUESTIONS = "## Four questions, in SQL and in polars"
 BLOCK = re.compile(r"^```(bash|python) query=([\w-]+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -76,6 +76,19 @@ EXPECTED = {
             "fixed": [None, None, None, None, 0.5, 0.25, None],
         }
     ),
+    # By the data's clock (the October hour ingested last), March is settled (its statement bills
+    # the usage tables' totals: m1 1.0 + 0.5 + 0.25, m2 2 + 1 + 3 x 1, m3 3.0, m4 4.0) and
+    # October is not over yet: unbilled.
+    "truth-vs-statement": pl.DataFrame(
+        {
+            "billing_month": ["2026-03"] * 4 + ["2026-10"],
+            "meterpoint_id": ["m1", "m2", "m3", "m4", "m2"],
+            "statement_run": [1, 1, 1, 1, None],
+            "usage_kwh": [1.75, 6.0, 3.0, 4.0, 4.0],
+            "billed_kwh": [1.75, 6.0, 3.0, 4.0, None],
+            "difference": [0.0, 0.0, 0.0, 0.0, -4.0],
+        }
+    ),
 }
 
 
@@ -89,6 +102,7 @@ def analyst_root(tmp_path_factory, spark, end_to_end) -> Path:
     pipeline.materialize("hourly_usage", "2026-10-25-00+0100", "2026-10-25-23+0000")
     for month in ("2026-03", "2026-10"):
         pipeline.materialize("cumulative_usage", month)
+        pipeline.materialize("statements", month)
     assert (MARCH, OCTOBER) == ("2026-03-30-00", "2026-10-26-00")  # the readings the expectations are for
     return root
 
@@ -101,7 +115,7 @@ def in_root(analyst_root: Path, monkeypatch) -> Path:
     return analyst_root
 
 
-def test_the_analyst_doc_has_three_questions_each_in_sql_and_polars() -> None:
+def test_the_analyst_doc_has_four_questions_each_in_sql_and_polars() -> None:
     assert sorted(QUERIES) == sorted(EXPECTED)
     assert all(sorted(q) == ["bash", "python"] for q in QUERIES.values())
     # Every tagged block sits in the questions' section, after the joins it relies on.

@@ -50,8 +50,11 @@ def test_process_runs_every_asset_and_records_runs_in_the_instance(
     instance = dg.DagsterInstance.from_config(str(home))
     runs = instance.get_runs()
     # Source, three ingestion batches, hourly_usage, cumulative_usage (both months in one range),
-    # every gold table of the two days in one run, and active_agreements for every day the load covered.
-    assert len(runs) == 8 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+    # every gold table of the two days in one run, active_agreements for every day the load covered,
+    # and the statement decision for every month the load covered.
+    assert len(runs) == 9 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+    # By the data's clock (01 April 02:00 UTC) March ended three hours ago: no statement is due yet.
+    assert DeltaTable(str(warehouse / "statements")).to_pyarrow_table().num_rows == 0
     # The load changed the coverage of every day since the start; gold is work only where readings are.
     assert instance.get_materialized_partitions(dg.AssetKey("product_daily_consumption")) == {
         "2026-03-31",

@@ -15,8 +15,9 @@ from billing_assets.defs.metadata import table_metadata
 from billing_assets.partitions import TO_HOURS_SO_FAR, billing_months
 from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.settings import load_settings
-from billing_assets.steps.statements import Settled, rewrites, settle_month
+from billing_assets.steps.statements import Settled, data_clock, rewrites, settle_month
 from billing_assets.tables.schemas import STATEMENT_ADJUSTMENTS, STATEMENTS
+from billing_assets.tables.warehouse import Warehouse
 
 
 class SettlementConfig(dg.Config):
@@ -24,13 +25,22 @@ class SettlementConfig(dg.Config):
 
     as_of: str = Field(
         default="",
-        description="An ISO instant with an offset to decide as of (a re-play of a past decision); blank: now.",
+        description=(
+            "An ISO instant with an offset to decide as of (a re-play of a past decision); blank: now, "
+            "or the end of the newest ingestion hour if that is earlier (the data's clock)."
+        ),
     )
 
 
-def _as_of(config: SettlementConfig) -> datetime:
+#: Before any month ends: the decision time while nothing has been ingested.
+_BEFORE_ANY_DATA = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _as_of(config: SettlementConfig, warehouse: Warehouse) -> datetime:
+    """When the decision is taken: the configured instant, else the earlier of now and the data's clock."""
     if not config.as_of:
-        return datetime.now(UTC)
+        clock = data_clock(warehouse)
+        return _BEFORE_ANY_DATA if clock is None else min(datetime.now(UTC), clock)
     instant = datetime.fromisoformat(config.as_of)
     if instant.tzinfo is None:
         raise dg.Failure(f"as_of needs a UTC offset, got {config.as_of!r}")
@@ -110,7 +120,8 @@ def settle_statements(
 ) -> Iterator[dg.MaterializeResult]:
     """Decide each month of the run: append its next statement run when one is due and its bill changed."""
     settings = load_settings()
-    now, store = _as_of(config), warehouse.get_warehouse()
+    store = warehouse.get_warehouse()
+    now = _as_of(config, store)
     decisions = {}
     for month in context.partition_keys:
         settled = settle_month(

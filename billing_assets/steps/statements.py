@@ -18,7 +18,7 @@ import polars as pl
 from deltalake import write_deltalake
 from deltalake.transaction import CommitProperties, Transaction
 
-from billing_assets.domain.keys import hour_key, recording_hour_key
+from billing_assets.domain.keys import hour_key, parse_hour_key, recording_hour_key
 from billing_assets.domain.settlement import FINAL, INITIAL, Lifecycle, month_bounds
 from billing_assets.domain.watermark import LATE_DATA_WINDOW
 from billing_assets.tables.delta_io import PinnedTable, retry_on_conflict
@@ -29,11 +29,13 @@ from billing_assets.tables.schemas import (
     DEDUPLICATED_RAW,
     HOURLY_USAGE,
     QUARANTINED_READINGS,
+    RAW_READINGS,
     STATEMENT_ADJUSTMENTS,
     STATEMENTS,
     TableSpec,
 )
 from billing_assets.tables.warehouse import Warehouse
+from billing_assets.transforms.resent import CONFLICT_SCHEMA, conflict_readings
 from billing_assets.transforms.statements import (
     EXACT,
     INPUT_TABLES,
@@ -45,6 +47,7 @@ from billing_assets.transforms.statements import (
     coverage_moves,
     plan_run,
     previous_run,
+    resent_corrections,
     statement_lines,
     usage_days,
 )
@@ -100,6 +103,22 @@ def current_versions(warehouse: Warehouse, retention_days: int | None = None) ->
     return versions
 
 
+def data_clock(warehouse: Warehouse) -> datetime | None:
+    """The end of the newest ingestion hour the warehouse holds (None: nothing ingested yet).
+
+    A month's lifecycle runs on this clock, not the wall clock: in live operation the two agree
+    (hours are ingested as they end), and when old landing hours are processed (a backfill, a
+    migration) a month is not settled, or sealed, before the readings that followed it are in.
+    """
+    newest = None
+    for spec in (RAW_READINGS, QUARANTINED_READINGS):
+        hours = warehouse.open(spec).delta.get_add_actions(flatten=True).column("partition.ingestion_hour")
+        latest = max((hour for hour in hours.to_pylist() if hour), default=None)
+        if latest is not None and (newest is None or latest > newest):
+            newest = latest
+    return None if newest is None else parse_hour_key(newest) + timedelta(hours=1)
+
+
 def month_rows(table: PinnedTable, month: str) -> pl.DataFrame:
     """A month's rows of ``statements`` or ``statement_adjustments`` at the table's pinned version."""
     return _read(table, [("billing_month", "=", month)])
@@ -123,15 +142,26 @@ def read_month(
     previous = None
     if previous_versions is not None:
         previous = _coverage(warehouse, month, timezone, previous_versions["agreement_days"])
-    # A month's reading is too late only in an hour at least 7 days after the month starts.
+    # A reading arrives after it was taken (a clock drifts minutes, not a day); it is too late
+    # only in an hour at least 7 days after the month starts.
     quarantine = _read(
         warehouse.open(QUARANTINED_READINGS, versions["quarantined_readings"]),
-        [("ingestion_hour", ">=", hour_key(start + LATE_DATA_WINDOW))],
+        [("ingestion_hour", ">=", hour_key(start - timedelta(days=1)))],
     )
-    late, unreadable = too_late_readings(quarantine)
+    late, unreadable = too_late_readings(
+        quarantine.filter(pl.col("ingestion_hour") >= hour_key(start + LATE_DATA_WINDOW))
+    )
     late = late.filter((pl.col("interval_start") >= start) & (pl.col("interval_start") < end))
-    accepted = _accepted_ids(warehouse.open(DEDUPLICATED_RAW, versions["deduplicated_raw"]), late, timezone)
-    return MonthInputs(usage, coverage, billable_too_late(late, accepted), previous), unreadable
+    dedup = warehouse.open(DEDUPLICATED_RAW, versions["deduplicated_raw"])
+    accepted = _accepted_ids(dedup, late, timezone)
+    conflicts = conflict_readings(quarantine)
+    in_month = pl.col("interval_start").is_between(start, end, closed="left") | pl.col("first_copy_at").is_between(
+        start, end, closed="left"
+    )
+    conflicts = conflicts.filter(in_month)
+    corrections = resent_corrections(conflicts, _first_copies(dedup, conflicts, timezone))
+    inputs = MonthInputs(usage, coverage, billable_too_late(late, accepted), previous, corrections)
+    return inputs, unreadable
 
 
 def daily_usage(table: PinnedTable, month: str, timezone: str) -> pl.DataFrame:
@@ -241,7 +271,7 @@ def _changed_after_final(
     if previous is None or previous.kind != FINAL or dict(versions) == dict(previous.versions):
         return False
     inputs = read()
-    lines = statement_lines(month, timezone, inputs.usage, inputs.coverage, inputs.too_late)
+    lines = statement_lines(month, timezone, inputs.usage, inputs.coverage, inputs.too_late, inputs.corrections)
     return not lines.equals(previous.lines)
 
 
@@ -267,7 +297,7 @@ def verify_run(warehouse: Warehouse, month: str, timezone: str, run: int) -> lis
     versions = {name: first[f"{name}_version"] for name in INPUT_TABLES}
     inputs, _ = read_month(warehouse, month, timezone, versions)
     late = inputs.too_late if first["run_kind"] != INITIAL else None
-    again = statement_lines(month, timezone, inputs.usage, inputs.coverage, late)
+    again = statement_lines(month, timezone, inputs.usage, inputs.coverage, late, inputs.corrections)
     kept = stored.select(list(again.columns)).cast(dict(again.schema)).sort(list(LINE_KEY), nulls_last=True)
     missing = kept.join(again, on=list(again.columns), how="anti", nulls_equal=True)
     extra = again.join(kept, on=list(again.columns), how="anti", nulls_equal=True)
@@ -294,6 +324,19 @@ def _accepted_ids(dedup: PinnedTable, late: pl.DataFrame, timezone: str) -> set[
     hours = sorted({recording_hour_key(instant, timezone) for instant in late["interval_start"].to_list()})
     found = dedup.delta.to_pyarrow_table(partitions=[("recording_hour", "in", hours)], columns=["record_id"])
     return set(found.column("record_id").to_pylist()) & set(late["record_id"].to_list())
+
+
+def _first_copies(dedup: PinnedTable, conflicts: pl.DataFrame, timezone: str) -> pl.DataFrame:
+    """The ``deduplicated_raw`` rows of the conflicting records (only the hours their first copies are in are read)."""
+    columns = ["record_id", "meterpoint_id", "interval_start", "consumption"]
+    if conflicts.is_empty():
+        return pl.DataFrame(schema={name: CONFLICT_SCHEMA[name] for name in columns})
+    instants = conflicts["first_copy_at"].drop_nulls().to_list()
+    hours = sorted({recording_hour_key(instant, timezone) for instant in instants})
+    found = pl.from_arrow(dedup.delta.to_pyarrow_table(partitions=[("recording_hour", "in", hours)], columns=columns))
+    return found.filter(pl.col("record_id").is_in(conflicts["record_id"].to_list())).cast(
+        {name: CONFLICT_SCHEMA[name] for name in columns}
+    )
 
 
 def _repair_adjustments(

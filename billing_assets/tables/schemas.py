@@ -176,7 +176,8 @@ STATEMENTS = table(
     "statements",
     "meterpoint_id string, run int, run_kind string, agreement_id string, account_id string, product_id string,"
     " product_display_name string, unmatched_reason string, days int, reading_count bigint, too_late_count bigint,"
-    " too_late_kwh double, kwh double, created_at timestamp, hourly_usage_version bigint,"
+    " too_late_kwh double, corrected_count bigint, correction_kwh double, kwh double, created_at timestamp,"
+    " hourly_usage_version bigint,"
     " agreement_days_version bigint, quarantined_readings_version bigint, deduplicated_raw_version bigint,"
     " billing_month string",
     "billing_month",

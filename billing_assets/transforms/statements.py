@@ -20,7 +20,7 @@ EXACT = pl.Decimal(38, 9)
 #: What a statement line is for: a meterpoint under one agreement and product, or under none.
 LINE_KEY = ("meterpoint_id", "agreement_id", "account_id", "product_id", "product_display_name", "unmatched_reason")
 #: What a line says; two runs whose lines agree on these bill the same.
-LINE_VALUES = ("days", "reading_count", "too_late_count", "too_late_kwh", "kwh")
+LINE_VALUES = ("days", "reading_count", "too_late_count", "too_late_kwh", "corrected_count", "correction_kwh", "kwh")
 #: The input tables a run reads, named as its ``<table>_version`` columns record them.
 INPUT_TABLES = ("hourly_usage", "agreement_days", "quarantined_readings", "deduplicated_raw")
 _LINE_SCHEMA = {
@@ -29,7 +29,17 @@ _LINE_SCHEMA = {
     "reading_count": pl.Int64,
     "too_late_count": pl.Int64,
     "too_late_kwh": pl.Float64,
+    "corrected_count": pl.Int64,
+    "correction_kwh": pl.Float64,
     "kwh": pl.Float64,
+}
+#: A corrected re-send's effect on a month (``resent_corrections``): the first copy's kWh taken
+#: off (``corrected_count`` 0) and the latest copy's added (``corrected_count`` 1).
+CORRECTION_SCHEMA = {
+    "meterpoint_id": pl.String,
+    "instant": pl.Datetime("us", "UTC"),
+    "kwh": pl.Float64,
+    "corrected_count": pl.Int64,
 }
 _COVERAGE_COLUMNS = ("meterpoint_id", "date", *LINE_KEY[1:])
 
@@ -49,13 +59,15 @@ class MonthInputs:
     ``account_id``, ``product_id``, ``product_display_name``, ``unmatched_reason``).
     ``too_late``: billable ``too_late`` readings (``billable_too_late``).
     ``previous_coverage``: ``coverage`` at the versions the previous run read (None for a
-    month's first run), to tell a moved day from new usage.
+    month's first run), to tell a moved day from new usage. ``corrections``: corrected
+    re-sends (``resent_corrections``; None: none).
     """
 
     usage: pl.DataFrame
     coverage: pl.DataFrame
     too_late: pl.DataFrame
     previous_coverage: pl.DataFrame | None = None
+    corrections: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -92,14 +104,56 @@ def billable_too_late(too_late: pl.DataFrame, accepted_ids: Collection[str]) -> 
     )
 
 
+def resent_corrections(conflicts: pl.DataFrame, first_copies: pl.DataFrame) -> pl.DataFrame:
+    """What corrected re-sends change in the bill: per record, its first copy taken off and its latest copy added.
+
+    ``conflicts``: re-sends with another payload (``record_id``, ``meterpoint_id``,
+    ``interval_start``, ``consumption`` and their arrival ``ingestion_hour``, ``source_file``,
+    ``line_number``), kept out of ``deduplicated_raw`` by its first-arrival rule.
+    ``first_copies``: the ``deduplicated_raw`` rows of those records. For billing, a meter
+    system that sends a reading again with another value is correcting it: the latest arrival
+    is what is billed. A record with no first copy (it moved out, or was withdrawn) is left
+    alone: there is nothing to correct.
+    """
+    if conflicts.is_empty():
+        return pl.DataFrame(schema=CORRECTION_SCHEMA)
+    latest = conflicts.sort("ingestion_hour", "source_file", "line_number").unique(
+        subset="record_id", keep="last", maintain_order=True
+    )
+    both = latest.join(first_copies, on="record_id", suffix="_first").filter(
+        ~pl.col("meterpoint_id").eq_missing(pl.col("meterpoint_id_first"))
+        | ~pl.col("interval_start").eq_missing(pl.col("interval_start_first"))
+        | ~pl.col("consumption").eq_missing(pl.col("consumption_first"))
+    )
+    taken_off = both.select(
+        pl.col("meterpoint_id_first").alias("meterpoint_id"),
+        pl.col("interval_start_first").alias("instant"),
+        (-pl.col("consumption_first")).alias("kwh"),
+        pl.lit(0, pl.Int64).alias("corrected_count"),
+    )
+    added = both.select(
+        "meterpoint_id",
+        pl.col("interval_start").alias("instant"),
+        pl.col("consumption").alias("kwh"),
+        pl.lit(1, pl.Int64).alias("corrected_count"),
+    )
+    return pl.concat([taken_off, added]).cast(CORRECTION_SCHEMA)
+
+
 def statement_lines(
-    month: str, timezone: str, usage: pl.DataFrame, coverage: pl.DataFrame, too_late: pl.DataFrame | None
+    month: str,
+    timezone: str,
+    usage: pl.DataFrame,
+    coverage: pl.DataFrame,
+    too_late: pl.DataFrame | None,
+    corrections: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """A month's statement lines from its hourly usage, its coverage and (after the initial run) too-late readings.
+    """A month's statement lines: its hourly usage, coverage, too-late readings (not in initial runs) and corrections.
 
     A reading belongs to the local day of its hour (or its own ``interval_start``), and the
     agreement covering that meterpoint on that day; a day nothing covers is billed on a line
     with ``unmatched_reason`` ``no_agreement``, so the lines always add up to the month's usage.
+    A corrected re-send moves kWh by its ``correction_kwh`` (``resent_corrections``).
     """
     start, end = month_bounds(month, timezone)
 
@@ -113,6 +167,8 @@ def statement_lines(
         pl.col("reading_count").cast(pl.Int64),
         pl.lit(0, pl.Int64).alias("too_late_count"),
         pl.lit(0, EXACT).alias("too_late_kwh"),
+        pl.lit(0, pl.Int64).alias("corrected_count"),
+        pl.lit(0, EXACT).alias("correction_kwh"),
     )
     parts = [accepted]
     if too_late is not None and too_late.height:
@@ -125,6 +181,22 @@ def statement_lines(
                 pl.lit(1, pl.Int64).alias("reading_count"),
                 pl.lit(1, pl.Int64).alias("too_late_count"),
                 late_kwh.alias("too_late_kwh"),
+                pl.lit(0, pl.Int64).alias("corrected_count"),
+                pl.lit(0, EXACT).alias("correction_kwh"),
+            )
+        )
+    if corrections is not None and corrections.height:
+        change = pl.col("kwh").cast(EXACT)
+        parts.append(
+            corrections.filter(in_month("instant")).select(
+                "meterpoint_id",
+                "instant",
+                change.alias("kwh"),
+                pl.lit(0, pl.Int64).alias("reading_count"),
+                pl.lit(0, pl.Int64).alias("too_late_count"),
+                pl.lit(0, EXACT).alias("too_late_kwh"),
+                "corrected_count",
+                change.alias("correction_kwh"),
             )
         )
     readings = pl.concat(parts).with_columns(pl.col("instant").dt.convert_time_zone(timezone).dt.date().alias("date"))
@@ -143,6 +215,8 @@ def statement_lines(
             pl.col("reading_count").sum(),
             pl.col("too_late_count").sum(),
             pl.col("too_late_kwh").sum(),
+            pl.col("corrected_count").sum(),
+            pl.col("correction_kwh").sum(),
             pl.col("kwh").sum(),
         )
     )
@@ -168,6 +242,8 @@ def usage_days(month: str, timezone: str, inputs: MonthInputs, with_too_late: bo
     frames = [inputs.usage.select("meterpoint_id", pl.col("usage_hour").alias("instant"))]
     if with_too_late and inputs.too_late.height:
         frames.append(inputs.too_late.select("meterpoint_id", pl.col("interval_start").alias("instant")))
+    if inputs.corrections is not None and inputs.corrections.height:
+        frames.append(inputs.corrections.select("meterpoint_id", "instant"))
     return (
         pl.concat(frames)
         .filter((pl.col("instant") >= start) & (pl.col("instant") < end))
@@ -196,6 +272,8 @@ def adjustment_rows(previous: pl.DataFrame, current: pl.DataFrame, moved: Collec
             reasons.append("reading_corrected")
         if (now["too_late_count"], now["too_late_kwh"]) != (was["too_late_count"], was["too_late_kwh"]):
             reasons.append("too_late_reading")
+        if (now["corrected_count"], now["correction_kwh"]) != (was["corrected_count"], was["correction_kwh"]):
+            reasons.append("resent_correction")
         if meterpoint in moved:
             reasons.append("coverage_changed")
         rows.append(
@@ -246,7 +324,8 @@ def plan_run(
     # The initial statement bills what the watermark accepted; too-late readings wait for the
     # reconciliation, which reviews them against what was billed (docs/settlement.md).
     with_too_late = kind != INITIAL
-    lines = statement_lines(month, timezone, inputs.usage, inputs.coverage, inputs.too_late if with_too_late else None)
+    late = inputs.too_late if with_too_late else None
+    lines = statement_lines(month, timezone, inputs.usage, inputs.coverage, late, inputs.corrections)
     check_conserved(month, timezone, lines, inputs.usage)
     if lines.is_empty():
         # A run is its rows: an empty one could not be found again, and the next decision would
@@ -300,7 +379,7 @@ def _covering(coverage: pl.DataFrame) -> pl.DataFrame:
 
 
 def check_conserved(month: str, timezone: str, lines: pl.DataFrame, usage: pl.DataFrame) -> None:
-    """Refuse lines whose kWh and readings, less the too-late ones, differ from the month's usage per meterpoint.
+    """Refuse lines whose kWh and readings, less too-late readings and corrections, differ from the month's usage.
 
     Every reading the watermark accepted is billed on exactly one line: a run that would bill
     one twice or not at all is a bug, stopped before anything is appended (``NotConserved``).
@@ -312,7 +391,9 @@ def check_conserved(month: str, timezone: str, lines: pl.DataFrame, usage: pl.Da
         .agg(pl.col("consumption").cast(EXACT).sum().alias("kwh"), pl.col("reading_count").sum().alias("readings"))
     )
     billed = lines.group_by("meterpoint_id").agg(
-        (pl.col("kwh").cast(EXACT) - pl.col("too_late_kwh").cast(EXACT)).sum().alias("kwh"),
+        (pl.col("kwh").cast(EXACT) - pl.col("too_late_kwh").cast(EXACT) - pl.col("correction_kwh").cast(EXACT))
+        .sum()
+        .alias("kwh"),
         (pl.col("reading_count") - pl.col("too_late_count")).sum().alias("readings"),
     )
     both = expected.join(billed, on="meterpoint_id", how="full", coalesce=True, suffix="_billed").fill_null(0)
@@ -328,7 +409,7 @@ def check_conserved(month: str, timezone: str, lines: pl.DataFrame, usage: pl.Da
 
 def _normalised(lines: pl.DataFrame) -> pl.DataFrame:
     """Lines in one column order, types and row order, so two runs' lines compare with ``equals``."""
-    exact = {name: pl.col(name).cast(pl.Float64) for name in ("too_late_kwh", "kwh")}
+    exact = {name: pl.col(name).cast(pl.Float64) for name in ("too_late_kwh", "correction_kwh", "kwh")}
     return (
         lines.with_columns(**exact).select(list(_LINE_SCHEMA)).cast(_LINE_SCHEMA).sort(list(LINE_KEY), nulls_last=True)
     )
@@ -342,16 +423,28 @@ def _changed_meterpoints(previous: pl.DataFrame, current: pl.DataFrame) -> set[s
     return set(gone["meterpoint_id"].to_list()) | set(new["meterpoint_id"].to_list())
 
 
-_NO_TOTAL = {"accepted_count": 0, "accepted_kwh": 0, "too_late_count": 0, "too_late_kwh": 0, "kwh": 0}
+_NO_TOTAL = {
+    "accepted_count": 0,
+    "accepted_kwh": 0,
+    "too_late_count": 0,
+    "too_late_kwh": 0,
+    "corrected_count": 0,
+    "correction_kwh": 0,
+    "kwh": 0,
+}
 
 
 def _totals(lines: pl.DataFrame) -> dict[str, dict]:
     """Per meterpoint: exact totals of its lines, split into accepted and too-late readings."""
     totals = lines.group_by("meterpoint_id").agg(
         (pl.col("reading_count") - pl.col("too_late_count")).sum().alias("accepted_count"),
-        (pl.col("kwh").cast(EXACT) - pl.col("too_late_kwh").cast(EXACT)).sum().alias("accepted_kwh"),
+        (pl.col("kwh").cast(EXACT) - pl.col("too_late_kwh").cast(EXACT) - pl.col("correction_kwh").cast(EXACT))
+        .sum()
+        .alias("accepted_kwh"),
         pl.col("too_late_count").sum(),
         pl.col("too_late_kwh").cast(EXACT).sum(),
+        pl.col("corrected_count").sum(),
+        pl.col("correction_kwh").cast(EXACT).sum(),
         pl.col("kwh").cast(EXACT).sum(),
     )
     return {row.pop("meterpoint_id"): row for row in totals.iter_rows(named=True)}

@@ -10,7 +10,7 @@ from deltalake import DeltaTable
 from billing_assets.defs.statements import settle_statements
 from billing_assets.partitions import local_days, recording_hours
 from billing_assets.resources.warehouse import WarehouseResource
-from billing_assets.tables.schemas import AGREEMENT_DAYS, HOURLY_USAGE, QUARANTINED_READINGS, STATEMENTS
+from billing_assets.tables.schemas import AGREEMENT_DAYS, HOURLY_USAGE, QUARANTINED_READINGS, RAW_READINGS, STATEMENTS
 from billing_assets.tables.warehouse import Warehouse
 from billing_assets_tests.steps.test_statements import append, covered, usage
 
@@ -89,6 +89,39 @@ def test_each_decision_appends_a_run_or_nothing_and_says_which(tmp_path: Path) -
         configuration = DeltaTable(str(root / spec.name)).metadata().configuration
         assert configuration["delta.logRetentionDuration"] == "interval 425 days"
         assert configuration["delta.deletedFileRetentionDuration"] == "interval 425 days"
+
+
+def ingested(warehouse: Warehouse, hour: str) -> None:
+    """One raw reading ingested in ``hour``: the data's clock then reads the end of that hour."""
+    instant = datetime.strptime(hour, "%Y-%m-%d-%H").replace(tzinfo=UTC)
+    row = {"record_id": hour, "meterpoint_id": "mp1", "interval_start": instant, "consumption": 0.0}
+    row |= {"recording_hour": hour, "source_file": "f.json", "line_number": 1, "ingestion_hour": hour}
+    append(warehouse, RAW_READINGS, [row])
+
+
+def test_without_an_instant_the_month_is_settled_by_the_datas_clock_not_the_wall_clock(tmp_path: Path) -> None:
+    # February processed months later (a backfill): the wall clock says February is long sealed,
+    # but its readings of March are not in yet, so no run; once they are, an initial run, not final.
+    root = tmp_path / "warehouse"
+    warehouse = Warehouse(str(root))
+    append(warehouse, HOURLY_USAGE, [usage("mp1", 3, 10, 1.5, 2)])
+    append(warehouse, AGREEMENT_DAYS, covered("mp1", "a1", "p1", "Fixed", 1, 28))
+    instance = dg.DagsterInstance.ephemeral()
+
+    nothing_yet = decide(root, instance, "")
+    ingested(warehouse, "2026-02-27-10")
+    month_open = decide(root, instance, "")
+    ingested(warehouse, "2026-03-02-05")  # ends 06:00 UTC, past the initial date (2 March 00:00)
+    initial = decide(root, instance, "")
+
+    decisions = [
+        result.asset_materializations_for_node("settle_statements")[0].metadata["decisions"].value["2026-02"]
+        for result in (nothing_yet, month_open, initial)
+    ]
+    assert decisions == ["no run", "no run", "run 1 (initial): 1.500 kWh, 1 meter(s), 0 adjustment(s)"]
+    assert initial.asset_materializations_for_node("settle_statements")[0].metadata["as_of"].value == (
+        "2026-03-02T06:00:00+00:00"
+    )
 
 
 def test_a_decision_needs_an_instant_with_an_offset(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from billing_assets.transforms.statements import (
     check_conserved,
     plan_run,
     previous_run,
+    resent_corrections,
     statement_lines,
 )
 
@@ -110,8 +111,18 @@ def inputs(
     cover: pl.DataFrame = COVERAGE,
     late: pl.DataFrame = NONE_LATE,
     before: pl.DataFrame | None = COVERAGE,
+    corrections: pl.DataFrame | None = None,
 ) -> MonthInputs:
-    return MonthInputs(use, cover, late, before)
+    return MonthInputs(use, cover, late, before, corrections)
+
+
+def readings(*rows: tuple[str, str, datetime, float, str]) -> pl.DataFrame:
+    """Copies of readings: (record id, meterpoint, interval start, kWh, ingestion hour)."""
+    return (
+        too_late(*rows)
+        .drop("source_file", "line_number")
+        .with_columns(pl.lit("f.json").alias("source_file"), pl.lit(1, pl.Int64).alias("line_number"))
+    )
 
 
 def lines(statements: pl.DataFrame) -> list[tuple]:
@@ -193,12 +204,41 @@ def test_a_late_reading_within_the_watermark_is_billed_by_a_reconciliation() -> 
     assert adjustments(plan.adjustments) == [("mp1", 1, 1.75, 2.25, 0.5, ["late_reading"])]
 
 
-def test_a_corrected_resend_is_a_conflict_and_bills_nothing_new() -> None:
-    # First arrival wins (docs/rules.md): the re-send is quarantined as a conflict, so only
-    # quarantined_readings moved; the reconciliation finds the same lines and makes no run.
+def test_a_conflict_that_repeats_the_first_copy_changes_nothing() -> None:
+    # Only quarantined_readings moved, and its conflict says what the first copy says.
     previous = initial_run()
     versions = {**VERSIONS, "quarantined_readings": 21}
-    assert plan_run(MONTH, ZONE, LATER, LIFECYCLE, previous, versions, inputs) is None
+    first = readings(("r8", "mp1", at(10, 8), 0.25, "2026-02-10-09"))
+    same = resent_corrections(readings(("r8", "mp1", at(10, 8), 0.25, "2026-03-03-00")), first.drop("ingestion_hour"))
+    assert same.is_empty()
+    plan = plan_run(MONTH, ZONE, LATER, LIFECYCLE, previous, versions, lambda: inputs(corrections=same))
+    assert plan is None
+
+
+def test_a_corrected_resend_bills_its_latest_value_in_one_reconciliation() -> None:
+    # mp1's 08:00 reading of the 10th (0.25 kWh, first copy) is sent again as 0.3 and then as
+    # 0.4: deduplication keeps the first copy, billing takes the latest. 1.75 - 0.25 + 0.4 = 1.9.
+    previous = initial_run()
+    first = readings(("r8", "mp1", at(10, 8), 0.25, "2026-02-10-09")).drop("ingestion_hour")
+    resent = readings(
+        ("r8", "mp1", at(10, 8), 0.4, "2026-03-03-02"),
+        ("r8", "mp1", at(10, 8), 0.3, "2026-03-03-01"),
+    )
+    corrections = resent_corrections(resent, first)
+    assert sorted(corrections.rows()) == [("mp1", at(10, 8), -0.25, 0), ("mp1", at(10, 8), 0.4, 1)]
+    versions = {**VERSIONS, "quarantined_readings": 21}
+
+    plan = plan_run(MONTH, ZONE, LATER, LIFECYCLE, previous, versions, lambda: inputs(corrections=corrections))
+
+    assert plan is not None and (plan.run, plan.kind) == (2, RECONCILIATION)
+    assert lines(plan.statements) == [("mp1", "a1", "p1", None, 2, 3, 0, 0.0, 1.9), *INITIAL_LINES[1:]]
+    assert plan.statements.filter(pl.col("meterpoint_id") == "mp1").select("corrected_count", "correction_kwh").row(
+        0
+    ) == (1, 0.15)
+    assert adjustments(plan.adjustments) == [("mp1", 1, 1.75, 1.9, 0.15, ["resent_correction"])]
+    # The next decision with the same inputs bills the same: no run.
+    again = previous_run(plan.statements)
+    assert plan_run(MONTH, ZONE, LATER, LIFECYCLE, again, versions, lambda: inputs(corrections=corrections)) is None
 
 
 def test_a_reading_whose_value_changed_is_a_correction() -> None:

@@ -279,6 +279,9 @@ def settlement_due(final_days: int) -> dg.AutomationCondition:
                 & dg.AutomationCondition.in_latest_time_window(reach)
             )
         )
+        # A month without its running total has nothing to bill (and the source load that
+        # precedes the first readings would otherwise request every month once for nothing).
+        & ~dg.AutomationCondition.any_deps_missing()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("a month still being settled: an input changed, or the daily settlement tick")

@@ -8,7 +8,7 @@ import polars as pl
 from deltalake import DeltaTable
 
 from billing_assets.defs.statements import settle_statements
-from billing_assets.partitions import local_days, recording_hours
+from billing_assets.partitions import billing_months, local_days
 from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.tables.schemas import AGREEMENT_DAYS, HOURLY_USAGE, QUARANTINED_READINGS, RAW_READINGS, STATEMENTS
 from billing_assets.tables.warehouse import Warehouse
@@ -138,7 +138,7 @@ def test_a_decision_needs_an_instant_with_an_offset(tmp_path: Path) -> None:
 
 def requested_months(instance: dg.DagsterInstance, at: datetime, cursor: object = None) -> tuple[list[str], object]:
     upstream = [
-        dg.AssetSpec("hourly_usage", partitions_def=recording_hours),
+        dg.AssetSpec("cumulative_usage", partitions_def=billing_months),
         dg.AssetSpec("agreement_days", partitions_def=local_days),
     ]
     result = dg.evaluate_automation_conditions(
@@ -157,7 +157,13 @@ def requested_months(instance: dg.DagsterInstance, at: datetime, cursor: object 
 
 def test_the_daily_tick_requests_the_months_still_within_reach_of_their_final_run() -> None:
     instance = dg.DagsterInstance.ephemeral()
-    before, cursor = requested_months(instance, datetime(2026, 6, 1, 9, 50, tzinfo=UTC))
+    # Every month from January holds usage and coverage, as the pipeline leaves them.
+    for month in ("2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"):
+        instance.report_runless_asset_event(dg.AssetMaterialization("cumulative_usage", partition=month))
+    for day in local_days.get_partition_keys_in_range(dg.PartitionKeyRange("2025-12-25", "2026-06-01")):
+        instance.report_runless_asset_event(dg.AssetMaterialization("agreement_days", partition=day))
+    _, cursor = requested_months(instance, datetime(2026, 6, 1, 9, 0, tzinfo=UTC))  # the inputs' changes, handled
+    before, cursor = requested_months(instance, datetime(2026, 6, 1, 9, 50, tzinfo=UTC), cursor)
     after, cursor = requested_months(instance, datetime(2026, 6, 1, 10, 1, tzinfo=UTC), cursor)
     later, _ = requested_months(instance, datetime(2026, 6, 1, 10, 5, tzinfo=UTC), cursor)
 
@@ -165,3 +171,14 @@ def test_the_daily_tick_requests_the_months_still_within_reach_of_their_final_ru
     # February's final run was due on 30 April: out of reach. March's (30 May) is requested once
     # more and finds it sealed; June is this month, requested and not yet due.
     assert after == ["2026-03", "2026-04", "2026-05", "2026-06"]
+
+
+def test_a_month_without_its_running_total_is_never_requested() -> None:
+    # The source load comes before the first readings: coverage changed, nothing to bill.
+    instance = dg.DagsterInstance.ephemeral()
+    for day in local_days.get_partition_keys_in_range(dg.PartitionKeyRange("2026-05-01", "2026-05-31")):
+        instance.report_runless_asset_event(dg.AssetMaterialization("agreement_days", partition=day))
+    _, cursor = requested_months(instance, datetime(2026, 6, 1, 9, 0, tzinfo=UTC))
+    assert requested_months(instance, datetime(2026, 6, 1, 10, 1, tzinfo=UTC), cursor)[0] == []
+    instance.report_runless_asset_event(dg.AssetMaterialization("cumulative_usage", partition="2026-05"))
+    assert requested_months(instance, datetime(2026, 6, 1, 10, 2, tzinfo=UTC), cursor)[0] == ["2026-05"]

@@ -136,3 +136,36 @@ def test_missing_java_is_one_clear_line(tmp_path: Path) -> None:
         "error: Spark needs Java 17+: no `java` on PATH and JAVA_HOME is unset "
         "(install e.g. Debian's openjdk-17-jre-headless)"
     ]
+
+
+def test_process_settles_a_month_once_the_datas_clock_passes_its_initial_date(
+    end_to_end, tmp_path: Path, spark, monkeypatch, capsys
+) -> None:
+    # March ends at 23:00 UTC on the 31st (BST); its initial statement is due a day later. The
+    # sample's last hour ends at 02:00 UTC on 2 April, so by the data's clock it is due.
+    landing, warehouse, home = tmp_path / "landing", tmp_path / "warehouse", tmp_path / "home"
+    monkeypatch.setenv("BILLING_LANDING_URI", str(landing))
+    monkeypatch.setenv("BILLING_WAREHOUSE_URI", str(warehouse))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("BILLING_SOURCE_DB", str(tmp_path / "source.db"))
+    assert main(["generate-sample", "--meterpoints", "2", "--start", "2026-03-31T20", "--hours", "30"]) == 0
+    assert main(["process", "--start", "2026-03-31T20", "--end", "2026-04-02T02"]) == 0
+
+    statements = DeltaTable(str(warehouse / "statements")).to_pyarrow_table().to_pylist()
+    assert {(row["billing_month"], row["run"], row["run_kind"]) for row in statements} == {("2026-03", 1, "initial")}
+    usage = DeltaTable(str(warehouse / "cumulative_usage")).to_pyarrow_table().to_pylist()
+    march = [row for row in usage if row["billing_month"] == "2026-03"]
+    totals = {}
+    for row in march:
+        totals[row["meterpoint_id"]] = max(totals.get(row["meterpoint_id"], 0.0), row["cumulative_consumption"])
+    billed = {}
+    for row in statements:
+        billed[row["meterpoint_id"]] = billed.get(row["meterpoint_id"], 0.0) + row["kwh"]
+    assert billed.keys() == totals.keys() and all(abs(billed[m] - totals[m]) < 1e-9 for m in totals)
+
+    capsys.readouterr()
+    assert main(["statement", "--month", "2026-03", "--verify"]) == 0
+    assert "2026-03 run 1" in capsys.readouterr().out
+    # Nothing new: the same command again adds no run.
+    assert main(["process", "--start", "2026-03-31T20", "--end", "2026-04-02T02"]) == 0
+    assert DeltaTable(str(warehouse / "statements")).to_pyarrow_table().num_rows == len(statements)

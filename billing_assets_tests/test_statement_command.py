@@ -1,12 +1,11 @@
 """``billing-assets statement``: print, ``--out``, ``--verify`` and the one-line refusals (no Spark)."""
 
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
 from billing_assets.cli import main
 from billing_assets.domain.settlement import Lifecycle
@@ -91,7 +90,13 @@ def test_verify_recomputes_the_run_from_the_versions_it_recorded(
 def test_verify_says_when_the_versions_a_run_read_are_gone(
     warehouse: Warehouse, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shutil.rmtree(warehouse.uri(HOURLY_USAGE))  # as a log clean-up or vacuum past the retention would
+    # February's usage rewritten since, and a vacuum with no retention: version 0's files are gone.
+    rewritten = pl.read_delta(warehouse.uri(HOURLY_USAGE)).with_columns(pl.col("consumption") * 2)
+    write_deltalake(warehouse.uri(HOURLY_USAGE), rewritten.to_arrow(), mode="overwrite")
+    removed = DeltaTable(warehouse.uri(HOURLY_USAGE)).vacuum(
+        retention_hours=0, enforce_retention_duration=False, dry_run=False
+    )
+    assert removed  # the files version 0 read
 
     assert main(["statement", "--month", MONTH, "--verify"]) == 2
     err = capsys.readouterr().err

@@ -163,7 +163,7 @@ def test_sensor_and_automation_alone_build_the_same_tables_as_a_fresh_run(end_to
             },
         ],
     )
-    _, runs, _, _ = tick_and_settle(life, defs, sensor_cursor, automation_cursor)
+    _, runs, sensor_cursor, automation_cursor = tick_and_settle(life, defs, sensor_cursor, automation_cursor)
     assert runs == Counter(
         {
             "raw_readings": 1,
@@ -181,3 +181,36 @@ def test_sensor_and_automation_alone_build_the_same_tables_as_a_fresh_run(end_to
         "late-a",
         "late-b",
     }
+
+    # A reading of March's last hour lands in the ingestion hour after March's initial date (1
+    # April 23:00 UTC): March changed and, by the data's clock, is due. The automation alone
+    # writes its initial statement, which bills what cumulative_usage holds for the month, but
+    # at the latest value of the readings the sample re-sent with another value.
+    life.land(
+        "2026-04-02-00",
+        "zz-month-end.json",
+        [
+            {
+                "record_id": "month-end",
+                "meterpoint_id": meter,
+                "interval_start": "2026-03-31T22:00:00Z",
+                "consumption": 1.0,
+            }
+        ],
+    )
+    _, runs, _, _ = tick_and_settle(life, defs, sensor_cursor, automation_cursor)
+    assert runs["settle_statements"] == 1, runs
+    statements = life.rows("statements")
+    assert {(row["billing_month"], row["run"], row["run_kind"]) for row in statements} == {("2026-03", 1, "initial")}
+    totals: dict[str, float] = {}
+    for row in life.rows("cumulative_usage"):
+        if row["billing_month"] == "2026-03":
+            totals[row["meterpoint_id"]] = max(totals.get(row["meterpoint_id"], 0.0), row["cumulative_consumption"])
+    accepted: dict[str, float] = {}
+    for row in statements:
+        accepted[row["meterpoint_id"]] = accepted.get(row["meterpoint_id"], 0.0) + row["kwh"] - row["correction_kwh"]
+    assert accepted.keys() == totals.keys()
+    assert all(abs(accepted[m] - totals[m]) < 1e-9 for m in totals), {m: (accepted[m], totals[m]) for m in totals}
+    assert totals[meter] == 1.75  # the two late readings and the month's last one
+    conflicts = [row for row in life.rows("quarantined_readings") if row["reason"] == "conflict"]
+    assert conflicts and sum(row["corrected_count"] for row in statements) == len({r["record_id"] for r in conflicts})

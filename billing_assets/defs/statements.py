@@ -16,7 +16,7 @@ from billing_assets.partitions import TO_HOURS_SO_FAR, billing_months
 from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.settings import load_settings
 from billing_assets.steps.statements import Settled, data_clock, rewrites, settle_month
-from billing_assets.tables.schemas import STATEMENT_ADJUSTMENTS, STATEMENTS
+from billing_assets.tables.schemas import STATEMENT_ADJUSTMENTS, STATEMENTS, TableSpec
 from billing_assets.tables.warehouse import Warehouse
 
 
@@ -59,38 +59,34 @@ def _described(settled: Settled) -> str:
     )
 
 
-#: Both tables are written by one decision, so both have the same inputs and condition. A month
-#: is settled once its running total is up to date: the lines are read from the ``hourly_usage``
-#: version that ``cumulative_usage`` was refreshed from, and coverage from ``agreement_days``.
-INPUTS = [
-    dg.AssetDep("cumulative_usage"),
-    dg.AssetDep("agreement_days", partition_mapping=TO_HOURS_SO_FAR),
-]
+def _spec(table: TableSpec, description: str) -> dg.AssetSpec:
+    """One of the two tables a decision writes: both have the same inputs and condition.
+
+    A month is settled once its running total is up to date (its lines are read from
+    ``hourly_usage``, which ``cumulative_usage`` follows), with the coverage of ``agreement_days``.
+    """
+    return dg.AssetSpec(
+        table.name,
+        deps=[dg.AssetDep("cumulative_usage"), dg.AssetDep("agreement_days", partition_mapping=TO_HOURS_SO_FAR)],
+        group_name="settlement",
+        kinds={"polars", "delta"},
+        automation_condition=SETTLEMENT_DUE,
+        description=description,
+        metadata=table_metadata(table),
+    )
 
 
 @dg.multi_asset(
     name="settle_statements",
     specs=[
-        dg.AssetSpec(
-            STATEMENTS.name,
-            deps=INPUTS,
-            group_name="settlement",
-            kinds={"polars", "delta"},
-            automation_condition=SETTLEMENT_DUE,
-            description=(
-                "One complete statement of a billing month per run (initial, reconciliation, final): a row per "
-                "meterpoint, agreement and product covering it, with its kWh. Append-only."
-            ),
-            metadata=table_metadata(STATEMENTS),
+        _spec(
+            STATEMENTS,
+            "One complete statement of a billing month per run (initial, reconciliation, final): a row per "
+            "meterpoint, agreement and product covering it, with its kWh. Append-only.",
         ),
-        dg.AssetSpec(
-            STATEMENT_ADJUSTMENTS.name,
-            deps=INPUTS,
-            group_name="settlement",
-            kinds={"polars", "delta"},
-            automation_condition=SETTLEMENT_DUE,
-            description="Per run after the first: a row per meterpoint whose statement changed, by how much and why.",
-            metadata=table_metadata(STATEMENT_ADJUSTMENTS),
+        _spec(
+            STATEMENT_ADJUSTMENTS,
+            "Per run after the first: a row per meterpoint whose statement changed, by how much and why.",
         ),
     ],
     check_specs=[

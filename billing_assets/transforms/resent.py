@@ -12,18 +12,12 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from billing_assets.transforms.too_late import READING_SCHEMA
+
 #: The first copy's instant in a ``conflict`` row's ``detail``.
 _FIRST_COPY_AT = re.compile(r"interval_start (\S+), consumption")
-CONFLICT_SCHEMA = {
-    "record_id": pl.String,
-    "meterpoint_id": pl.String,
-    "interval_start": pl.Datetime("us", "UTC"),
-    "consumption": pl.Float64,
-    "first_copy_at": pl.Datetime("us", "UTC"),
-    "ingestion_hour": pl.String,
-    "source_file": pl.String,
-    "line_number": pl.Int64,
-}
+#: A copy read back as a reading, and when the copy it conflicts with was taken.
+CONFLICT_SCHEMA = {**READING_SCHEMA, "first_copy_at": pl.Datetime("us", "UTC")}
 
 
 def conflict_readings(quarantine: pl.DataFrame) -> pl.DataFrame:

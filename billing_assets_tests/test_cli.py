@@ -34,14 +34,20 @@ def test_generate_sample_is_deterministic_and_has_both_formats(tmp_path: Path) -
     assert tree(tmp_path / "c") != a
 
 
-def test_process_runs_every_asset_and_records_runs_in_the_instance(
-    end_to_end, tmp_path: Path, spark, monkeypatch, capsys
-) -> None:
+def _command_environment(tmp_path: Path, monkeypatch) -> tuple[Path, Path, Path]:
+    """The landing zone, warehouse and Dagster home of a command run under ``tmp_path``."""
     landing, warehouse, home = tmp_path / "landing", tmp_path / "warehouse", tmp_path / "home"
     monkeypatch.setenv("BILLING_LANDING_URI", str(landing))
     monkeypatch.setenv("BILLING_WAREHOUSE_URI", str(warehouse))
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("BILLING_SOURCE_DB", str(tmp_path / "source.db"))
+    return landing, warehouse, home
+
+
+def test_process_runs_every_asset_and_records_runs_in_the_instance(
+    end_to_end, tmp_path: Path, spark, monkeypatch, capsys
+) -> None:
+    landing, warehouse, home = _command_environment(tmp_path, monkeypatch)
     assert main(["generate-sample", "--meterpoints", "4", "--start", "2026-03-31T20", "--hours", "6"]) == 0
     assert main(["process", "--start", "2026-03-31T20", "--end", "2026-04-01T02", "--batch-hours", "2"]) == 0
 
@@ -143,11 +149,7 @@ def test_process_settles_a_month_once_the_datas_clock_passes_its_initial_date(
 ) -> None:
     # March ends at 23:00 UTC on the 31st (BST); its initial statement is due a day later. The
     # sample's last hour ends at 02:00 UTC on 2 April, so by the data's clock it is due.
-    landing, warehouse, home = tmp_path / "landing", tmp_path / "warehouse", tmp_path / "home"
-    monkeypatch.setenv("BILLING_LANDING_URI", str(landing))
-    monkeypatch.setenv("BILLING_WAREHOUSE_URI", str(warehouse))
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("BILLING_SOURCE_DB", str(tmp_path / "source.db"))
+    landing, warehouse, home = _command_environment(tmp_path, monkeypatch)
     assert main(["generate-sample", "--meterpoints", "2", "--start", "2026-03-31T20", "--hours", "30"]) == 0
     assert main(["process", "--start", "2026-03-31T20", "--end", "2026-04-02T02"]) == 0
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import dagster as dg
 import psutil
@@ -95,16 +96,8 @@ def _start(env: dict[str, str], log: Path) -> subprocess.Popen:
 def _instance(env: dict[str, str]) -> dg.DagsterInstance:
     """The script's instance, as this process sees it (the PostgreSQL connection from the environment)."""
     # The storage reads its connection from the environment once, when the instance is made.
-    saved = {name: os.environ.get(name) for name in env if name.startswith("DAGSTER_PG_")}
-    os.environ.update({name: env[name] for name in saved})
-    try:
+    with mock.patch.dict(os.environ, {name: value for name, value in env.items() if name.startswith("DAGSTER_PG_")}):
         return dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @pytest.fixture(scope="module")

@@ -163,7 +163,15 @@ def _bench(args: argparse.Namespace) -> int:
     from billing_assets.bench.run import run_bench
 
     return run_bench(
-        args.meterpoints, args.hours, args.workdir, args.keep, args.latency, args.start, args.warehouse, args.markdown
+        args.meterpoints,
+        args.hours,
+        args.workdir,
+        args.keep,
+        args.latency,
+        args.start,
+        args.warehouse,
+        args.markdown,
+        args.agreements,
     )
 
 
@@ -266,6 +274,11 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         choices=("local", "s3"),
         default="local",
         help="where the pipeline's warehouse goes: a local folder, or S3 on a local S3-compatible server (moto)",
+    )
+    bench.add_argument(
+        "--agreements",
+        type=int,
+        help="also time the source load (first and daily) over a generated source of this many agreements",
     )
     bench.add_argument(
         "--markdown",

@@ -31,6 +31,7 @@ from billing_assets.partitions import (
     run_partitions,
     runs_over_ranges,
 )
+from billing_assets.spark_jobs import SparkJobs, job_ids, jobs_since
 from billing_assets.staleness import stale_partitions
 from billing_assets.tables.delta_io import sweep_abandoned_writes
 from billing_assets.tables.log_check import log_exists
@@ -46,6 +47,8 @@ class ProcessReport:
     #: Asset name -> the partition keys this process refreshed (downstream of the ingestion).
     partitions: dict[str, list[str]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: The same keys -> the Spark jobs their runs started and the seconds inside them (local drivers only).
+    spark_jobs: dict[str, SparkJobs] = field(default_factory=dict)
     #: Asset name -> the partitions an earlier, interrupted run had left stale (refreshed by this one).
     repaired: dict[str, list[str]] = field(default_factory=dict)
     #: Why the source load failed (one line), if it did: what needs the dimensions waited.
@@ -246,6 +249,7 @@ def process(
     report = ProcessReport()
 
     def run(*selection: dg.AssetsDefinition, tags: dict[str, str] | None = None, **kwargs) -> dg.ExecuteInProcessResult:
+        before = job_ids()
         result = dg.materialize(
             ASSETS,
             selection=[key for assets in selection for key in assets.keys],
@@ -255,6 +259,10 @@ def process(
             **kwargs,
         )
         report.run_ids.append(result.run_id)
+        spent = jobs_since(before)
+        if spent is not None:
+            label = "+".join(asset.node_def.name for asset in selection)
+            report.spark_jobs[label] = report.spark_jobs.get(label, SparkJobs()) + spent
         return result
 
     for run_id in fail_abandoned_runs(instance):

@@ -29,7 +29,9 @@ def test_bench_prints_the_table_and_the_engines_agree(
     # naive local times and billing months both matter. Without --latency: its cold run starts
     # a second JVM, which would double the test's time.
     argv = ["bench", "--meterpoints", "20", "--hours", "3", "--start", "2026-03-31T21", "--workdir", str(tmp_path)]
-    assert main([*argv, "--warehouse", warehouse, *(["--markdown"] if markdown else [])]) == 0
+    # The local run also times the source load (first and daily) over a generated source.
+    more = ["--markdown", "--agreements", "30"] if markdown else []
+    assert main([*argv, "--warehouse", warehouse, *more]) == 0
 
     stdout, err = capsys.readouterr()
     # --markdown: the report goes to stderr, stdout is one row of the documented history table.
@@ -43,7 +45,15 @@ def test_bench_prints_the_table_and_the_engines_agree(
     assert f"from 2026-03-31T21 UTC, warehouse {warehouse}" in out
     assert ("[bench] warehouse on S3: s3://" in err) == (warehouse == "s3")
     assert "now ingestion hours 2026-03-31-21 .. 2026-03-31-23" in err  # the pipeline's progress is passed through
-    assert re.search(r"pipeline seconds per asset: source_dimensions [\d.]+, raw_readings [\d.]+", out)
+    # Per asset: seconds, and the Spark jobs its runs started with the seconds inside them.
+    per_asset = (
+        r"pipeline per asset: source_dimensions [\d.]+s \(\d+ jobs, [\d.]+s in jobs\), raw_readings [\d.]+s \(\d+ jobs"
+    )
+    assert re.search(per_asset, out), out
+    if markdown:
+        assert "source load, 30 agreements and meterpoints (local warehouse):" in out
+        assert re.search(r"first load \(\S+ \.\. \S+\): [\d.]+s, \d+ coverage days written, peak RSS", out)
+        assert re.search(r"daily load \(\S+ \.\. \S+\): [\d.]+s, 1 coverage days written, peak RSS", out)
     assert re.search(r"pipeline driver peak RSS: Python [\d,]+ MiB, JVM [\d,]+ MiB", out)
     assert re.search(r"^engine\s+seconds\s+readings/s\s+vs plain Spark", out, re.M)
     for engine in ("pipeline chain", "pipeline, all", "plain Spark", "DuckDB"):

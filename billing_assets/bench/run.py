@@ -31,6 +31,7 @@ import pyarrow.fs as pafs
 from billing_assets.bench.compare import differences, hourly_totals, monthly_running_totals, read_output
 from billing_assets.bench.memory import MIB, Peak, PeakMemory, driver_jvm
 from billing_assets.domain.keys import command_hour
+from billing_assets.instance import INSTANCE_CONFIG
 from billing_assets.local_processes import free_port, start_s3_server, stop_process_group
 from billing_assets.resources import resolved_warehouse
 from billing_assets.settings import Settings, load_settings
@@ -215,6 +216,16 @@ def _copy_warehouse(source: str, destination: str, endpoint: str | None) -> None
     pafs.copy_files(path, target, source_filesystem=fs, destination_filesystem=fs)
 
 
+def _per_asset(report) -> str:
+    """Each asset's seconds, Spark jobs and seconds inside those jobs: where a run's time goes."""
+    parts = []
+    for name, seconds in report.seconds.items():
+        jobs = report.spark_jobs.get(name)
+        inside = f" ({jobs.jobs} jobs, {jobs.seconds:.1f}s in jobs)" if jobs is not None else ""
+        parts.append(f"{name} {seconds:.1f}s{inside}")
+    return ", ".join(parts)
+
+
 def _rate(records: int, seconds: float) -> str:
     rate = records / seconds
     return f"{rate:,.0f}" if rate >= 100 else f"{rate:.2f}"
@@ -233,6 +244,7 @@ def run_bench(
     start: datetime = DEFAULT_START,
     warehouse_kind: str = "local",
     markdown: bool = False,
+    agreements: int | None = None,
 ) -> int:
     """Generate, time the three engines, check they agree, print the figures; 1 when they disagree.
 
@@ -246,7 +258,7 @@ def run_bench(
     try:
         with redirect_stdout(sys.stderr) if markdown else nullcontext():
             with _warehouse_location(warehouse_kind, root, load_settings()) as settings:
-                code, result = _bench(meterpoints, hours, root, latency, start, settings, warehouse_kind)
+                code, result = _bench(meterpoints, hours, root, latency, start, settings, warehouse_kind, agreements)
     finally:
         if keep:
             print(f"kept {root}", file=sys.stderr if markdown else sys.stdout, flush=True)
@@ -259,7 +271,14 @@ def run_bench(
 
 
 def _bench(
-    meterpoints: int, hours: int, root: Path, latency: bool, start: datetime, settings: Settings, warehouse_kind: str
+    meterpoints: int,
+    hours: int,
+    root: Path,
+    latency: bool,
+    start: datetime,
+    settings: Settings,
+    warehouse_kind: str,
+    agreements: int | None = None,
 ) -> tuple[int, BenchResult]:
     from pyspark import SparkContext
 
@@ -298,8 +317,12 @@ def _bench(
     settings = replace(settings, landing_uri=str(landing), source_db=str(source_db))
     resources = build_resources(settings=settings)
     options = resolved_warehouse(warehouse, settings.s3_endpoint_url).storage.delta_options()
-    # As the project's instance configuration: no DEBUG line per engine event on the terminal.
-    instance = dg.DagsterInstance.ephemeral(settings={"python_logs": {"python_log_level": "INFO"}})
+    # The persistent instance `process` uses (SQLite storage on disk, the project's dagster.yaml):
+    # its run and event bookkeeping is part of what users pay.
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(home))
     with PeakMemory() as memory:
         joined = SparkContext._active_spark_context is not None
         _progress("[bench] starting Spark")
@@ -355,6 +378,12 @@ def _bench(
                 "DAGSTER_HOME": str(root / "dagster_home_cold"),
             }
             cold = _cold_latency(end, env)
+        source_lines = []
+        if agreements:
+            from billing_assets.bench.source_load import time_source_loads
+
+            _progress(f"[bench] the source load over {agreements:,} agreements and meterpoints")
+            source_lines = time_source_loads(spark, root, agreements, settings.start_date, datetime.now(UTC).date())
         if not joined:
             spark.stop()
 
@@ -365,7 +394,7 @@ def _bench(
     }
     _say(f"landing zone: {records:,} records in {files} files, generated in {generate_seconds:.1f}s")
     _say(f"Spark session start (JVM): {jvm_seconds:.1f}s{' (joined a running session)' if joined else ''}")
-    _say("pipeline seconds per asset: " + ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()))
+    _say("pipeline per asset: " + _per_asset(report))
     _say(
         f"pipeline driver peak RSS: Python {_mib(pipeline.peak.python)}, JVM {_mib(pipeline.peak.jvm)}"
         f" ({len(report.run_ids)} Dagster runs)"
@@ -388,10 +417,14 @@ def _bench(
     if warm and cold:
         _say(f"latency, one ingestion hour of {meterpoints} meterpoints through every downstream asset:")
         _say(
-            f"  warm (running Spark session): {warm[1]:.1f}s; per asset: "
-            + ", ".join(f"{k} {v:.1f}" for k, v in warm[0].seconds.items())
+            f"  warm (running Spark session): {warm[1]:.1f}s in {len(warm[0].run_ids)} runs,"
+            f" {sum(j.jobs for j in warm[0].spark_jobs.values())} Spark jobs; per asset: " + _per_asset(warm[0])
         )
         _say(f"  cold (fresh process, Spark start included): {cold[0]:.1f}s; {cold[1]}")
+    if source_lines:
+        _say(f"source load, {agreements:,} agreements and meterpoints (local warehouse):")
+        for line in source_lines:
+            _say(line)
     result = BenchResult(
         records=records,
         chain=chain_seconds,

@@ -16,9 +16,15 @@ class SparkJobs:
 
     jobs: int = 0
     seconds: float = 0.0
+    #: (seconds, where the job was started: Spark's call site, ``collect at steps/ingest.py:123``).
+    timed: tuple[tuple[float, str], ...] = ()
 
     def __add__(self, other: "SparkJobs") -> "SparkJobs":
-        return SparkJobs(self.jobs + other.jobs, self.seconds + other.seconds)
+        return SparkJobs(self.jobs + other.jobs, self.seconds + other.seconds, self.timed + other.timed)
+
+    def slowest(self, count: int) -> list[tuple[float, str]]:
+        """The ``count`` longest jobs, longest first."""
+        return sorted(self.timed, reverse=True)[:count]
 
 
 def job_ids() -> set[int] | None:
@@ -36,7 +42,7 @@ def jobs_since(before: set[int] | None) -> SparkJobs | None:
         return None
     context = SparkContext._active_spark_context
     store = context._jsc.sc().statusStore()
-    seconds = 0.0
+    timed = []
     new = after - (before or set())
     for job_id in new:
         try:
@@ -45,5 +51,8 @@ def jobs_since(before: set[int] | None) -> SparkJobs | None:
             continue  # dropped from the store (it keeps the newest spark.ui.retainedJobs): counted, not timed
         began, ended = job.submissionTime(), job.completionTime()
         if began.isDefined() and ended.isDefined():
-            seconds += (ended.get().getTime() - began.get().getTime()) / 1000
-    return SparkJobs(len(new), seconds)
+            # "collect at /…/billing_assets/steps/ingest.py:86" -> "collect at steps/ingest.py:86"
+            action, _, where = job.name().partition(" at ")
+            site = f"{action} at {where.rsplit('/billing_assets/', 1)[-1]}"
+            timed.append(((ended.get().getTime() - began.get().getTime()) / 1000, site))
+    return SparkJobs(len(new), sum(seconds for seconds, _ in timed), tuple(timed))

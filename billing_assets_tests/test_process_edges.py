@@ -118,10 +118,10 @@ def test_a_damaged_log_stops_process_before_anything_is_written(end_to_end, env,
     assert DeltaTable(str(env / "warehouse/raw_readings")).version() == raw_before
 
 
-#: Spark jobs one ingestion hour may cost through every asset under the production settings
-#: (issue target). 24 measured on 2026-12-07 at this test's size; 84 with adaptive execution
-#: and broadcast joins, which production had until then. A new fixed per-run cost (one more
-#: read-back or count) fails here.
+#: Spark jobs one ingestion hour may cost through every asset under the production settings.
+#: At this test's size: 84 with adaptive execution and broadcast joins, 24 without them, 21 once
+#: each asset's checks that read one table share one job (2026-12-07). A run's fixed costs that
+#: grow back (a read-back or count per check, adaptive stages) fail here.
 MAX_SPARK_JOBS_PER_HOUR = 25
 
 

@@ -35,10 +35,13 @@ from billing_assets.instance import INSTANCE_CONFIG
 from billing_assets.local_processes import free_port, start_s3_server, stop_process_group
 from billing_assets.resources import resolved_warehouse
 from billing_assets.settings import Settings, load_settings
+from billing_assets.spark_jobs import SparkJobs
 
 DEFAULT_START = datetime(2026, 3, 28, tzinfo=UTC)
 SEED = 7
 COLD_TIMEOUT = 900
+#: How many of the warm hour's Spark jobs the report lists, longest first.
+JOBS_LISTED = 12
 #: The assets of ``process`` that do what the yardsticks do.
 CHAIN = ("raw_readings", "hourly_usage", "cumulative_usage")
 T = TypeVar("T")
@@ -421,6 +424,10 @@ def _bench(
             f" {sum(j.jobs for j in warm[0].spark_jobs.values())} Spark jobs; per asset: " + _per_asset(warm[0])
         )
         _say(f"  cold (fresh process, Spark start included): {cold[0]:.1f}s; {cold[1]}")
+        _say("  the warm hour's longest Spark jobs (seconds, where started):")
+        everything = sum(warm[0].spark_jobs.values(), SparkJobs())
+        for seconds, site in everything.slowest(JOBS_LISTED):
+            _say(f"    {seconds:6.2f}  {site}")
     if source_lines:
         _say(f"source load, {agreements:,} agreements and meterpoints (local warehouse):")
         for line in source_lines:

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from billing_assets.automation import REFRESH, UPSTREAM_CHANGED_SPAN
-from billing_assets.defs.window import window_asset
+from billing_assets.defs.window import OneOf, window_asset
 from billing_assets.partitions import TO_HOURS_SO_FAR, billing_months, recording_hours
 from billing_assets.steps import usage_checks
 from billing_assets.steps.usage import build_cumulative_usage, build_hourly_usage
@@ -40,13 +40,13 @@ cumulative_usage = window_asset(
         "total of consumption since the month began. A late reading recomputes its whole month in one run."
     ),
     checks={
-        "never_decreases_within_month": (
+        usage_checks.NEVER_DECREASES: (
             "A meterpoint's running total never decreases within a billing month.",
-            usage_checks.cumulative_never_decreases,
+            OneOf(usage_checks.cumulative_invariants, usage_checks.NEVER_DECREASES),
         ),
-        "equals_month_to_date_hourly_sum": (
+        usage_checks.MONTH_TO_DATE_SUM: (
             "Each running total equals the month-to-date sum of hourly_usage; no hourly row is left out.",
-            usage_checks.cumulative_matches_hourly,
+            OneOf(usage_checks.cumulative_invariants, usage_checks.MONTH_TO_DATE_SUM),
         ),
     },
 )

@@ -7,6 +7,7 @@ over the same partitions and reports what it wrote. A range of partitions is one
 """
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import dagster as dg
@@ -26,6 +27,18 @@ from billing_assets.tables.warehouse import Warehouse
 #: A check of a replaced window: the session, the tables, the run's window and the source version
 #: the step read (checks that compare with the input read it at that version).
 WindowCheck = Callable[[SparkSession, Warehouse, RunWindow, int | None], CheckOutcome]
+#: Several checks settled by one evaluation (one Spark job for all): check name -> outcome.
+JointCheck = Callable[[SparkSession, Warehouse, RunWindow, int | None], Mapping[str, CheckOutcome]]
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A check whose outcome comes from a ``JointCheck`` evaluated once per run for all the checks naming it."""
+
+    joint: JointCheck
+    name: str
+
+
 #: A step that replaces the window's partitions of one table.
 WindowStep = Callable[[SparkSession, Warehouse, RunWindow], StepResult]
 
@@ -36,13 +49,27 @@ def replaced(
     warehouse: Warehouse,
     spec: TableSpec,
     build: WindowStep,
-    checks: Mapping[str, WindowCheck],
+    checks: Mapping[str, WindowCheck | OneOf],
 ) -> dg.MaterializeResult:
     """Replace the run's window of ``spec`` with ``build``, run the selected ``checks`` and report it."""
     window, session = run_window(context.partition_time_window), spark.spark_session
     result = build(session, warehouse, window)
     written = window.of(spec.partition_by, spec.schema.field(spec.partition_by).type)
-    thunks = {name: partial(check, session, warehouse, window, result.source_version) for name, check in checks.items()}
+    arguments = (session, warehouse, window, result.source_version)
+    settled: dict[JointCheck, Mapping[str, CheckOutcome]] = {}
+
+    def thunk(check: WindowCheck | OneOf) -> Callable[[], CheckOutcome]:
+        if not isinstance(check, OneOf):
+            return partial(check, *arguments)
+
+        def one_of() -> CheckOutcome:
+            if check.joint not in settled:
+                settled[check.joint] = check.joint(*arguments)
+            return settled[check.joint][check.name]
+
+        return one_of
+
+    thunks = {name: thunk(check) for name, check in checks.items()}
     return materialized(
         warehouse,
         spec,
@@ -64,7 +91,7 @@ def window_asset(
     group_name: str,
     description: str,
     automation_condition: dg.AutomationCondition | None = None,
-    checks: Mapping[str, tuple[str, WindowCheck]] | None = None,
+    checks: Mapping[str, tuple[str, WindowCheck | OneOf]] | None = None,
 ) -> dg.AssetsDefinition:
     """The asset that owns ``spec``: ``build`` over its run's window; ``checks``: name -> (text, blocking check)."""
     checks = checks or {}

@@ -9,10 +9,10 @@ from pyspark.sql import functions as F
 from billing_assets.domain.keys import shift_recording_hour
 from billing_assets.domain.watermark import RESEND_REACH
 from billing_assets.steps.ingest import OUTCOMES, HourCounts
-from billing_assets.steps.invariants import EXAMPLES, CheckOutcome, examples, read_at, tally
+from billing_assets.steps.invariants import EXAMPLES, CheckOutcome, examples, read_at
 from billing_assets.tables.delta_io import read_table
 from billing_assets.tables.schemas import DEDUPLICATED_RAW, QUARANTINED_READINGS, RAW_READINGS
-from billing_assets.tables.selection import partition_range, partitions
+from billing_assets.tables.selection import partition_range
 from billing_assets.tables.warehouse import Warehouse
 from billing_assets.transforms.clock import recording_hour_key
 
@@ -21,20 +21,55 @@ from billing_assets.transforms.clock import recording_hour_key
 UNIQUENESS_REACH = RESEND_REACH
 
 
-def unique_record_ids(spark: SparkSession, warehouse: Warehouse, hours: Sequence[str]) -> CheckOutcome:
-    """No ``record_id`` of the recording hours written appears twice in them or within reach of them."""
+#: The deduplicated_raw invariants ``deduplicated_invariants`` settles together, by check name.
+UNIQUE_RECORD_ID, RECORDING_HOUR = "unique_record_id", "recording_hour"
+
+
+def deduplicated_invariants(
+    spark: SparkSession, warehouse: Warehouse, hours: Sequence[str], timezone: str = "UTC"
+) -> dict[str, CheckOutcome]:
+    """Both invariants of the ``deduplicated_raw`` hours written, from one Spark job over their reach.
+
+    ``unique_record_id``: no ``record_id`` of the hours written appears twice in them or within
+    reach of them. ``recording_hour``: every row of the hours written has ``recording_hour`` =
+    the start of the local hour (in ``timezone``) of its ``interval_start``. The hours written
+    lie inside the reach, so one read of it settles both.
+    """
     if not hours:
-        return CheckOutcome(True, {"recording_hours_written": 0, "rows_checked": 0, "duplicated_record_ids": 0})
+        return {
+            UNIQUE_RECORD_ID: CheckOutcome(
+                True, {"recording_hours_written": 0, "rows_checked": 0, "duplicated_record_ids": 0}
+            ),
+            RECORDING_HOUR: CheckOutcome(
+                True, {"recording_hours_written": 0, "rows_checked": 0, "rows_in_wrong_hour": 0, "wrong_rows": []}
+            ),
+        }
     first = shift_recording_hour(min(hours), -UNIQUENESS_REACH)
     last = shift_recording_hour(max(hours), UNIQUENESS_REACH)
+    written = F.col("recording_hour").isin(list(hours))
+    in_wrong_hour = ~F.col("recording_hour").eqNullSafe(recording_hour_key(F.col("interval_start"), timezone))
     scope = read_at(spark, warehouse, DEDUPLICATED_RAW, partition_range(first, last)).select(
-        "record_id", "recording_hour", F.col("recording_hour").isin(list(hours)).alias("written")
+        "record_id",
+        "recording_hour",
+        "interval_start",
+        written.alias("written"),
+        (written & in_wrong_hour).alias("wrong"),
     )
-    ids = scope.groupBy("record_id").agg(F.count(F.lit(1)).alias("copies"), F.max("written").alias("written"))
+    ids = scope.groupBy("record_id").agg(
+        F.count(F.lit(1)).alias("copies"),
+        F.max("written").alias("written"),
+        F.count(F.when(F.col("written"), True)).alias("written_rows"),
+        F.count(F.when(F.col("wrong"), True)).alias("wrong_rows"),
+    )
     duplicate = (F.col("copies") > 1) & F.col("written")
-    # One pass over the week: the rows in scope are the sum of the copies of every id.
-    row = ids.agg(F.sum("copies").alias("rows"), F.count(F.when(duplicate, True)).alias("duplicated")).first()
-    failures = row["duplicated"]
+    # One pass over the reach: the rows in scope are the sum of the copies of every id.
+    row = ids.agg(
+        F.sum("copies").alias("rows"),
+        F.count(F.when(duplicate, True)).alias("duplicated"),
+        F.sum("written_rows").alias("written_rows"),
+        F.sum("wrong_rows").alias("wrong_rows"),
+    ).first()
+    failures, wrong_rows = row["duplicated"], row["wrong_rows"] or 0
     listed = []
     if failures:
         duplicated = (
@@ -46,38 +81,28 @@ def unique_record_ids(spark: SparkSession, warehouse: Warehouse, hours: Sequence
             {"record_id": r["record_id"], "copies": r["copies"], "recording_hours": r["hours"]}
             for r in duplicated.orderBy("record_id").limit(EXAMPLES).collect()
         ]
-    return CheckOutcome(
-        failures == 0,
-        {
-            "recording_hours_written": len(hours),
-            "scope": f"recording_hour {first} .. {last}",
-            "rows_checked": row["rows"] or 0,
-            "duplicated_record_ids": failures,
-            "duplicates": listed,
-        },
-    )
-
-
-def recording_hours_match(
-    spark: SparkSession, warehouse: Warehouse, hours: Sequence[str], timezone: str = "UTC"
-) -> CheckOutcome:
-    """Every row's ``recording_hour`` is the start of the local hour (in ``timezone``) of its ``interval_start``."""
-    rows = read_at(spark, warehouse, DEDUPLICATED_RAW, partitions(hours) if hours else None)
-    if not hours:
-        rows = rows.limit(0)
-    in_wrong_hour = ~F.col("recording_hour").eqNullSafe(recording_hour_key(F.col("interval_start"), timezone))
-    checked, figures = tally(rows, wrong=in_wrong_hour)
-    failures = figures["wrong"]
-    wrong = rows.filter(in_wrong_hour).select("record_id", "interval_start", "recording_hour")
-    return CheckOutcome(
-        failures == 0,
-        {
-            "recording_hours_written": len(hours),
-            "rows_checked": checked,
-            "rows_in_wrong_hour": failures,
-            "wrong_rows": examples(wrong, "record_id", failures),
-        },
-    )
+    wrong = scope.filter("wrong").select("record_id", "interval_start", "recording_hour")
+    return {
+        UNIQUE_RECORD_ID: CheckOutcome(
+            failures == 0,
+            {
+                "recording_hours_written": len(hours),
+                "scope": f"recording_hour {first} .. {last}",
+                "rows_checked": row["rows"] or 0,
+                "duplicated_record_ids": failures,
+                "duplicates": listed,
+            },
+        ),
+        RECORDING_HOUR: CheckOutcome(
+            wrong_rows == 0,
+            {
+                "recording_hours_written": len(hours),
+                "rows_checked": row["written_rows"] or 0,
+                "rows_in_wrong_hour": wrong_rows,
+                "wrong_rows": examples(wrong, "record_id", wrong_rows),
+            },
+        ),
+    }
 
 
 def records_conserved(

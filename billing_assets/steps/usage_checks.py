@@ -37,67 +37,68 @@ def hourly_matches_readings(
     return compare_totals(expected, actual, ["recording_hour"], ["consumption", "readings"], "hours")
 
 
-def cumulative_never_decreases(
-    spark: SparkSession, warehouse: Warehouse, window: RunWindow, hourly_version: int | None = None
-) -> CheckOutcome:
-    """Within a billing month, a meterpoint's running total never goes down from one hour to the next.
+#: The running-total invariants ``cumulative_invariants`` settles together, by check name.
+NEVER_DECREASES, MONTH_TO_DATE_SUM = "never_decreases_within_month", "equals_month_to_date_hourly_sum"
 
-    It reads only ``cumulative_usage``; ``hourly_version`` is accepted so every window check has one signature.
+
+def cumulative_invariants(
+    spark: SparkSession, warehouse: Warehouse, window: RunWindow, hourly_version: int | None = None
+) -> dict[str, CheckOutcome]:
+    """Both running-total invariants of the run's months, from one Spark job over them.
+
+    ``never_decreases_within_month``: a meterpoint's running total never goes down from one hour
+    to the next. ``equals_month_to_date_hourly_sum``: each running total equals the month-to-date
+    sum of ``hourly_usage`` (read at ``hourly_version``), and no hourly row is left out. One pass
+    over the month, not one per figure: at the month's end each pass reads a month of rows.
     """
-    rows = read_at(spark, warehouse, CUMULATIVE_USAGE, window.months)
-    order = Window.partitionBy("meterpoint_id", "billing_month").orderBy("usage_hour")
-    with_previous = rows.withColumn("previous", F.lag("cumulative_consumption").over(order))
-    drop = F.col("cumulative_consumption") < F.col("previous")
-    checked, figures = tally(with_previous, decreasing=drop)
-    failures = figures["decreasing"]
-    drops = with_previous.filter(drop).select(
-        "meterpoint_id", "billing_month", "usage_hour", "previous", "cumulative_consumption"
-    )
-    return CheckOutcome(
-        failures == 0,
-        {
-            "rows_checked": checked,
-            "decreasing_rows": failures,
-            "decreases": examples(drops, "meterpoint_id", failures),
-        },
-    )
-
-
-def cumulative_matches_hourly(
-    spark: SparkSession, warehouse: Warehouse, window: RunWindow, hourly_version: int | None = None
-) -> CheckOutcome:
-    """Each running total equals the month-to-date sum of ``hourly_usage``, and no hourly row is left out."""
+    keys = ["meterpoint_id", "billing_month", "usage_hour"]
     hourly = (
         read_at(spark, warehouse, HOURLY_USAGE, window.hours, hourly_version)
         .withColumn("billing_month", billing_month("usage_hour", window.timezone))
-        .select("meterpoint_id", "billing_month", "usage_hour", F.col("consumption").cast(EXACT).alias("hourly"))
+        .select(*keys, F.col("consumption").cast(EXACT).alias("hourly"))
     )
-    keys = ["meterpoint_id", "billing_month", "usage_hour"]
-    rows = read_at(spark, warehouse, CUMULATIVE_USAGE, window.months)
-    order = (
-        Window.partitionBy("meterpoint_id", "billing_month")
-        .orderBy("usage_hour")
-        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    stored = read_at(spark, warehouse, CUMULATIVE_USAGE, window.months).select(
+        *keys, "cumulative_consumption", F.lit(True).alias("_stored")
     )
-    # hourly_usage has one row per (meterpoint, hour), so the left join keeps one row per total.
-    with_expected = rows.join(hourly, keys, "left").withColumn(
-        "expected", F.sum(F.coalesce("hourly", F.lit(0).cast(EXACT))).over(order)
+    # hourly_usage has one row per (meterpoint, hour), so the join keeps one row per total, plus
+    # one row per hourly row that has no total (left out). The sums and the previous total run
+    # over the stored totals only, as a reader of the table sees them.
+    month = Window.partitionBy("meterpoint_id", "billing_month").orderBy("usage_hour")
+    so_far = month.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    before = month.rowsBetween(Window.unboundedPreceding, -1)
+    is_stored = F.col("_stored").isNotNull()
+    rows = (
+        stored.join(hourly, keys, "full_outer")
+        .withColumn("expected", F.sum(F.when(is_stored, F.coalesce("hourly", F.lit(0).cast(EXACT)))).over(so_far))
+        .withColumn("previous", F.last("cumulative_consumption", ignorenulls=True).over(before))
     )
-    off = differs("expected", "cumulative_consumption")
-    checked, figures = tally(with_expected, wrong=off)
-    compared = with_expected.filter(off).select(
+    drop = is_stored & (F.col("cumulative_consumption") < F.col("previous"))
+    off = is_stored & differs("expected", "cumulative_consumption")
+    _, figures = tally(rows, checked=is_stored, decreasing=drop, wrong=off, missing=~is_stored)
+    checked, decreasing, wrong, left_out = (figures[name] for name in ("checked", "decreasing", "wrong", "missing"))
+    drops = rows.filter(drop).select(*keys, "previous", "cumulative_consumption")
+    compared = rows.filter(off).select(
         *keys, F.col("expected").cast("double").alias("expected"), "cumulative_consumption"
     )
-    missing = hourly.join(rows.select(*keys), keys, "left_anti")
-    wrong, left_out = figures["wrong"], missing.count()
-    return CheckOutcome(
-        wrong == 0 and left_out == 0,
-        {
-            "rows_checked": checked,
-            "rows_not_month_to_date_sum": wrong,
-            "hourly_rows_missing": left_out,
-            "mismatches": examples(compared, "meterpoint_id", wrong),
-            "missing": examples(missing, "meterpoint_id", left_out),
-            "tolerance_kwh": TOLERANCE,
-        },
-    )
+    missing = rows.filter(~is_stored).select(*keys)
+    return {
+        NEVER_DECREASES: CheckOutcome(
+            decreasing == 0,
+            {
+                "rows_checked": checked,
+                "decreasing_rows": decreasing,
+                "decreases": examples(drops, "meterpoint_id", decreasing),
+            },
+        ),
+        MONTH_TO_DATE_SUM: CheckOutcome(
+            wrong == 0 and left_out == 0,
+            {
+                "rows_checked": checked,
+                "rows_not_month_to_date_sum": wrong,
+                "hourly_rows_missing": left_out,
+                "mismatches": examples(compared, "meterpoint_id", wrong),
+                "missing": examples(missing, "meterpoint_id", left_out),
+                "tolerance_kwh": TOLERANCE,
+            },
+        ),
+    }

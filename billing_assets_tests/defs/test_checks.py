@@ -17,6 +17,7 @@ from billing_assets.process import process
 from billing_assets.resources.warehouse import WarehouseResource
 from billing_assets.steps import gold_checks, ingest_checks, usage_checks
 from billing_assets.steps.ingest import HourCounts
+from billing_assets.steps.invariants import CheckOutcome
 from billing_assets.tables.schemas import (
     AVG_CONSUMPTION_PER_HALF_HOUR_BY_PRODUCT,
     CUMULATIVE_USAGE,
@@ -241,14 +242,18 @@ def append(warehouse: Warehouse, spec, rows: list[dict]) -> None:
 
 def test_unique_record_ids_finds_a_copy_in_a_neighbouring_hour(spark, broken) -> None:
     hours = ["2026-03-10-07"]
-    assert ingest_checks.unique_record_ids(spark, broken, hours).passed
+
+    def unique() -> CheckOutcome:
+        return ingest_checks.deduplicated_invariants(spark, broken, hours)[ingest_checks.UNIQUE_RECORD_ID]
+
+    assert unique().passed
     [winner] = [x for x in table(broken, DEDUPLICATED_RAW).to_pyarrow_table().to_pylist() if x["record_id"] == "r1"]
     append(
         broken,
         DEDUPLICATED_RAW,
         [{**winner, "interval_start": ts("2026-03-11T07:00"), "recording_hour": "2026-03-11-07"}],
     )
-    passed, metadata = ingest_checks.unique_record_ids(spark, broken, hours)
+    passed, metadata = unique()
     assert not passed
     assert metadata["duplicated_record_ids"] == 1
     assert metadata["duplicates"] == [
@@ -259,14 +264,22 @@ def test_unique_record_ids_finds_a_copy_in_a_neighbouring_hour(spark, broken) ->
 
 def test_recording_hours_match_finds_a_row_filed_under_the_wrong_hour(spark, broken) -> None:
     hours = ["2026-03-10-08"]
-    assert ingest_checks.recording_hours_match(spark, broken, hours).passed
+
+    def matching() -> CheckOutcome:
+        return ingest_checks.deduplicated_invariants(spark, broken, hours)[ingest_checks.RECORDING_HOUR]
+
+    assert matching().passed
     table(broken, DEDUPLICATED_RAW).update(
         predicate="record_id = 'r5'", updates={"interval_start": "interval_start + INTERVAL '1 hour'"}
     )
-    passed, metadata = ingest_checks.recording_hours_match(spark, broken, hours)
+    passed, metadata = matching()
     assert not passed
     assert metadata["rows_in_wrong_hour"] == 1
     assert [row["record_id"] for row in metadata["wrong_rows"]] == ["r5"]
+    # A row of a neighbouring hour filed wrongly is not this run's: only the hours written are checked.
+    assert metadata["rows_checked"] == sum(
+        1 for x in table(broken, DEDUPLICATED_RAW).to_pyarrow_table().to_pylist() if x["recording_hour"] in hours
+    )
 
 
 def test_records_conserved_needs_the_counts_and_the_tables_to_agree(checked, spark, broken) -> None:
@@ -304,21 +317,24 @@ def test_hourly_matches_readings_finds_a_corrupted_hour(spark, broken) -> None:
 
 def test_cumulative_checks_find_a_broken_running_total(spark, broken) -> None:
     march = window(billing_months, "2026-03", "2026-03")  # UTC hours 2026-02-28-00 .. 2026-03-31-22
-    assert usage_checks.cumulative_never_decreases(spark, broken, march).passed
-    assert usage_checks.cumulative_matches_hourly(spark, broken, march).passed
+
+    def outcomes() -> tuple:
+        found = usage_checks.cumulative_invariants(spark, broken, march)
+        return found[usage_checks.NEVER_DECREASES], found[usage_checks.MONTH_TO_DATE_SUM]
+
+    assert all(outcome.passed for outcome in outcomes())
     table(broken, CUMULATIVE_USAGE).update(
         predicate="meterpoint_id = 'm1' AND usage_hour = '2026-03-10 08:00:00+00:00'",
         updates={"cumulative_consumption": "cumulative_consumption - 1"},
     )
-    passed, metadata = usage_checks.cumulative_never_decreases(spark, broken, march)
+    (passed, metadata), (summed, sums) = outcomes()
     assert not passed and metadata["decreasing_rows"] == 1
     assert metadata["decreases"][0]["usage_hour"].startswith("2026-03-10 08:00")
-    passed, metadata = usage_checks.cumulative_matches_hourly(spark, broken, march)
-    assert not passed and metadata["rows_not_month_to_date_sum"] == 1 and metadata["hourly_rows_missing"] == 0
+    assert not summed and sums["rows_not_month_to_date_sum"] == 1 and sums["hourly_rows_missing"] == 0
 
     table(broken, CUMULATIVE_USAGE).delete("meterpoint_id = 'm2' AND usage_hour = '2026-03-10 08:00:00+00:00'")
-    passed, metadata = usage_checks.cumulative_matches_hourly(spark, broken, march)
-    assert not passed and metadata["hourly_rows_missing"] == 1
+    _, (summed, sums) = outcomes()
+    assert not summed and sums["hourly_rows_missing"] == 1
 
 
 def test_gold_checks_find_a_total_that_no_longer_adds_up(spark, broken) -> None:

@@ -77,15 +77,16 @@ def load_dimensions(
         first_day,
         last_day,
     )
-    for dim in DIMENSIONS:
-        rows[dim.history.name] = replace(warehouse, dim.history, histories[dim.source_table], None).rows
-    problems = source_problems(current["agreement"], current["product"], current["meterpoint"])
-
     changed_days: list[str] = []
     if days is not None:
         coverage = agreement_days(current[AGREEMENT.source_table], current[PRODUCT.source_table], *days).persist()
         changed_days = retry_on_conflict(lambda: _replace_changed_days(spark, warehouse, coverage, days))
         coverage.unpersist()
+    # The histories are written after the coverage: a load stopped between the two leaves the old
+    # histories, so the next load finds the same changes again and redoes their days.
+    for dim in DIMENSIONS:
+        rows[dim.history.name] = replace(warehouse, dim.history, histories[dim.source_table], None).rows
+    problems = source_problems(current["agreement"], current["product"], current["meterpoint"])
     for history in histories.values():
         history.unpersist()
     return DimensionReport(snapshot_taken=taken, rows=rows, changed_days=changed_days, problems=problems)

@@ -2,6 +2,8 @@
 
 from datetime import date
 
+import pytest
+
 from billing_assets.steps.dimensions import load_dimensions
 from billing_assets.tables.delta_io import read_table
 from billing_assets.tables.schemas import AGREEMENT, AGREEMENT_DAYS, PRODUCT
@@ -41,3 +43,23 @@ def test_a_daily_load_recomputes_only_new_days_and_the_spans_the_source_changed(
 
     table = _rows(read_table(spark, warehouse.open(AGREEMENT_DAYS)))
     assert table == _rebuilt(spark, warehouse, date(2026, 4, 1))
+
+
+def test_a_load_that_fails_at_the_coverage_commit_is_redone_by_the_next_one(spark, tmp_path) -> None:
+    """The histories are written after the coverage: a failed load leaves the changes to be found again."""
+    source, warehouse = tmp_path / "source.db", Warehouse(str(tmp_path / "warehouse"))
+    write_source(source)
+    load_dimensions(spark, warehouse, str(source), date(2026, 3, 30), FIRST, date(2026, 3, 30))
+    write_source(source, [(1, "2026-01-01", "2026-03-27", STANDARD, "m1", "A1"), *AGREEMENTS[1:]])
+    # A real failure of the next coverage commit: its log entry's name is taken (as a folder).
+    log = tmp_path / "warehouse" / AGREEMENT_DAYS.name / "_delta_log"
+    blocker = log / f"{warehouse.open(AGREEMENT_DAYS).delta.version() + 1:020d}.json"
+    blocker.mkdir()
+    with pytest.raises(Exception):  # noqa: B017 - whichever error delta-rs gives, the load must stop
+        load_dimensions(spark, warehouse, str(source), date(2026, 3, 31), FIRST, date(2026, 3, 31))
+    blocker.rmdir()
+
+    changed = load_dimensions(spark, warehouse, str(source), date(2026, 3, 31), FIRST, date(2026, 3, 31)).changed_days
+    assert changed == ["2026-03-27", "2026-03-31"]
+    table = _rows(read_table(spark, warehouse.open(AGREEMENT_DAYS)))
+    assert table == _rebuilt(spark, warehouse, date(2026, 3, 31))

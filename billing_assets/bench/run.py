@@ -229,6 +229,15 @@ def _per_asset(report) -> str:
     return ", ".join(parts)
 
 
+def _longest_jobs(title: str, report) -> None:
+    """The report's longest Spark jobs, with the line of code that started each: the next profile."""
+    everything = sum(report.spark_jobs.values(), SparkJobs())
+    if everything.timed:
+        _say(f"{title} (seconds, where started):")
+        for seconds, site in everything.slowest(JOBS_LISTED):
+            _say(f"    {seconds:6.2f}  {site}")
+
+
 def _rate(records: int, seconds: float) -> str:
     rate = records / seconds
     return f"{rate:,.0f}" if rate >= 100 else f"{rate:.2f}"
@@ -402,6 +411,7 @@ def _bench(
         f"pipeline driver peak RSS: Python {_mib(pipeline.peak.python)}, JVM {_mib(pipeline.peak.jvm)}"
         f" ({len(report.run_ids)} Dagster runs)"
     )
+    _longest_jobs("the pipeline's longest Spark jobs", report)
     _say()
     # Throughput relative to plain Spark: above 1.00x is faster than it.
     header = ("engine", "seconds", "readings/s", "vs plain Spark", "Python peak", "JVM peak")
@@ -424,10 +434,7 @@ def _bench(
             f" {sum(j.jobs for j in warm[0].spark_jobs.values())} Spark jobs; per asset: " + _per_asset(warm[0])
         )
         _say(f"  cold (fresh process, Spark start included): {cold[0]:.1f}s; {cold[1]}")
-        _say("  the warm hour's longest Spark jobs (seconds, where started):")
-        everything = sum(warm[0].spark_jobs.values(), SparkJobs())
-        for seconds, site in everything.slowest(JOBS_LISTED):
-            _say(f"    {seconds:6.2f}  {site}")
+        _longest_jobs("  the warm hour's longest Spark jobs", warm[0])
     if source_lines:
         _say(f"source load, {agreements:,} agreements and meterpoints (local warehouse):")
         for line in source_lines:

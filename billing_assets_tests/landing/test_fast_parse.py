@@ -123,7 +123,7 @@ def files(draw) -> bytes:
 
 
 @given(files(), st.sampled_from(ZONES))
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_whenever_the_fast_path_answers_it_gives_the_safe_parsers_rows(data: bytes, timezone: str) -> None:
     fast = _fast(data, timezone)
     if fast is not None:
@@ -158,3 +158,76 @@ def test_the_sample_landing_zone_goes_the_fast_way_except_its_legacy_and_broken_
             fast_files += 1
             assert fast == _safe(data, "Europe/London", path.name, hour)
     assert fast_files > 0 and safe_files > 0
+
+
+#: The spring change (London skips 01:00-02:00 on 29 March), the autumn one (25 October repeats
+#: 01:00-02:00) and a week without a change.
+SPLIT_HOURS = ("2026-03-29-08", "2026-10-25-08", "2026-06-15-08")
+
+
+def _local(hour: str, timezone: str, minutes: int) -> str:
+    """The wall-clock time in ``timezone``, without its offset, of an instant ``minutes`` after ``hour``."""
+    instant = parse_hour_key(hour) + timedelta(minutes=minutes)
+    return instant.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _wall(hour: str, minutes: int) -> str:
+    """A wall-clock time ``minutes`` after the hour's own digits: it may be skipped or repeated locally."""
+    return (parse_hour_key(hour).replace(tzinfo=None) + timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@st.composite
+def split_files(draw, hour: str, timezone: str) -> bytes:
+    columns = draw(
+        st.sampled_from(
+            [
+                ["interval_start", "consumption_delta", "meterpoint_id"],
+                ["meterpoint_id", "interval_start", "consumption_delta"],
+                ["interval_start", "consumption_delta", "meterpoint_id", "note"],
+                ["interval_start", "consumption_delta", "interval_start"],
+                ["interval_start", "consumption_delta"],
+            ]
+        )
+    )
+    stamp = st.one_of(
+        st.builds(_local, st.just(hour), st.just(timezone), inside),
+        st.builds(_wall, st.just(hour), st.integers(-8 * 24 * 60, 24 * 60)),
+        st.builds(lambda s: s.replace(" ", "T"), st.builds(_local, st.just(hour), st.just(timezone), inside)),
+        any_stamp,
+    )
+    value = {"interval_start": stamp, "consumption_delta": any_consumption, "meterpoint_id": any_text, "note": any_text}
+    row = st.tuples(*[value[name] for name in columns]).map(list)
+    rows = draw(st.lists(st.one_of(row, row, row, st.just([1, 2]), st.just("x")), max_size=6))
+    doc = {"columns": columns, "data": rows, **draw(st.sampled_from([{}, {"source": "legacy"}]))}
+    text = json.dumps(doc)
+    if draw(st.booleans()) and draw(st.booleans()):
+        text = '{"data": [], ' + text[1:]  # a key named twice
+    return text.encode("utf-8", errors="surrogatepass")
+
+
+@given(st.sampled_from(SPLIT_HOURS).flatmap(lambda h: st.tuples(st.just(h), st.sampled_from(ZONES))), st.data())
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_for_the_split_form_too_the_fast_path_gives_the_safe_parsers_rows(place: tuple[str, str], data) -> None:
+    hour, timezone = place
+    document = data.draw(split_files(hour, timezone))
+    fast = _fast(document, timezone, hour=hour)
+    if fast is not None:
+        assert fast == _safe(document, timezone, hour=hour)
+
+
+@given(
+    st.lists(st.tuples(clean_text, inside, clean_consumption), min_size=1, max_size=20),
+    st.sampled_from(ZONES),
+    st.permutations(["interval_start", "consumption_delta", "meterpoint_id"]),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_fast_path_answers_for_every_clean_split_document(readings, timezone: str, columns: list[str]) -> None:
+    hour = "2026-06-15-08"  # no clock change within a week in any of the zones
+    rows = [
+        {"interval_start": _local(hour, timezone, minutes), "consumption_delta": kwh, "meterpoint_id": meter}
+        for meter, minutes, kwh in readings
+    ]
+    document = json.dumps({"columns": columns, "data": [[row[name] for name in columns] for row in rows]}).encode()
+    fast = _fast(document, timezone, hour=hour)
+    assert fast is not None
+    assert fast == _safe(document, timezone, hour=hour)

@@ -379,6 +379,8 @@ def _bench(
             # Both start from the warehouse the timed hours left behind.
             cold_warehouse = f"{warehouse}_cold"
             _copy_warehouse(warehouse, cold_warehouse, settings.s3_endpoint_url)
+            # The cold run is a fresh process on the same history: a copy of the instance too.
+            shutil.copytree(home, root / "dagster_home_cold")
             _progress(f"[bench] latency, warm: ingestion hour {end:%Y-%m-%dT%H} in the running session")
             warm = _timed(
                 lambda: process(end, end + timedelta(hours=1), resources, instance, echo=_progress, load_source=False)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import polars as pl
+import pyarrow.compute as pc
 from deltalake import write_deltalake
 from deltalake.transaction import CommitProperties, Transaction
 
@@ -322,8 +323,12 @@ def _accepted_ids(dedup: PinnedTable, late: pl.DataFrame, timezone: str) -> set[
     if late.is_empty():
         return set()
     hours = sorted({recording_hour_key(instant, timezone) for instant in late["interval_start"].to_list()})
-    found = dedup.delta.to_pyarrow_table(partitions=[("recording_hour", "in", hours)], columns=["record_id"])
-    return set(found.column("record_id").to_pylist()) & set(late["record_id"].to_list())
+    ids = late["record_id"].to_list()
+    # Filtered while the files are scanned: the hours read may hold the month's every reading.
+    found = dedup.delta.to_pyarrow_table(
+        partitions=[("recording_hour", "in", hours)], columns=["record_id"], filters=pc.field("record_id").isin(ids)
+    )
+    return set(found.column("record_id").to_pylist())
 
 
 def _first_copies(dedup: PinnedTable, conflicts: pl.DataFrame, timezone: str) -> pl.DataFrame:
@@ -333,10 +338,11 @@ def _first_copies(dedup: PinnedTable, conflicts: pl.DataFrame, timezone: str) ->
         return pl.DataFrame(schema={name: CONFLICT_SCHEMA[name] for name in columns})
     instants = conflicts["first_copy_at"].drop_nulls().to_list()
     hours = sorted({recording_hour_key(instant, timezone) for instant in instants})
-    found = pl.from_arrow(dedup.delta.to_pyarrow_table(partitions=[("recording_hour", "in", hours)], columns=columns))
-    return found.filter(pl.col("record_id").is_in(conflicts["record_id"].to_list())).cast(
-        {name: CONFLICT_SCHEMA[name] for name in columns}
-    )
+    # Filtered while the files are scanned: first copies spread over a month's hours, and reading
+    # those hours whole held the month's readings in this process (587 MiB at 10,000 meterpoints).
+    wanted = pc.field("record_id").isin(conflicts["record_id"].to_list())
+    found = dedup.delta.to_pyarrow_table(partitions=[("recording_hour", "in", hours)], columns=columns, filters=wanted)
+    return pl.from_arrow(found).cast({name: CONFLICT_SCHEMA[name] for name in columns})
 
 
 def _repair_adjustments(

@@ -166,7 +166,10 @@ def _whole_file_batches(
         except OSError as exc:
             rows = _whole_file(work.name, *_read_failure(exc))
         else:
-            readings = plain_readings(data, parse_hour_key(work.ingestion_hour), timezone, ceiling)
+            try:
+                readings = plain_readings(data, parse_hour_key(work.ingestion_hour), timezone, ceiling)
+            except Exception:  # noqa: BLE001 - the fast path only saves time: if it fails, the safe parser decides
+                readings = None
             if readings is not None:
                 yield from fast_batch(work.ingestion_hour, work.name, readings).to_batches(max_chunksize=BATCH_ROWS)
                 return

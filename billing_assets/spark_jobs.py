@@ -15,12 +15,16 @@ class SparkJobs:
     """How many Spark jobs ran, and their summed wall time from submission to completion."""
 
     jobs: int = 0
-    seconds: float = 0.0
     #: (seconds, where the job was started: Spark's call site, ``collect at steps/ingest.py:123``).
     timed: tuple[tuple[float, str], ...] = ()
 
+    @property
+    def seconds(self) -> float:
+        """The summed wall time of the jobs still in the driver's store."""
+        return sum(seconds for seconds, _ in self.timed)
+
     def __add__(self, other: "SparkJobs") -> "SparkJobs":
-        return SparkJobs(self.jobs + other.jobs, self.seconds + other.seconds, self.timed + other.timed)
+        return SparkJobs(self.jobs + other.jobs, self.timed + other.timed)
 
     def slowest(self, count: int) -> list[tuple[float, str]]:
         """The ``count`` longest jobs, longest first."""
@@ -55,4 +59,4 @@ def jobs_since(before: set[int] | None) -> SparkJobs | None:
             action, _, where = job.name().partition(" at ")
             site = f"{action} at {where.rsplit('/billing_assets/', 1)[-1]}"
             timed.append(((ended.get().getTime() - began.get().getTime()) / 1000, site))
-    return SparkJobs(len(new), sum(seconds for seconds, _ in timed), tuple(timed))
+    return SparkJobs(len(new), tuple(timed))

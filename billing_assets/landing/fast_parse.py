@@ -1,10 +1,11 @@
-"""The common case at C speed: a JSON-lines file whose every record is a clean reading.
+"""The common case at C speed: a landing file whose every record is a clean reading.
 
 ``landing.parse`` is total: it turns any bytes into readings and quarantine rows, one Python
 object at a time, and that is the safety net for hostile input. Most files are nothing of the
-kind: ASCII JSON lines, one object of exactly the four fields per line, timestamps with an
-offset, every reading inside the watermark. For those, pyarrow's JSON reader and compute
-kernels give the same rows several times faster.
+kind: ASCII JSON lines of exactly the four fields with offset timestamps, or a split-form
+document of exactly its three columns, every reading inside the watermark. For those,
+pyarrow's JSON reader (C ``json`` for a split document) and compute kernels give the same rows
+several times faster.
 
 The fast path never quarantines. It answers ``None`` for any file it cannot prove would give
 only accepted readings, and that whole file goes through the safe parser, so both paths give
@@ -50,9 +51,9 @@ _NEWLINE, _OPEN, _CLOSE = ord("\n"), ord("{"), ord("}")
 def _shaped_as_plain_lines(data: bytes) -> int | None:
     """The number of lines when every line is one ``{...}`` of ASCII without escapes, else ``None``.
 
-    Blank lines (which pyarrow skips but which count in line numbers), carriage returns, NULs,
-    escapes (a key can be spelled with them) and lines the safe parser calls too long all send
-    the file to the safe parser.
+    Blank lines (which pyarrow skips but which count in line numbers), carriage returns and
+    lines the safe parser calls too long send the file to the safe parser (``plain_readings``
+    has already refused non-ASCII, NULs and escapes).
     """
     if b"\r" in data:
         return None
